@@ -1,0 +1,1 @@
+//! Cross-service and browser tests live in `tests/`.

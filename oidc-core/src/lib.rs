@@ -1,0 +1,2 @@
+//! OpenID Connect and OAuth 2.0 protocol types shared by the provider and the web app.
+#![warn(missing_docs)]

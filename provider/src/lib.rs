@@ -1,0 +1,1 @@
+//! The OpenID Connect provider: configuration, storage, accounts, applications, keys, pages and endpoints.

@@ -1,0 +1,103 @@
+//! The real web app started in-process on a loopback port, configured for a [`TestProvider`].
+
+use anyhow::Context;
+use tokio::task::JoinHandle;
+
+use crate::provider::{PROVIDER_ID, PROVIDER_NAME};
+use crate::{TestProvider, bind_loopback, random_secret, wait_until_healthy};
+
+/// A running web app signed in against a [`TestProvider`]; stopped when dropped.
+pub struct TestWebapp {
+    /// The base URL, `http://127.0.0.1:{port}` (no trailing slash).
+    pub url: String,
+    /// The port it listens on.
+    pub port: u16,
+    /// The provider id in its routes.
+    pub provider_id: String,
+    /// The provider name on its sign-in button.
+    pub provider_name: String,
+    /// The session secret it was given.
+    pub session_secret: String,
+    server: JoinHandle<()>,
+}
+
+impl TestWebapp {
+    /// Starts a web app for `provider`, on the port the provider's client was registered for.
+    pub async fn start(provider: &TestProvider) -> anyhow::Result<Self> {
+        Self::start_with(provider, |_| {}).await
+    }
+
+    /// Like [`TestWebapp::start`], letting `customize` change the settings after the test
+    /// defaults are filled in.
+    pub async fn start_with(
+        provider: &TestProvider,
+        customize: impl FnOnce(&mut webapp::config::Settings),
+    ) -> anyhow::Result<Self> {
+        crate::init_test_logging();
+        let listener = match provider.take_webapp_listener() {
+            Some(listener) => listener,
+            None => {
+                // The provider was started for a given web app URL: listen on that port.
+                let url = url::Url::parse(&provider.webapp_url)
+                    .context("the provider's web app URL is not a URL")?;
+                let port = url
+                    .port_or_known_default()
+                    .context("the provider's web app URL has no port")?;
+                std::net::TcpListener::bind(("127.0.0.1", port)).with_context(|| {
+                    format!("binding the web app's port {port}, registered at the provider")
+                })?
+            }
+        };
+        listener.set_nonblocking(true)?;
+        let port = listener.local_addr()?.port();
+        let url = format!("http://127.0.0.1:{port}");
+        let session_secret = random_secret();
+        let mut settings = crate::settings::webapp_settings(crate::settings::WebappSeed {
+            url: &url,
+            addr: listener.local_addr()?,
+            session_secret: &session_secret,
+            issuer: &provider.issuer,
+            client_id: &provider.client_id,
+            client_secret: &provider.client_secret,
+            provider_id: PROVIDER_ID,
+            provider_name: PROVIDER_NAME,
+        })?;
+        customize(&mut settings);
+
+        let application = webapp::startup::Application::from_listener(settings, listener)
+            .await
+            .context("starting the web app")?;
+        let server = tokio::spawn(async move {
+            if let Err(error) = application.run_until_stopped().await {
+                eprintln!("testkit: the web app stopped with an error: {error:#}");
+            }
+        });
+        wait_until_healthy(&format!("{url}/healthz")).await?;
+
+        Ok(Self {
+            url,
+            port,
+            provider_id: PROVIDER_ID.to_owned(),
+            provider_name: PROVIDER_NAME.to_owned(),
+            session_secret,
+            server,
+        })
+    }
+
+    /// `{url}{path}`; `path` starts with `/`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
+    /// The redirect URI the web app uses.
+    pub fn redirect_uri(&self) -> String {
+        crate::provider::redirect_uri_for(&self.url)
+    }
+}
+
+impl Drop for TestWebapp {
+    fn drop(&mut self) {
+        // Dropping the actix server future closes its listeners and stops its workers.
+        self.server.abort();
+    }
+}

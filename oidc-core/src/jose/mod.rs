@@ -1,0 +1,108 @@
+//! Signed ID tokens: JWS algorithms, signing keys, the ID-token verifier and `at_hash` (RFC 7515,
+//! RFC 7518 §3, RFC 7519, RFC 8725, OpenID Connect Core 1.0 §2, §3.1.3.6–§3.1.3.7).
+//!
+//! [`Algorithm`] and [`at_hash`] are always available; [`SigningKey`] and [`IdTokenVerifier`]
+//! need the `jose` feature (default), which uses `josekit`.
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::encoding::{b64url, sha256};
+use crate::types::AccessToken;
+
+#[cfg(feature = "jose")]
+mod key;
+#[cfg(feature = "jose")]
+mod verify;
+
+#[cfg(feature = "jose")]
+pub use key::{KeyError, SignError, SigningKey};
+#[cfg(feature = "jose")]
+pub use verify::{IdTokenVerifier, MAX_TOKEN_LEN, VerifyError};
+
+/// The JWS algorithms this crate signs and verifies with (RFC 7518 §3.1): an allow-list by
+/// construction. There is no `none` and no HMAC variant, so a token claiming either is refused
+/// before any key is looked at (RFC 8725 §3.1, §3.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Algorithm {
+    /// RSASSA-PKCS1-v1_5 with SHA-256 (RFC 7518 §3.3); keys of at least 2048 bits. The algorithm
+    /// every OpenID Connect relying party supports.
+    RS256,
+    /// ECDSA on P-256 with SHA-256 (RFC 7518 §3.4): small keys, fast signing.
+    ES256,
+}
+
+/// An `alg` value outside the allow-list.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unsupported JWS algorithm {0:?}")]
+pub struct UnsupportedAlgorithm(pub String);
+
+impl Algorithm {
+    /// Every supported algorithm.
+    pub const ALL: [Algorithm; 2] = [Algorithm::RS256, Algorithm::ES256];
+
+    /// The `alg` name (RFC 7518 §3.1).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::RS256 => "RS256",
+            Self::ES256 => "ES256",
+        }
+    }
+
+    /// Parses an `alg` name (case-sensitive); `none`, `HS256` and everything else unsupported
+    /// is an error.
+    pub fn parse(value: &str) -> Result<Self, UnsupportedAlgorithm> {
+        match value {
+            "RS256" => Ok(Self::RS256),
+            "ES256" => Ok(Self::ES256),
+            other => Err(UnsupportedAlgorithm(other.chars().take(32).collect())),
+        }
+    }
+
+    /// The JWK `kty` a key for this algorithm has.
+    pub fn key_type(&self) -> &'static str {
+        match self {
+            Self::RS256 => "RSA",
+            Self::ES256 => "EC",
+        }
+    }
+}
+
+impl fmt::Display for Algorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Algorithm {
+    type Err = UnsupportedAlgorithm;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
+impl Serialize for Algorithm {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Algorithm {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Self::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// The `at_hash` claim for `access_token` signed with `alg` (OpenID Connect Core 1.0 §3.1.3.6):
+/// the left half of the hash of the token's ASCII bytes, base64url. Both supported algorithms
+/// hash with SHA-256, so the result is 22 characters.
+pub fn at_hash(access_token: &AccessToken, alg: Algorithm) -> String {
+    match alg {
+        Algorithm::RS256 | Algorithm::ES256 => {
+            let digest = sha256(access_token.secret().as_bytes());
+            b64url(&digest[..16])
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! JSON Web Keys and key sets (RFC 7517) for RSA and EC public keys (RFC 7518 §6.2, §6.3), with
+//! RFC 7638 thumbprints as key ids.
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::encoding::{b64url, sha256};
+
+/// The key-type-specific members of a public JWK (RFC 7518 §6), tagged by `kty`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "kty")]
+pub enum JwkParams {
+    /// An RSA public key (RFC 7518 §6.3.1): modulus and exponent, base64url big-endian.
+    #[serde(rename = "RSA")]
+    Rsa {
+        /// Modulus.
+        n: String,
+        /// Public exponent.
+        e: String,
+    },
+    /// An elliptic-curve public key (RFC 7518 §6.2.1): curve name and coordinates, base64url.
+    #[serde(rename = "EC")]
+    Ec {
+        /// Curve, e.g. `P-256`.
+        crv: String,
+        /// X coordinate.
+        x: String,
+        /// Y coordinate.
+        y: String,
+    },
+}
+
+/// A public JSON Web Key (RFC 7517 §4). Private members (such as `d`) are never read or written.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Jwk {
+    /// Key type and key material.
+    #[serde(flatten)]
+    pub params: JwkParams,
+    /// Intended use (`sig` for signing keys), RFC 7517 §4.2.
+    #[serde(rename = "use", default, skip_serializing_if = "Option::is_none")]
+    pub key_use: Option<String>,
+    /// The algorithm the key is meant for (e.g. `RS256`), RFC 7517 §4.4.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alg: Option<String>,
+    /// Key id, matched against the `kid` of a JWS header (RFC 7517 §4.5). Keys made by this
+    /// crate use the RFC 7638 thumbprint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kid: Option<String>,
+}
+
+impl Jwk {
+    /// A key from its members, with no `use`, `alg` or `kid`.
+    pub fn new(params: JwkParams) -> Self {
+        Self {
+            params,
+            key_use: None,
+            alg: None,
+            kid: None,
+        }
+    }
+
+    /// An RSA public key from its big-endian modulus and exponent.
+    pub fn rsa(modulus: &[u8], exponent: &[u8]) -> Self {
+        Self::new(JwkParams::Rsa {
+            n: b64url(modulus),
+            e: b64url(exponent),
+        })
+    }
+
+    /// A P-256 public key from its big-endian coordinates.
+    pub fn ec_p256(x: &[u8], y: &[u8]) -> Self {
+        Self::new(JwkParams::Ec {
+            crv: "P-256".into(),
+            x: b64url(x),
+            y: b64url(y),
+        })
+    }
+
+    /// The `kty` value: `RSA` or `EC`.
+    pub fn key_type(&self) -> &'static str {
+        match self.params {
+            JwkParams::Rsa { .. } => "RSA",
+            JwkParams::Ec { .. } => "EC",
+        }
+    }
+
+    /// The RFC 7638 thumbprint: SHA-256 over the required members in lexicographic order with
+    /// no whitespace, base64url.
+    pub fn thumbprint(&self) -> String {
+        // serde_json escapes strings exactly as RFC 7638 §3 requires (JSON string syntax).
+        let s = |v: &str| serde_json::Value::String(v.to_owned()).to_string();
+        let canonical = match &self.params {
+            JwkParams::Rsa { n, e } => format!(r#"{{"e":{},"kty":"RSA","n":{}}}"#, s(e), s(n)),
+            JwkParams::Ec { crv, x, y } => format!(
+                r#"{{"crv":{},"kty":"EC","x":{},"y":{}}}"#,
+                s(crv),
+                s(x),
+                s(y)
+            ),
+        };
+        b64url(sha256(canonical.as_bytes()))
+    }
+
+    /// This key with `kid` set to its thumbprint.
+    pub fn with_thumbprint_kid(mut self) -> Self {
+        self.kid = Some(self.thumbprint());
+        self
+    }
+
+    /// Whether the key may verify signatures: `use` is absent or `sig` (RFC 7517 §4.2).
+    pub fn is_for_signing(&self) -> bool {
+        self.key_use.as_deref().is_none_or(|u| u == "sig")
+    }
+}
+
+/// A JWK Set (RFC 7517 §5): what a provider serves at its `jwks_uri`.
+///
+/// Reading a set skips keys whose type is not understood (e.g. `oct` or `OKP`), as RFC 7517 §5
+/// asks, instead of refusing the whole set.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct JwkSet {
+    /// The keys.
+    pub keys: Vec<Jwk>,
+}
+
+impl JwkSet {
+    /// A set of `keys`.
+    pub fn new(keys: Vec<Jwk>) -> Self {
+        Self { keys }
+    }
+
+    /// The key with id `kid`.
+    pub fn find(&self, kid: &str) -> Option<&Jwk> {
+        self.keys.iter().find(|k| k.kid.as_deref() == Some(kid))
+    }
+}
+
+impl<'de> Deserialize<'de> for JwkSet {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Raw {
+            keys: Vec<serde_json::Value>,
+        }
+        let raw = Raw::deserialize(d)?;
+        let keys = raw
+            .keys
+            .into_iter()
+            .filter_map(|v| serde_json::from_value::<Jwk>(v).ok())
+            .collect();
+        Ok(Self { keys })
+    }
+}

@@ -1,0 +1,13 @@
+//! Load generator and measurements for the provider: flows a browser and a relying party make,
+//! run at several concurrencies against a provider on loopback, next to this machine's limits.
+
+pub mod flows;
+pub mod html;
+pub mod http;
+pub mod limits;
+pub mod process;
+pub mod procfs;
+pub mod report;
+pub mod runner;
+pub mod stats;
+pub mod suite;

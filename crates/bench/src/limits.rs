@@ -1,0 +1,110 @@
+//! The machine's limits for the provider's two expensive operations, measured in the same run:
+//! RS256 signatures (an ID token per token response) and bcrypt hashes (one per login).
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use josekit::jwk::KeyPair;
+use josekit::jws::{JwsHeader, RS256};
+use josekit::jwt::JwtPayload;
+use serde::Serialize;
+
+/// Operations per second with `threads` threads.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Rate {
+    pub per_sec: f64,
+    pub threads: usize,
+    pub operations: u64,
+    pub seconds: f64,
+}
+
+/// Runs `op` on `threads` threads until each has spent at least `min_time`, then reports the
+/// combined rate (operations over the slowest thread's time).
+fn measure<F>(threads: usize, min_time: Duration, make_op: impl Fn() -> F) -> Rate
+where
+    F: FnMut() + Send + 'static,
+{
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            let mut op = make_op();
+            std::thread::spawn(move || {
+                let started = Instant::now();
+                let mut count = 0u64;
+                while count == 0 || started.elapsed() < min_time {
+                    op();
+                    count += 1;
+                }
+                (count, started.elapsed())
+            })
+        })
+        .collect();
+    let mut operations = 0;
+    let mut seconds: f64 = 0.0;
+    for handle in handles {
+        let (count, elapsed) = handle.join().expect("limit thread panicked");
+        operations += count;
+        seconds = seconds.max(elapsed.as_secs_f64());
+    }
+    Rate {
+        per_sec: operations as f64 / seconds,
+        threads,
+        operations,
+        seconds,
+    }
+}
+
+/// bcrypt hashes per second at `cost`.
+pub fn bcrypt_rate(cost: u32, threads: usize, min_time: Duration) -> anyhow::Result<Rate> {
+    bcrypt::hash("limit-check", cost).context("bcrypt cost")?;
+    Ok(measure(threads, min_time, || {
+        move || {
+            let _ = bcrypt::hash("correct horse battery staple", cost);
+        }
+    }))
+}
+
+/// RS256 signatures per second of an ID-token-sized JWT with a 2048-bit key parsed once.
+pub fn rs256_rate(threads: usize, min_time: Duration) -> anyhow::Result<Rate> {
+    let key = RS256.generate_key_pair(2048)?;
+    let pem = key.to_pem_private_key();
+    let mut header = JwsHeader::new();
+    header.set_token_type("JWT");
+    header.set_key_id("bench-key-0123456789abcdefghijklmnopqrstuv");
+    let mut payload = JwtPayload::new();
+    payload.set_issuer("http://127.0.0.1:8000");
+    payload.set_subject("c2xvd2x5LXJhbmRvbS1zdWJqZWN0");
+    payload.set_audience(vec!["bench-client"]);
+    let now = std::time::SystemTime::now();
+    payload.set_issued_at(&now);
+    payload.set_expires_at(&(now + Duration::from_secs(3600)));
+    for (claim, value) in [
+        ("nonce", "bm9uY2Utbm9uY2Utbm9uY2U"),
+        ("at_hash", "77QmUPtjPfzWtF2AnpK9RQ"),
+        ("name", "Alice Example"),
+        ("email", "alice@example.com"),
+    ] {
+        payload.set_claim(claim, Some(value.into()))?;
+    }
+    let signer = RS256.signer_from_pem(&pem)?;
+    josekit::jwt::encode_with_signer(&payload, &header, &signer)?;
+    Ok(measure(threads, min_time, || {
+        let signer = RS256.signer_from_pem(&pem).expect("key parsed above");
+        let (payload, header) = (payload.clone(), header.clone());
+        move || {
+            let _ = josekit::jwt::encode_with_signer(&payload, &header, &signer);
+        }
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn measures_both_limits() {
+        let bcrypt = bcrypt_rate(4, 2, Duration::from_millis(20)).expect("bcrypt");
+        assert!(bcrypt.per_sec > 0.0 && bcrypt.operations >= 2);
+        let rsa = rs256_rate(1, Duration::from_millis(20)).expect("rs256");
+        assert!(rsa.per_sec > 0.0 && rsa.operations >= 1);
+    }
+}

@@ -1,0 +1,402 @@
+//! The whole benchmark: machine limits, the provider started on loopback with a fresh database,
+//! every scenario at every concurrency, memory and start-up figures, and the web app's memory.
+
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::flows::{Ctx, Target, random_token};
+use crate::limits;
+use crate::process::{Service, free_port, sibling_binary};
+use crate::procfs;
+use crate::report::{self, Limits, Machine, ProviderFigures, Report, WebappFigures};
+use crate::runner::{self, AgentPool, Bounds, RunResult, Scenario};
+
+/// Command-line options of the benchmark.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "bench",
+    about = "Measures the provider against this machine's limits"
+)]
+pub struct Options {
+    /// The provider binary (default: `provider` next to this executable).
+    #[arg(long)]
+    pub provider_bin: Option<PathBuf>,
+    /// The web app binary (default: `webapp` next to this executable).
+    #[arg(long)]
+    pub webapp_bin: Option<PathBuf>,
+    /// Skip the web app's memory figure.
+    #[arg(long)]
+    pub no_webapp: bool,
+    /// Where report.json, report.md and the services' logs go.
+    #[arg(long, default_value = "target/bench")]
+    pub out: PathBuf,
+    /// bcrypt cost of the provider's password hashes (the login flow measures it).
+    #[arg(long, default_value_t = 12)]
+    pub bcrypt_cost: u32,
+    /// Concurrency levels (virtual users).
+    #[arg(long, value_delimiter = ',', default_values_t = vec![1, 8, 64])]
+    pub concurrency: Vec<usize>,
+    /// Scenarios to run (default: all).
+    #[arg(long, value_delimiter = ',')]
+    pub scenarios: Vec<Scenario>,
+    /// Seconds each run of a cheap scenario starts operations.
+    #[arg(long, default_value_t = 3.0)]
+    pub seconds: f64,
+    /// Seconds each run of login flows starts operations (each costs a bcrypt hash).
+    #[arg(long, default_value_t = 6.0)]
+    pub login_seconds: f64,
+    /// At most this many operations per run.
+    #[arg(long, default_value_t = 300_000)]
+    pub max_ops: u64,
+    /// Threads for the machine limits (the provider's share of the cores).
+    #[arg(long, default_value_t = 2)]
+    pub limit_threads: usize,
+    /// Restarts on the existing database timed for the ready figure.
+    #[arg(long, default_value_t = 5)]
+    pub ready_runs: usize,
+    /// Seconds to let a process settle before reading its idle RSS.
+    #[arg(long, default_value_t = 1.0)]
+    pub settle_seconds: f64,
+}
+
+/// The credentials and settings the provider is bootstrapped with.
+struct Seed {
+    username: String,
+    password: String,
+    client_id: String,
+    client_secret: String,
+}
+
+/// Runs the benchmark and returns its report (nothing written).
+pub async fn run(options: &Options) -> anyhow::Result<Report> {
+    let provider_bin = match &options.provider_bin {
+        Some(path) => path.clone(),
+        None => sibling_binary("provider")?,
+    };
+    let webapp_bin = match (&options.webapp_bin, options.no_webapp) {
+        (_, true) => None,
+        (Some(path), false) => Some(path.clone()),
+        (None, false) => Some(sibling_binary("webapp")?),
+    };
+    std::fs::create_dir_all(&options.out)
+        .with_context(|| format!("creating {}", options.out.display()))?;
+    let out = options.out.canonicalize()?;
+    let scenarios = if options.scenarios.is_empty() {
+        Scenario::ALL.to_vec()
+    } else {
+        Scenario::ALL
+            .into_iter()
+            .filter(|s| options.scenarios.contains(s))
+            .collect()
+    };
+
+    let (cores, cpu_model) = procfs::machine();
+    let load_average_before = procfs::load_average();
+    eprintln!("machine: {cores} cores, {cpu_model}, load average {load_average_before:?}");
+
+    eprintln!(
+        "measuring limits: bcrypt cost {} and RS256 on {} threads",
+        options.bcrypt_cost, options.limit_threads
+    );
+    let bcrypt_time = Duration::from_secs(2);
+    let limits = tokio::task::spawn_blocking({
+        let (cost, threads) = (options.bcrypt_cost, options.limit_threads);
+        move || -> anyhow::Result<Limits> {
+            Ok(Limits {
+                bcrypt_cost: cost,
+                bcrypt: limits::bcrypt_rate(cost, threads, bcrypt_time)?,
+                rs256: limits::rs256_rate(threads, Duration::from_secs(1))?,
+            })
+        }
+    })
+    .await??;
+    eprintln!(
+        "  bcrypt {:.1}/s, RS256 {:.0}/s",
+        limits.bcrypt.per_sec, limits.rs256.per_sec
+    );
+
+    let dir = tempfile::tempdir()?;
+    let provider_port = free_port()?;
+    let webapp_port = free_port()?;
+    let issuer = format!("http://127.0.0.1:{provider_port}");
+    let webapp_url = format!("http://127.0.0.1:{webapp_port}");
+    let redirect_uri = format!("{webapp_url}/api/auth/callback/provider");
+    let seed = Seed {
+        username: "alice".into(),
+        password: random_token(18),
+        client_id: "bench-client".into(),
+        client_secret: random_token(32),
+    };
+    let provider_env = provider_env(
+        options,
+        &issuer,
+        provider_port,
+        dir.path(),
+        &seed,
+        &redirect_uri,
+        &webapp_url,
+    );
+    let provider_log = out.join("provider.log");
+    let _ = std::fs::remove_file(&provider_log);
+    let start_timeout = Duration::from_secs(60);
+    let provider_addr = ([127, 0, 0, 1], provider_port).into();
+    let provider = Service::start(
+        "provider",
+        &provider_bin,
+        dir.path(),
+        &provider_env,
+        provider_addr,
+        &provider_log,
+        start_timeout,
+    )
+    .await?;
+    let first_start_ready_ms = ms(provider.ready_after);
+    eprintln!("provider ready in {first_start_ready_ms:.0} ms (fresh database) on {issuer}");
+    settle(options).await;
+    let idle_rss_after_bootstrap_kib = procfs::memory(provider.pid()).map(|m| m.rss_kib);
+
+    let webapp = match &webapp_bin {
+        Some(binary) => Some(
+            webapp_idle(
+                binary,
+                dir.path(),
+                &out,
+                &issuer,
+                &webapp_url,
+                webapp_port,
+                &seed,
+                options,
+            )
+            .await?,
+        ),
+        None => None,
+    };
+
+    let target = Target {
+        addr: provider_addr,
+        issuer: issuer.clone(),
+        client_id: seed.client_id.clone(),
+        client_secret: seed.client_secret.clone(),
+        redirect_uri,
+        username: seed.username.clone(),
+        password: seed.password.clone(),
+        scope: "openid profile email offline_access".into(),
+    };
+    let ctx = Rc::new(Ctx::discover(target).await?);
+    let runs = run_scenarios(&ctx, &scenarios, options, Some(provider.pid())).await?;
+
+    let peak_rss_kib = procfs::memory(provider.pid()).map(|m| m.hwm_kib);
+    settle(options).await;
+    let idle_rss_after_load_kib = procfs::memory(provider.pid()).map(|m| m.rss_kib);
+    provider.stop()?;
+
+    eprintln!(
+        "timing {} restarts on the existing database",
+        options.ready_runs
+    );
+    let mut ready_ms = Vec::new();
+    let mut idle_rss_kib = None;
+    for i in 0..options.ready_runs {
+        let restarted = Service::start(
+            "provider",
+            &provider_bin,
+            dir.path(),
+            &provider_env,
+            provider_addr,
+            &provider_log,
+            start_timeout,
+        )
+        .await?;
+        ready_ms.push(ms(restarted.ready_after));
+        if i + 1 == options.ready_runs {
+            settle(options).await;
+            idle_rss_kib = procfs::memory(restarted.pid()).map(|m| m.rss_kib);
+        }
+        restarted.stop()?;
+    }
+    let mut sorted = ready_ms.clone();
+    sorted.sort_by(f64::total_cmp);
+    let provider_figures = ProviderFigures {
+        first_start_ready_ms,
+        ready_ms_median: sorted.get(sorted.len() / 2).copied(),
+        ready_ms_max: sorted.last().copied(),
+        ready_ms,
+        idle_rss_kib,
+        idle_rss_after_bootstrap_kib,
+        idle_rss_after_load_kib,
+        peak_rss_kib,
+    };
+
+    let targets = report::check_targets(&runs, &limits, &provider_figures, webapp.as_ref());
+    let fractions = report::fractions(&runs, &limits);
+    Ok(Report {
+        command: std::env::var("BENCH_COMMAND")
+            .unwrap_or_else(|_| std::env::args().collect::<Vec<_>>().join(" ")),
+        machine: Machine {
+            cores,
+            cpu_model,
+            load_average_before,
+            load_average_after: procfs::load_average(),
+        },
+        limits,
+        runs,
+        fractions,
+        provider: provider_figures,
+        webapp,
+        targets,
+    })
+}
+
+/// Every scenario at every concurrency, against an already running provider.
+pub async fn run_scenarios(
+    ctx: &Rc<Ctx>,
+    scenarios: &[Scenario],
+    options: &Options,
+    provider_pid: Option<u32>,
+) -> anyhow::Result<Vec<RunResult>> {
+    let local = tokio::task::LocalSet::new();
+    local
+        .run_until(async {
+            let mut pool = AgentPool::default();
+            let mut runs = Vec::new();
+            for &scenario in scenarios {
+                for &concurrency in &options.concurrency {
+                    let seconds = if scenario == Scenario::Login {
+                        options.login_seconds
+                    } else {
+                        options.seconds
+                    };
+                    let bounds = Bounds {
+                        duration: Duration::from_secs_f64(seconds),
+                        max_ops: options.max_ops,
+                    };
+                    let result = runner::run(ctx, &mut pool, scenario, concurrency, bounds, provider_pid)
+                        .await?;
+                    eprintln!(
+                        "  {:<15} c={:<3} {:>8} ops {:>10.1}/s p50 {:>8.2} ms p99 {:>8.2} ms errors {} (provider {:.2} cores, generator {:.2})",
+                        result.name,
+                        concurrency,
+                        result.operations,
+                        result.per_sec,
+                        result.latency.p50_ms,
+                        result.latency.p99_ms,
+                        result.errors,
+                        result.provider_cpu,
+                        result.generator_cpu
+                    );
+                    runs.push(result);
+                }
+            }
+            Ok(runs)
+        })
+        .await
+}
+
+fn provider_env(
+    options: &Options,
+    issuer: &str,
+    port: u16,
+    dir: &std::path::Path,
+    seed: &Seed,
+    redirect_uri: &str,
+    webapp_url: &str,
+) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = [
+        ("PROVIDER_ISSUER", issuer.to_owned()),
+        ("PROVIDER_ADDR", format!("127.0.0.1:{port}")),
+        (
+            "PROVIDER_DATABASE_URL",
+            dir.join("provider.db").display().to_string(),
+        ),
+        ("PROVIDER_BCRYPT_COST", options.bcrypt_cost.to_string()),
+        ("PROVIDER_BOOTSTRAP_ADMIN_USERNAME", "admin".into()),
+        ("PROVIDER_BOOTSTRAP_ADMIN_PASSWORD", random_token(18)),
+        ("PROVIDER_BOOTSTRAP_ADMIN_EMAIL", "admin@example.com".into()),
+        ("PROVIDER_BOOTSTRAP_USER_USERNAME", seed.username.clone()),
+        ("PROVIDER_BOOTSTRAP_USER_PASSWORD", seed.password.clone()),
+        ("PROVIDER_BOOTSTRAP_USER_EMAIL", "alice@example.com".into()),
+        ("PROVIDER_BOOTSTRAP_USER_GIVEN_NAME", "Alice".into()),
+        ("PROVIDER_BOOTSTRAP_USER_FAMILY_NAME", "Example".into()),
+        ("PROVIDER_BOOTSTRAP_CLIENT_ID", seed.client_id.clone()),
+        (
+            "PROVIDER_BOOTSTRAP_CLIENT_SECRET",
+            seed.client_secret.clone(),
+        ),
+        ("PROVIDER_BOOTSTRAP_CLIENT_NAME", "Bench".into()),
+        (
+            "PROVIDER_BOOTSTRAP_CLIENT_REDIRECT_URIS",
+            redirect_uri.to_owned(),
+        ),
+        (
+            "PROVIDER_BOOTSTRAP_CLIENT_POST_LOGOUT_REDIRECT_URIS",
+            format!("{webapp_url}/api/auth/signin"),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    // The provider's log level is the operator's choice; warnings only unless told otherwise.
+    if std::env::var_os("PROVIDER_LOG").is_none() {
+        env.push(("PROVIDER_LOG".into(), "warn".into()));
+    }
+    env
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn webapp_idle(
+    binary: &std::path::Path,
+    dir: &std::path::Path,
+    out: &std::path::Path,
+    issuer: &str,
+    webapp_url: &str,
+    port: u16,
+    seed: &Seed,
+    options: &Options,
+) -> anyhow::Result<WebappFigures> {
+    let env: Vec<(String, String)> = [
+        ("WEBAPP_URL", webapp_url.to_owned()),
+        ("WEBAPP_ADDR", format!("127.0.0.1:{port}")),
+        ("WEBAPP_SESSION_SECRET", random_token(48)),
+        ("OIDC_ISSUER", issuer.to_owned()),
+        ("OIDC_CLIENT_ID", seed.client_id.clone()),
+        ("OIDC_CLIENT_SECRET", seed.client_secret.clone()),
+        ("OIDC_PROVIDER_ID", "provider".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let log = out.join("webapp.log");
+    let _ = std::fs::remove_file(&log);
+    let webapp = Service::start(
+        "webapp",
+        binary,
+        dir,
+        &env,
+        ([127, 0, 0, 1], port).into(),
+        &log,
+        Duration::from_secs(30),
+    )
+    .await?;
+    settle(options).await;
+    let figures = WebappFigures {
+        ready_ms: ms(webapp.ready_after),
+        idle_rss_kib: procfs::memory(webapp.pid()).map(|m| m.rss_kib),
+    };
+    eprintln!(
+        "webapp ready in {:.0} ms, idle RSS {:?} KiB",
+        figures.ready_ms, figures.idle_rss_kib
+    );
+    webapp.stop()?;
+    Ok(figures)
+}
+
+async fn settle(options: &Options) {
+    tokio::time::sleep(Duration::from_secs_f64(options.settle_seconds)).await;
+}
+
+fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}

@@ -1,6 +1,7 @@
 //! Load generator and measurements for the provider: flows a browser and a relying party make,
 //! run at several concurrencies against a provider on loopback, next to this machine's limits.
 
+pub mod clientcost;
 pub mod flows;
 pub mod html;
 pub mod http;

@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use crate::clientcost::ClientCost;
 use crate::limits::Rate;
 use crate::runner::{RunResult, Scenario};
 
@@ -73,6 +74,8 @@ pub struct Report {
     pub limits: Limits,
     pub runs: Vec<RunResult>,
     pub fractions: Vec<Fraction>,
+    /// The generator's own cost per request with each HTTP client.
+    pub client_comparison: Vec<ClientCost>,
     pub provider: ProviderFigures,
     pub webapp: Option<WebappFigures>,
     pub targets: Vec<TargetCheck>,
@@ -387,6 +390,25 @@ impl Report {
                 share,
                 r.provider_cpu,
                 r.generator_cpu
+            );
+        }
+        if !self.client_comparison.is_empty() {
+            let costs: Vec<String> = self
+                .client_comparison
+                .iter()
+                .map(|c| {
+                    format!(
+                        "{} {:.1} µs ({}/s)",
+                        c.client,
+                        c.generator_cpu_us_per_request,
+                        thousands(c.per_sec)
+                    )
+                })
+                .collect();
+            let _ = writeln!(
+                out,
+                "\nThe generator's own CPU per discovery request at concurrency 64: {}.",
+                costs.join(", ")
             );
         }
         let _ = writeln!(

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
+use crate::clientcost;
 use crate::flows::{Ctx, Target, random_token};
 use crate::limits;
 use crate::process::{Service, free_port, sibling_binary};
@@ -57,6 +58,9 @@ pub struct Options {
     /// Restarts on the existing database timed for the ready figure.
     #[arg(long, default_value_t = 5)]
     pub ready_runs: usize,
+    /// Skip measuring the generator's CPU cost per request with reqwest and with hyper.
+    #[arg(long)]
+    pub no_client_comparison: bool,
     /// Seconds to let a process settle before reading its idle RSS.
     #[arg(long, default_value_t = 1.0)]
     pub settle_seconds: f64,
@@ -187,6 +191,27 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     };
     let ctx = Rc::new(Ctx::discover(target).await?);
     let runs = run_scenarios(&ctx, &scenarios, options, Some(provider.pid())).await?;
+    let client_comparison = if options.no_client_comparison {
+        Vec::new()
+    } else {
+        eprintln!("comparing HTTP clients on {}", ctx.endpoints.discovery);
+        let local = tokio::task::LocalSet::new();
+        let costs = local
+            .run_until(clientcost::compare(
+                provider_addr,
+                &ctx.endpoints.discovery,
+                64,
+                Duration::from_secs_f64(options.seconds),
+            ))
+            .await?;
+        for cost in &costs {
+            eprintln!(
+                "  {:<8} {:>9.0}/s, generator {:.1} µs CPU per request ({:.2} cores)",
+                cost.client, cost.per_sec, cost.generator_cpu_us_per_request, cost.generator_cpu
+            );
+        }
+        costs
+    };
 
     let peak_rss_kib = procfs::memory(provider.pid()).map(|m| m.hwm_kib);
     settle(options).await;
@@ -244,6 +269,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         limits,
         runs,
         fractions,
+        client_comparison,
         provider: provider_figures,
         webapp,
         targets,

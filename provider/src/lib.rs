@@ -1,1 +1,14 @@
 //! The OpenID Connect provider: configuration, storage, accounts, applications, keys, pages and endpoints.
+
+pub mod bootstrap;
+pub mod cli;
+pub mod config;
+pub mod health;
+pub mod identity;
+pub mod keys;
+pub mod oauth;
+pub mod pages;
+pub mod startup;
+pub mod state;
+pub mod storage;
+pub mod telemetry;

@@ -1,0 +1,255 @@
+//! `/login` and `/logout`: the password form, its checks and throttling, and signing out.
+
+use actix_session::Session;
+use actix_web::http::StatusCode;
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use serde::{Deserialize, Serialize};
+
+use crate::identity::session::{self, current_login};
+use crate::pages::{self, csrf, error_page, render_with_status, safe_next};
+use crate::state::AppState;
+use crate::storage::users::{self, User};
+use crate::storage::{StorageError, now};
+
+/// The one message for a wrong password, an unknown user and a deactivated account, so the
+/// form does not tell which usernames exist.
+pub const LOGIN_FAILED: &str = "Incorrect username or password.";
+
+/// Mounts `/login` and `/logout`.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/login")
+            .route(web::get().to(login_form))
+            .route(web::post().to(login)),
+    )
+    .service(
+        web::resource("/logout")
+            .route(web::get().to(logout_form))
+            .route(web::post().to(logout)),
+    );
+}
+
+/// Failures of the login and logout pages.
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    /// The form's CSRF token is missing or wrong.
+    #[error("the form expired or was not sent from this site")]
+    Csrf,
+    /// Anything else; logged, never shown.
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl From<StorageError> for LoginError {
+    fn from(e: StorageError) -> Self {
+        Self::Unexpected(e.into())
+    }
+}
+
+impl ResponseError for LoginError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::Csrf => StatusCode::FORBIDDEN,
+            Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        match self {
+            Self::Csrf => error_page(
+                StatusCode::FORBIDDEN,
+                "Form expired",
+                "This form has expired or was not sent from this site. Go back, reload the page and try again.",
+            ),
+            Self::Unexpected(error) => {
+                tracing::error!(error = ?error, "login failed unexpectedly");
+                error_page(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Something went wrong",
+                    "Signing in failed. Please try again later.",
+                )
+            }
+        }
+    }
+}
+
+/// Query of `GET /login`.
+#[derive(Debug, Deserialize)]
+pub struct NextQuery {
+    /// Local path to continue to after signing in.
+    pub next: Option<String>,
+}
+
+#[derive(Serialize)]
+struct LoginPage<'a> {
+    csrf_token: String,
+    next: &'a str,
+    username: &'a str,
+    error: Option<&'a str>,
+}
+
+/// `GET /login`: the form, shown even to a signed-in user so a forced re-login works.
+async fn login_form(
+    state: web::Data<AppState>,
+    session: Session,
+    query: web::Query<NextQuery>,
+) -> HttpResponse {
+    let next = safe_next(query.next.as_deref());
+    render_login(&state, &session, StatusCode::OK, &next, "", None)
+}
+
+fn render_login(
+    state: &AppState,
+    session: &Session,
+    status: StatusCode,
+    next: &str,
+    username: &str,
+    error: Option<&str>,
+) -> HttpResponse {
+    let page = LoginPage {
+        csrf_token: csrf::token(session),
+        next,
+        username,
+        error,
+    };
+    render_with_status(&state.templates, status, "login.html", &page)
+}
+
+/// Body of `POST /login`.
+#[derive(Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    csrf_token: String,
+    next: Option<String>,
+}
+
+/// The client address used for throttling: the TCP peer (headers can be forged).
+fn client_address(req: &HttpRequest) -> String {
+    req.peer_addr()
+        .map_or_else(|| "unknown".to_owned(), |a| a.ip().to_string())
+}
+
+/// `POST /login`: checks the CSRF token and the throttle, then the password (against a dummy
+/// hash for unknown users, so both cost the same); on success starts a fresh session.
+async fn login(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    form: web::Form<LoginForm>,
+) -> Result<HttpResponse, LoginError> {
+    let form = form.into_inner();
+    if !csrf::verify(&session, &form.csrf_token) {
+        return Err(LoginError::Csrf);
+    }
+    let next = safe_next(form.next.as_deref());
+    let username = form.username.trim().to_owned();
+    let address = client_address(&req);
+
+    if let Err(throttled) = state.throttle.check(&username, &address) {
+        let mut response = render_login(
+            &state,
+            &session,
+            StatusCode::TOO_MANY_REQUESTS,
+            &next,
+            &username,
+            Some("Too many failed sign-in attempts. Please wait a few minutes and try again."),
+        );
+        if let Ok(value) = header::HeaderValue::from_str(&throttled.retry_after_secs.to_string()) {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        return Ok(response);
+    }
+
+    let lookup = username.clone();
+    let user = state
+        .db
+        .run(move |conn| users::find_by_username(conn, &lookup))
+        .await?
+        .filter(|u| u.is_active);
+    let hash = user.as_ref().map(|u| u.password_hash.clone());
+    let matched = state
+        .hasher
+        .verify(form.password, hash)
+        .await
+        .map_err(|e| LoginError::Unexpected(e.into()))?;
+
+    let Some(user) = user.filter(|_| matched) else {
+        state.throttle.record_failure(&username, &address);
+        return Ok(render_login(
+            &state,
+            &session,
+            StatusCode::UNAUTHORIZED,
+            &next,
+            &username,
+            Some(LOGIN_FAILED),
+        ));
+    };
+
+    state.throttle.record_success(&username);
+    session::log_in(&session, &user.id, now()).map_err(|e| LoginError::Unexpected(e.into()))?;
+    let user_id = user.id.clone();
+    state
+        .db
+        .run(move |conn| users::touch_last_login(conn, &user_id))
+        .await?;
+    tracing::info!(user = %user.username, "signed in");
+    Ok(see_other(&next))
+}
+
+/// A 303 redirect to a local path.
+pub fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, location))
+        .finish()
+}
+
+#[derive(Serialize)]
+struct LogoutPage {
+    csrf_token: String,
+    signed_in: bool,
+}
+
+/// `GET /logout`: asks for confirmation (a GET must not sign anyone out).
+async fn logout_form(state: web::Data<AppState>, session: Session) -> HttpResponse {
+    let page = LogoutPage {
+        csrf_token: csrf::token(&session),
+        signed_in: current_login(&session).is_some(),
+    };
+    pages::render(&state.templates, "logout.html", &page)
+}
+
+/// Body of `POST /logout`.
+#[derive(Deserialize)]
+pub struct LogoutForm {
+    #[serde(default)]
+    csrf_token: String,
+}
+
+/// `POST /logout`: ends the session.
+async fn logout(session: Session, form: web::Form<LogoutForm>) -> Result<HttpResponse, LoginError> {
+    if !csrf::verify(&session, &form.csrf_token) {
+        return Err(LoginError::Csrf);
+    }
+    session::log_out(&session);
+    Ok(see_other("/login"))
+}
+
+/// The signed-in user, if the session has one that still exists and is active.
+pub async fn signed_in_user(
+    state: &AppState,
+    session: &Session,
+) -> Result<Option<User>, StorageError> {
+    let Some(login) = current_login(session) else {
+        return Ok(None);
+    };
+    let user = state
+        .db
+        .run(move |conn| users::find(conn, &login.user_id))
+        .await?;
+    Ok(user.filter(|u| u.is_active))
+}

@@ -1,0 +1,7 @@
+//! Who is signed in: password hashing, the browser session, login and logout pages, and login
+//! throttling.
+
+pub mod login;
+pub mod password;
+pub mod session;
+pub mod throttle;

@@ -1,0 +1,221 @@
+//! Building the application: database and migrations, keys, bootstrap, then the HTTP server on
+//! a listener. Nothing listens before the database is ready.
+
+use std::io::Write as _;
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::http::StatusCode;
+use actix_web::middleware::DefaultHeaders;
+use actix_web::{App, HttpResponse, HttpServer, web};
+use anyhow::Context as _;
+
+use crate::config::{CookieSecret, Settings};
+use crate::identity::password::PasswordHasher;
+use crate::identity::throttle::LoginThrottle;
+use crate::keys::KeyStore;
+use crate::pages::{Templates, error_page};
+use crate::state::AppState;
+use crate::storage::Db;
+
+/// The security headers every response carries (handlers may set stricter ones). No inline
+/// scripts exist, styles are inline in the layout, and no page may be framed.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; base-uri 'none'; frame-ancestors 'none'";
+
+/// A built, not yet running, provider.
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: AppState,
+}
+
+impl Application {
+    /// Binds `settings.addr` and builds the application.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(&settings.addr)
+            .with_context(|| format!("cannot listen on PROVIDER_ADDR={}", settings.addr))?;
+        Self::from_listener(settings, listener).await
+    }
+
+    /// Builds the application on an already bound listener (tests bind `127.0.0.1:0`).
+    pub async fn from_listener(settings: Settings, listener: TcpListener) -> anyhow::Result<Self> {
+        settings.validate()?;
+        let port = listener.local_addr()?.port();
+        let secret = cookie_secret(&settings)?;
+        let state = prepare(settings).await?;
+        state.keys.spawn_watcher(std::time::Duration::from_secs(
+            state.settings.keys_reload_secs,
+        ));
+        let server = serve(state.clone(), listener, secret)?;
+        Ok(Self {
+            port,
+            server,
+            state,
+        })
+    }
+
+    /// The port the server listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The shared state (for tests and the CLI).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// A handle to stop the server gracefully.
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until the server is stopped (signal or handle).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// Opens the database and applies migrations, parses the templates, prepares the hasher and
+/// applies the bootstrap settings: everything the HTTP server and the CLI share.
+pub async fn prepare(settings: Settings) -> anyhow::Result<AppState> {
+    let path = settings.database_path();
+    let pool_size = settings.db_pool_size;
+    let db = tokio::task::spawn_blocking(move || -> anyhow::Result<Db> {
+        let db = Db::open(&path, pool_size).with_context(|| {
+            format!(
+                "cannot open the database PROVIDER_DATABASE_URL={}",
+                path.display()
+            )
+        })?;
+        db.migrate()
+            .context("cannot apply the database migrations")?;
+        Ok(db)
+    })
+    .await
+    .context("database set-up task failed")??;
+    let templates = Templates::load().context("cannot parse the page templates")?;
+    let hasher = PasswordHasher::new(settings.bcrypt_cost).await?;
+    let keys = KeyStore::open(db.clone())
+        .await
+        .context("cannot load the signing keys")?;
+    let state = AppState {
+        keys,
+        throttle: LoginThrottle::new(settings.login_throttle.clone()),
+        settings: Arc::new(settings),
+        db,
+        templates,
+        hasher,
+    };
+    crate::bootstrap::run(&state).await?;
+    Ok(state)
+}
+
+/// The cookie key: from the settings, else from the key file next to the database, else a new
+/// one written there (readable by the owner only).
+fn cookie_secret(settings: &Settings) -> anyhow::Result<CookieSecret> {
+    if let Some(secret) = &settings.secret_key {
+        return Ok(secret.clone());
+    }
+    let path = settings.secret_key_path();
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the folder {}", dir.display()))?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    match options.open(&path) {
+        Ok(mut file) => {
+            let secret = CookieSecret::generate();
+            file.write_all(secret.to_base64().as_bytes())
+                .and_then(|()| file.sync_all())
+                .with_context(|| format!("cannot write the cookie key file {}", path.display()))?;
+            tracing::info!(path = %path.display(), "generated a new cookie key (PROVIDER_SECRET_KEY)");
+            Ok(secret)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read the cookie key file {}", path.display()))?;
+            CookieSecret::parse(&text).map_err(|m| {
+                anyhow::anyhow!(
+                    "invalid setting PROVIDER_SECRET_KEY: the key file {} {m}",
+                    path.display()
+                )
+            })
+        }
+        Err(e) => {
+            Err(e).with_context(|| format!("cannot create the cookie key file {}", path.display()))
+        }
+    }
+}
+
+fn serve(state: AppState, listener: TcpListener, secret: CookieSecret) -> anyhow::Result<Server> {
+    let workers = state.settings.workers;
+    let secure = state.settings.secure_cookies();
+    let data = web::Data::new(state);
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .wrap(crate::identity::session::middleware(&secret, secure))
+            .wrap(security_headers())
+            .app_data(data.clone())
+            .app_data(
+                web::FormConfig::default()
+                    .limit(64 * 1024)
+                    .error_handler(|err, _req| {
+                        let response = error_page(
+                            StatusCode::BAD_REQUEST,
+                            "Bad request",
+                            "The form could not be read. Go back and try again.",
+                        );
+                        actix_web::error::InternalError::from_response(err, response).into()
+                    }),
+            )
+            .app_data(web::QueryConfig::default().error_handler(|err, _req| {
+                let response = error_page(
+                    StatusCode::BAD_REQUEST,
+                    "Bad request",
+                    "The address has invalid parameters.",
+                );
+                actix_web::error::InternalError::from_response(err, response).into()
+            }))
+            .app_data(web::PathConfig::default().error_handler(|err, _req| {
+                let response =
+                    error_page(StatusCode::NOT_FOUND, "Not found", "There is no such page.");
+                actix_web::error::InternalError::from_response(err, response).into()
+            }))
+            .configure(routes)
+            .default_service(web::to(not_found))
+    })
+    .listen(listener)?;
+    if let Some(workers) = workers {
+        server = server.workers(workers);
+    }
+    Ok(server.run())
+}
+
+/// Every route of the provider.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(crate::health::healthz)
+        .route("/", web::get().to(crate::pages::home::home))
+        .configure(crate::identity::login::configure)
+        .configure(crate::oauth::configure);
+}
+
+/// The headers of SECURITY.md on every response.
+pub fn security_headers() -> DefaultHeaders {
+    DefaultHeaders::new()
+        .add(("X-Frame-Options", "DENY"))
+        .add(("Content-Security-Policy", CONTENT_SECURITY_POLICY))
+        .add(("Referrer-Policy", "no-referrer"))
+        .add(("X-Content-Type-Options", "nosniff"))
+        .add(("Cache-Control", "no-store"))
+}
+
+async fn not_found() -> HttpResponse {
+    error_page(StatusCode::NOT_FOUND, "Not found", "There is no such page.")
+}

@@ -1,0 +1,27 @@
+//! The state every request handler shares, built once at start.
+
+use std::sync::Arc;
+
+use crate::config::Settings;
+use crate::identity::password::PasswordHasher;
+use crate::identity::throttle::LoginThrottle;
+use crate::keys::KeyStore;
+use crate::pages::Templates;
+use crate::storage::Db;
+
+/// Shared state, registered as `web::Data<AppState>`; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// The settings the provider started with.
+    pub settings: Arc<Settings>,
+    /// The database pool.
+    pub db: Db,
+    /// The page templates, parsed once.
+    pub templates: Templates,
+    /// bcrypt, off the executor and bounded.
+    pub hasher: PasswordHasher,
+    /// Failed-login counters.
+    pub throttle: LoginThrottle,
+    /// The signing keys, parsed once, and the cached JWKS.
+    pub keys: KeyStore,
+}

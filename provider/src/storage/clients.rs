@@ -1,0 +1,622 @@
+//! Registered applications (OAuth clients): validation of what an operator registers, secret
+//! generation and checking, and the queries on the `clients` table.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use base64::Engine as _;
+use diesel::prelude::*;
+use subtle::ConstantTimeEq as _;
+
+use super::schema::clients;
+use super::{Conn, StorageError, hash_secret, is_unique_violation, new_id, now};
+
+/// Confidential clients authenticate with a secret; public ones (SPAs, native apps) cannot keep
+/// one and rely on PKCE alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientType {
+    /// Has a secret.
+    Confidential,
+    /// Has no secret.
+    Public,
+}
+
+impl ClientType {
+    /// The stored and displayed name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Confidential => "confidential",
+            Self::Public => "public",
+        }
+    }
+
+    /// Parses `confidential` or `public`.
+    pub fn parse(value: &str) -> Result<Self, ClientInputError> {
+        match value {
+            "confidential" => Ok(Self::Confidential),
+            "public" => Ok(Self::Public),
+            other => Err(ClientInputError::ClientType(other.to_owned())),
+        }
+    }
+}
+
+/// OAuth grant types a client may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GrantType {
+    /// RFC 6749 §4.1.
+    AuthorizationCode,
+    /// RFC 6749 §6.
+    RefreshToken,
+}
+
+impl GrantType {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AuthorizationCode => "authorization_code",
+            Self::RefreshToken => "refresh_token",
+        }
+    }
+
+    /// Parses a wire name.
+    pub fn parse(value: &str) -> Result<Self, ClientInputError> {
+        match value {
+            "authorization_code" => Ok(Self::AuthorizationCode),
+            "refresh_token" => Ok(Self::RefreshToken),
+            other => Err(ClientInputError::GrantType(other.to_owned())),
+        }
+    }
+}
+
+/// Algorithms an ID token may be signed with.
+pub const SIGNING_ALGORITHMS: [&str; 2] = ["RS256", "ES256"];
+
+/// Why a registration was refused; shown to the operator.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClientInputError {
+    /// Bad client id.
+    #[error("the client id must be 1 to 128 characters: letters, digits, '.', '_', '~' or '-'")]
+    ClientId,
+    /// The client id is taken.
+    #[error("this client id is already taken")]
+    ClientIdTaken,
+    /// Empty or overlong name.
+    #[error("the name must be 1 to 128 characters")]
+    Name,
+    /// Unknown client type.
+    #[error("unknown client type {0:?} (confidential or public)")]
+    ClientType(String),
+    /// Unknown grant type.
+    #[error("unknown grant type {0:?} (authorization_code or refresh_token)")]
+    GrantType(String),
+    /// No grant type, or refresh without code.
+    #[error("the grant types must include authorization_code")]
+    NoCodeGrant,
+    /// Unknown signing algorithm.
+    #[error("unknown ID-token signing algorithm {0:?} (RS256 or ES256)")]
+    Algorithm(String),
+    /// No redirect URI.
+    #[error("at least one redirect URI is required")]
+    NoRedirectUri,
+    /// A refused redirect URI.
+    #[error(transparent)]
+    RedirectUri(#[from] RedirectUriError),
+}
+
+/// A redirect URI that cannot be registered, with the reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("redirect URI {uri:?} {reason}")]
+pub struct RedirectUriError {
+    /// The URI as given.
+    pub uri: String,
+    /// Why it is refused.
+    pub reason: &'static str,
+}
+
+/// Checks a redirect (or post-logout redirect) URI for registration: absolute, no fragment, no
+/// user info, and `https`, or `http` only for localhost, loopback addresses and the hosts of
+/// `PROVIDER_ALLOW_HTTP_REDIRECT_HOSTS`. The string is stored as given and matched byte for
+/// byte later, so nothing is normalized here.
+pub fn validate_redirect_uri(
+    uri: &str,
+    allow_http_hosts: &[String],
+) -> Result<(), RedirectUriError> {
+    let refuse = |reason| {
+        Err(RedirectUriError {
+            uri: uri.to_owned(),
+            reason,
+        })
+    };
+    if uri.is_empty()
+        || uri.len() > 2000
+        || uri.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return refuse("must be a non-empty URL without spaces");
+    }
+    if uri.contains('#') {
+        return refuse("must not contain a fragment");
+    }
+    let Ok(url) = url::Url::parse(uri) else {
+        return refuse("must be an absolute URL");
+    };
+    if !url.username().is_empty() || url.password().is_some() {
+        return refuse("must not contain user information");
+    }
+    let Some(host) = url.host_str() else {
+        return refuse("must have a host");
+    };
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" => {
+            let host = host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_ascii_lowercase();
+            let loopback = host == "localhost"
+                || host.ends_with(".localhost")
+                || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+            if loopback
+                || allow_http_hosts
+                    .iter()
+                    .any(|h| h.eq_ignore_ascii_case(&host))
+            {
+                Ok(())
+            } else {
+                refuse(
+                    "must use https (http only for localhost, loopback addresses and the hosts in PROVIDER_ALLOW_HTTP_REDIRECT_HOSTS)",
+                )
+            }
+        }
+        _ => refuse("must use https or http"),
+    }
+}
+
+fn validate_client_id(id: &str) -> Result<(), ClientInputError> {
+    let valid = !id.is_empty()
+        && id.len() <= 128
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '~' | '-'));
+    if valid {
+        Ok(())
+    } else {
+        Err(ClientInputError::ClientId)
+    }
+}
+
+/// A client secret in plain text: shown to the operator once, then only its hash is kept.
+pub struct PlainSecret(String);
+
+impl PlainSecret {
+    /// 256 random bits, base64url without padding (43 characters).
+    pub fn generate() -> Self {
+        use rand::RngCore as _;
+        let mut bytes = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut bytes);
+        Self(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+    }
+
+    /// A secret chosen by the operator (bootstrap settings).
+    pub fn new(secret: String) -> Self {
+        Self(secret)
+    }
+
+    /// The secret text.
+    pub fn secret(&self) -> &str {
+        &self.0
+    }
+
+    /// What the database stores.
+    pub fn hash(&self) -> String {
+        hash_secret(&self.0)
+    }
+}
+
+impl fmt::Debug for PlainSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PlainSecret(..)")
+    }
+}
+
+/// What an operator registers (admin form, CLI, bootstrap).
+#[derive(Debug, Clone)]
+pub struct ClientInput {
+    /// A chosen client id; generated when `None`.
+    pub id: Option<String>,
+    /// Display name.
+    pub name: String,
+    /// Confidential or public.
+    pub client_type: ClientType,
+    /// Redirect URIs (at least one).
+    pub redirect_uris: Vec<String>,
+    /// Post-logout redirect URIs.
+    pub post_logout_redirect_uris: Vec<String>,
+    /// Allowed grant types (must include authorization_code).
+    pub grant_types: Vec<GrantType>,
+    /// Skip the consent page.
+    pub skip_authorization: bool,
+    /// ID-token signing algorithm: RS256 or ES256.
+    pub id_token_signed_response_alg: String,
+}
+
+impl ClientInput {
+    /// A confidential client for the code flow with refresh tokens, RS256, asking for consent.
+    pub fn new(name: impl Into<String>, redirect_uris: Vec<String>) -> Self {
+        Self {
+            id: None,
+            name: name.into(),
+            client_type: ClientType::Confidential,
+            redirect_uris,
+            post_logout_redirect_uris: Vec::new(),
+            grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
+            skip_authorization: false,
+            id_token_signed_response_alg: "RS256".to_owned(),
+        }
+    }
+
+    /// Checks every field.
+    pub fn validate(&self, allow_http_hosts: &[String]) -> Result<(), ClientInputError> {
+        if let Some(id) = &self.id {
+            validate_client_id(id)?;
+        }
+        let name_len = self.name.trim().chars().count();
+        if name_len == 0 || name_len > 128 {
+            return Err(ClientInputError::Name);
+        }
+        if self.redirect_uris.is_empty() {
+            return Err(ClientInputError::NoRedirectUri);
+        }
+        for uri in self
+            .redirect_uris
+            .iter()
+            .chain(&self.post_logout_redirect_uris)
+        {
+            validate_redirect_uri(uri, allow_http_hosts)?;
+        }
+        if !self.grant_types.contains(&GrantType::AuthorizationCode) {
+            return Err(ClientInputError::NoCodeGrant);
+        }
+        if !SIGNING_ALGORITHMS.contains(&self.id_token_signed_response_alg.as_str()) {
+            return Err(ClientInputError::Algorithm(
+                self.id_token_signed_response_alg.clone(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = clients)]
+struct ClientRow {
+    id: String,
+    name: String,
+    secret_hash: Option<String>,
+    client_type: String,
+    redirect_uris: String,
+    post_logout_redirect_uris: String,
+    grant_types: String,
+    skip_authorization: bool,
+    id_token_signed_response_alg: String,
+    created_at: i64,
+    updated_at: i64,
+}
+
+/// A registered application.
+#[derive(Clone, serde::Serialize)]
+pub struct Client {
+    /// The client id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// SHA-256 of the secret (base64url); `None` for public clients.
+    #[serde(skip)]
+    pub secret_hash: Option<String>,
+    /// Confidential or public.
+    pub client_type: ClientType,
+    /// Registered redirect URIs, matched byte for byte.
+    pub redirect_uris: Vec<String>,
+    /// Registered post-logout redirect URIs, matched byte for byte.
+    pub post_logout_redirect_uris: Vec<String>,
+    /// Allowed grant types.
+    pub grant_types: Vec<GrantType>,
+    /// Skip the consent page.
+    pub skip_authorization: bool,
+    /// `RS256` or `ES256`.
+    pub id_token_signed_response_alg: String,
+    /// Creation time (unix seconds).
+    pub created_at: i64,
+    /// Last change (unix seconds).
+    pub updated_at: i64,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("client_type", &self.client_type)
+            .field("redirect_uris", &self.redirect_uris)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// Whether `secret` is this client's secret. The stored value is a SHA-256 hash of a
+    /// high-entropy secret, so one fast hash and a constant-time comparison suffice.
+    pub fn verify_secret(&self, secret: &str) -> bool {
+        match &self.secret_hash {
+            Some(stored) => hash_secret(secret)
+                .as_bytes()
+                .ct_eq(stored.as_bytes())
+                .into(),
+            None => false,
+        }
+    }
+
+    /// Whether the client authenticates with a secret.
+    pub fn is_confidential(&self) -> bool {
+        self.client_type == ClientType::Confidential
+    }
+
+    /// Whether `uri` is byte-identical to a registered redirect URI.
+    pub fn has_redirect_uri(&self, uri: &str) -> bool {
+        self.redirect_uris.iter().any(|u| u == uri)
+    }
+
+    /// Whether `uri` is byte-identical to a registered post-logout redirect URI.
+    pub fn has_post_logout_redirect_uri(&self, uri: &str) -> bool {
+        self.post_logout_redirect_uris.iter().any(|u| u == uri)
+    }
+
+    /// Whether the client may use `grant`.
+    pub fn allows_grant(&self, grant: GrantType) -> bool {
+        self.grant_types.contains(&grant)
+    }
+
+    fn from_row(row: ClientRow) -> Result<Self, StorageError> {
+        let list = |json: &str| -> Result<Vec<String>, StorageError> {
+            serde_json::from_str(json)
+                .map_err(|e| StorageError::Corrupt(format!("client {}: {e}", row.id)))
+        };
+        let grant_types = row
+            .grant_types
+            .split_whitespace()
+            .map(GrantType::parse)
+            .collect::<Result<_, _>>()
+            .map_err(|e| StorageError::Corrupt(format!("client {}: {e}", row.id)))?;
+        let client_type = ClientType::parse(&row.client_type)
+            .map_err(|e| StorageError::Corrupt(format!("client {}: {e}", row.id)))?;
+        Ok(Self {
+            redirect_uris: list(&row.redirect_uris)?,
+            post_logout_redirect_uris: list(&row.post_logout_redirect_uris)?,
+            grant_types,
+            client_type,
+            id: row.id,
+            name: row.name,
+            secret_hash: row.secret_hash,
+            skip_authorization: row.skip_authorization,
+            id_token_signed_response_alg: row.id_token_signed_response_alg,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        })
+    }
+}
+
+/// Error of the write functions: refused input, or a storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The input was refused.
+    #[error(transparent)]
+    Input(#[from] ClientInputError),
+    /// The database failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+impl From<diesel::result::Error> for ClientError {
+    fn from(e: diesel::result::Error) -> Self {
+        Self::Storage(e.into())
+    }
+}
+
+fn json_list(list: &[String]) -> String {
+    serde_json::to_string(list).unwrap_or_else(|_| "[]".to_owned())
+}
+
+fn grant_list(list: &[GrantType]) -> String {
+    list.iter()
+        .map(|g| g.as_str())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Registers a client. Returns it with its secret in plain text (confidential clients only):
+/// the only moment the secret exists outside the client.
+pub fn create(
+    conn: &mut Conn,
+    input: &ClientInput,
+    allow_http_hosts: &[String],
+) -> Result<(Client, Option<PlainSecret>), ClientError> {
+    create_with_secret(conn, input, allow_http_hosts, None)
+}
+
+/// Like [`create`], with a secret chosen by the caller (bootstrap) instead of a generated one.
+pub fn create_with_secret(
+    conn: &mut Conn,
+    input: &ClientInput,
+    allow_http_hosts: &[String],
+    secret: Option<PlainSecret>,
+) -> Result<(Client, Option<PlainSecret>), ClientError> {
+    input.validate(allow_http_hosts)?;
+    let secret = match input.client_type {
+        ClientType::Confidential => Some(secret.unwrap_or_else(PlainSecret::generate)),
+        ClientType::Public => None,
+    };
+    let at = now();
+    let row = ClientRow {
+        id: input.id.clone().unwrap_or_else(new_id),
+        name: input.name.trim().to_owned(),
+        secret_hash: secret.as_ref().map(PlainSecret::hash),
+        client_type: input.client_type.as_str().to_owned(),
+        redirect_uris: json_list(&input.redirect_uris),
+        post_logout_redirect_uris: json_list(&input.post_logout_redirect_uris),
+        grant_types: grant_list(&input.grant_types),
+        skip_authorization: input.skip_authorization,
+        id_token_signed_response_alg: input.id_token_signed_response_alg.clone(),
+        created_at: at,
+        updated_at: at,
+    };
+    match diesel::insert_into(clients::table)
+        .values(&row)
+        .execute(conn)
+    {
+        Ok(_) => {}
+        Err(e) if is_unique_violation(&e) => return Err(ClientInputError::ClientIdTaken.into()),
+        Err(e) => return Err(e.into()),
+    }
+    Ok((Client::from_row(row)?, secret))
+}
+
+/// Replaces the registration of an existing client (its id and secret stay). A client turned
+/// public loses its secret; one turned confidential gets a new one, returned here.
+pub fn update(
+    conn: &mut Conn,
+    id: &str,
+    input: &ClientInput,
+    allow_http_hosts: &[String],
+) -> Result<Option<(Client, Option<PlainSecret>)>, ClientError> {
+    input.validate(allow_http_hosts)?;
+    let Some(existing) = find(conn, id)? else {
+        return Ok(None);
+    };
+    let (secret_hash, new_secret) = match (input.client_type, existing.secret_hash) {
+        (ClientType::Public, _) => (None, None),
+        (ClientType::Confidential, Some(hash)) => (Some(hash), None),
+        (ClientType::Confidential, None) => {
+            let secret = PlainSecret::generate();
+            (Some(secret.hash()), Some(secret))
+        }
+    };
+    diesel::update(clients::table.find(id))
+        .set((
+            clients::name.eq(input.name.trim()),
+            clients::secret_hash.eq(secret_hash),
+            clients::client_type.eq(input.client_type.as_str()),
+            clients::redirect_uris.eq(json_list(&input.redirect_uris)),
+            clients::post_logout_redirect_uris.eq(json_list(&input.post_logout_redirect_uris)),
+            clients::grant_types.eq(grant_list(&input.grant_types)),
+            clients::skip_authorization.eq(input.skip_authorization),
+            clients::id_token_signed_response_alg.eq(&input.id_token_signed_response_alg),
+            clients::updated_at.eq(now()),
+        ))
+        .execute(conn)?;
+    let client = find(conn, id)?.ok_or(StorageError::Query(diesel::result::Error::NotFound))?;
+    Ok(Some((client, new_secret)))
+}
+
+/// Replaces the secret of a confidential client with a new one (the old one stops working at
+/// once). `None` when the client does not exist or is public.
+pub fn regenerate_secret(conn: &mut Conn, id: &str) -> Result<Option<PlainSecret>, StorageError> {
+    let secret = PlainSecret::generate();
+    let n = set_secret(conn, id, &secret)?;
+    Ok((n == 1).then_some(secret))
+}
+
+/// Sets the secret of a confidential client; returns the number of rows changed.
+pub fn set_secret(conn: &mut Conn, id: &str, secret: &PlainSecret) -> Result<usize, StorageError> {
+    Ok(diesel::update(
+        clients::table
+            .find(id)
+            .filter(clients::client_type.eq(ClientType::Confidential.as_str())),
+    )
+    .set((
+        clients::secret_hash.eq(secret.hash()),
+        clients::updated_at.eq(now()),
+    ))
+    .execute(conn)?)
+}
+
+/// A client by id.
+pub fn find(conn: &mut Conn, id: &str) -> Result<Option<Client>, StorageError> {
+    clients::table
+        .find(id)
+        .select(ClientRow::as_select())
+        .first(conn)
+        .optional()?
+        .map(Client::from_row)
+        .transpose()
+}
+
+/// Every client, by name.
+pub fn list(conn: &mut Conn) -> Result<Vec<Client>, StorageError> {
+    clients::table
+        .order((clients::name.asc(), clients::id.asc()))
+        .select(ClientRow::as_select())
+        .load(conn)?
+        .into_iter()
+        .map(Client::from_row)
+        .collect()
+}
+
+/// Deletes a client and, through the foreign keys, its grants, codes, tokens and consents.
+pub fn delete(conn: &mut Conn, id: &str) -> Result<bool, StorageError> {
+    Ok(diesel::delete(clients::table.find(id)).execute(conn)? == 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirect_uri_rules() {
+        let allow = vec!["webapp".to_owned()];
+        for ok in [
+            "https://app.example/callback",
+            "https://app.example:8443/cb?x=1",
+            "http://localhost:3000/api/auth/callback/provider",
+            "http://127.0.0.1:4000/cb",
+            "http://[::1]:4000/cb",
+            "http://webapp:3000/cb",
+        ] {
+            assert!(validate_redirect_uri(ok, &allow).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "/relative",
+            "app.example/cb",
+            "http://app.example/cb",
+            "https://app.example/cb#frag",
+            "https://user@app.example/cb",
+            "https://app.example/c b",
+            "javascript:alert(1)",
+            "ftp://app.example/cb",
+        ] {
+            assert!(validate_redirect_uri(bad, &allow).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn secrets_have_256_bits_and_verify_by_hash() {
+        let secret = PlainSecret::generate();
+        assert_eq!(secret.secret().len(), 43);
+        assert_ne!(secret.secret(), PlainSecret::generate().secret());
+        let client = Client {
+            id: "c".into(),
+            name: "n".into(),
+            secret_hash: Some(secret.hash()),
+            client_type: ClientType::Confidential,
+            redirect_uris: vec![],
+            post_logout_redirect_uris: vec![],
+            grant_types: vec![GrantType::AuthorizationCode],
+            skip_authorization: false,
+            id_token_signed_response_alg: "RS256".into(),
+            created_at: 0,
+            updated_at: 0,
+        };
+        assert!(client.verify_secret(secret.secret()));
+        assert!(!client.verify_secret("wrong"));
+        assert!(!format!("{secret:?}").contains(secret.secret()));
+    }
+}

@@ -1,0 +1,174 @@
+//! The `signing_keys` table: private keys in PEM with their public JWK, and their life cycle
+//! (active signs new tokens, published still verifies old ones, retired is gone from the JWKS).
+
+use diesel::prelude::*;
+use oidc_core::jose::SigningKey;
+
+use super::schema::signing_keys;
+use super::{Conn, StorageError, now};
+
+/// Signs new tokens of its algorithm (one per algorithm).
+pub const ACTIVE: &str = "active";
+/// No longer signs, still in the JWKS so tokens it signed verify.
+pub const PUBLISHED: &str = "published";
+/// Out of the JWKS.
+pub const RETIRED: &str = "retired";
+
+/// A stored key.
+#[derive(Clone, Queryable, Selectable, Insertable, serde::Serialize)]
+#[diesel(table_name = signing_keys)]
+pub struct KeyRow {
+    /// RFC 7638 thumbprint of the public key.
+    pub kid: String,
+    /// `RS256` or `ES256`.
+    pub alg: String,
+    /// PKCS#8 PEM of the private key.
+    #[serde(skip)]
+    pub private_pem: String,
+    /// The public JWK as JSON.
+    pub public_jwk: String,
+    /// `active`, `published` or `retired`.
+    pub status: String,
+    /// Creation time (unix seconds).
+    pub created_at: i64,
+    /// When another key replaced it as the active one.
+    pub rotated_at: Option<i64>,
+    /// When it left the JWKS.
+    pub retired_at: Option<i64>,
+}
+
+impl std::fmt::Debug for KeyRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyRow")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .field("status", &self.status)
+            .finish_non_exhaustive()
+    }
+}
+
+fn row_for(key: &SigningKey, status: &str) -> Result<KeyRow, StorageError> {
+    let public_jwk = serde_json::to_string(&key.public_jwk())
+        .map_err(|e| StorageError::Corrupt(format!("public key of {}: {e}", key.kid())))?;
+    Ok(KeyRow {
+        kid: key.kid().to_owned(),
+        alg: key.algorithm().as_str().to_owned(),
+        private_pem: key.to_pem(),
+        public_jwk,
+        status: status.to_owned(),
+        created_at: now(),
+        rotated_at: None,
+        retired_at: None,
+    })
+}
+
+/// Every key, newest first.
+pub fn list(conn: &mut Conn) -> Result<Vec<KeyRow>, StorageError> {
+    Ok(signing_keys::table
+        .order((signing_keys::created_at.desc(), signing_keys::kid.asc()))
+        .select(KeyRow::as_select())
+        .load(conn)?)
+}
+
+/// The active and published keys.
+pub fn published(conn: &mut Conn) -> Result<Vec<KeyRow>, StorageError> {
+    Ok(signing_keys::table
+        .filter(signing_keys::status.eq_any([ACTIVE, PUBLISHED]))
+        .order((signing_keys::created_at.desc(), signing_keys::kid.asc()))
+        .select(KeyRow::as_select())
+        .load(conn)?)
+}
+
+/// A cheap summary of the table (`kid:status` of every key), compared to notice changes made
+/// by another process on the same database.
+pub fn fingerprint(conn: &mut Conn) -> Result<Vec<(String, String)>, StorageError> {
+    Ok(signing_keys::table
+        .order(signing_keys::kid.asc())
+        .select((signing_keys::kid, signing_keys::status))
+        .load(conn)?)
+}
+
+/// Whether `alg` has an active key.
+pub fn has_active(conn: &mut Conn, alg: &str) -> Result<bool, StorageError> {
+    let n: i64 = signing_keys::table
+        .filter(signing_keys::alg.eq(alg))
+        .filter(signing_keys::status.eq(ACTIVE))
+        .count()
+        .get_result(conn)?;
+    Ok(n > 0)
+}
+
+/// Stores `key` as the active key of its algorithm unless one exists already (another process
+/// may have been first); returns whether it was stored.
+pub fn insert_if_no_active(conn: &mut Conn, key: &SigningKey) -> Result<bool, StorageError> {
+    let row = row_for(key, ACTIVE)?;
+    conn.immediate_transaction(|conn| -> Result<bool, StorageError> {
+        if has_active(conn, &row.alg)? {
+            return Ok(false);
+        }
+        diesel::insert_into(signing_keys::table)
+            .values(&row)
+            .execute(conn)?;
+        Ok(true)
+    })
+}
+
+/// Makes `key` the active key of its algorithm; the previous active key stays published.
+pub fn rotate(conn: &mut Conn, key: &SigningKey) -> Result<(), StorageError> {
+    let row = row_for(key, ACTIVE)?;
+    let at = row.created_at;
+    conn.immediate_transaction(|conn| -> Result<(), StorageError> {
+        diesel::update(
+            signing_keys::table
+                .filter(signing_keys::alg.eq(&row.alg))
+                .filter(signing_keys::status.eq(ACTIVE)),
+        )
+        .set((
+            signing_keys::status.eq(PUBLISHED),
+            signing_keys::rotated_at.eq(at),
+        ))
+        .execute(conn)?;
+        diesel::insert_into(signing_keys::table)
+            .values(&row)
+            .execute(conn)?;
+        Ok(())
+    })
+}
+
+/// What [`retire`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetireOutcome {
+    /// The key left the JWKS.
+    Retired,
+    /// No such key.
+    NotFound,
+    /// The key is active: rotate first, so there is always a key to sign with.
+    Active,
+    /// The key was already retired.
+    AlreadyRetired,
+}
+
+/// Removes a published key from the JWKS; tokens it signed stop verifying.
+pub fn retire(conn: &mut Conn, kid: &str) -> Result<RetireOutcome, StorageError> {
+    conn.immediate_transaction(|conn| -> Result<RetireOutcome, StorageError> {
+        let status: Option<String> = signing_keys::table
+            .find(kid)
+            .select(signing_keys::status)
+            .first(conn)
+            .optional()?;
+        match status.as_deref() {
+            None => Ok(RetireOutcome::NotFound),
+            Some(ACTIVE) => Ok(RetireOutcome::Active),
+            Some(RETIRED) => Ok(RetireOutcome::AlreadyRetired),
+            Some(_) => {
+                diesel::update(signing_keys::table.find(kid))
+                    .set((
+                        signing_keys::status.eq(RETIRED),
+                        signing_keys::retired_at.eq(now()),
+                    ))
+                    .execute(conn)?;
+                Ok(RetireOutcome::Retired)
+            }
+        }
+    })
+}

@@ -1,0 +1,212 @@
+//! The check values of a sign-in in progress (state, nonce, PKCE verifier, where to go after),
+//! kept in a short-lived encrypted cookie bound to the provider that started it, and a record
+//! of used `state` values so a callback cannot be replayed even with a copied cookie.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use actix_web::HttpRequest;
+use actix_web::cookie::{Cookie, CookieJar, Key, SameSite};
+use serde::{Deserialize, Serialize};
+
+/// How long a started sign-in may take before its callback is refused.
+pub const FLOW_TTL: Duration = Duration::from_secs(10 * 60);
+/// Only the callback route needs the cookie.
+const COOKIE_PATH: &str = "/api/auth/callback";
+/// Upper bound on remembered `state` values, so the record cannot grow without limit.
+const MAX_REMEMBERED_STATES: usize = 100_000;
+
+/// A sign-in in progress.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingSignIn {
+    /// The provider id the flow was started for.
+    pub provider_id: String,
+    /// The `state` sent to the provider.
+    pub state: String,
+    /// The `nonce` sent to the provider.
+    pub nonce: String,
+    /// The PKCE verifier whose S256 challenge was sent.
+    pub pkce_verifier: String,
+    /// Where to go after sign-in (already checked to be local).
+    pub callback_url: String,
+    /// When the flow started (unix seconds).
+    pub created_at: i64,
+}
+
+/// The flow cookie's name and attributes.
+#[derive(Clone)]
+pub struct FlowCookie {
+    key: Key,
+    name: &'static str,
+    secure: bool,
+}
+
+impl std::fmt::Debug for FlowCookie {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The key stays out of logs.
+        f.debug_struct("FlowCookie")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FlowCookie {
+    /// `secure` when the web app is served over https (the name then gets the `__Secure-` prefix).
+    pub fn new(key: Key, secure: bool) -> Self {
+        let name = if secure {
+            "__Secure-webapp.flow"
+        } else {
+            "webapp.flow"
+        };
+        Self { key, name, secure }
+    }
+
+    /// The encrypted cookie carrying `pending`.
+    pub fn seal(&self, pending: &PendingSignIn) -> Cookie<'static> {
+        let value = serde_json::to_string(pending).unwrap_or_default();
+        let cookie = Cookie::build(self.name, value)
+            .path(COOKIE_PATH)
+            .http_only(true)
+            .secure(self.secure)
+            // Lax: the provider's redirect back is a top-level GET navigation, which Lax allows.
+            .same_site(SameSite::Lax)
+            .max_age(actix_web::cookie::time::Duration::seconds(
+                i64::try_from(FLOW_TTL.as_secs()).unwrap_or(600),
+            ))
+            .finish();
+        let mut jar = CookieJar::new();
+        jar.private_mut(&self.key).add(cookie);
+        jar.get(self.name)
+            .cloned()
+            .unwrap_or_else(|| Cookie::new(self.name, ""))
+    }
+
+    /// The pending sign-in in the request's cookie, if it decrypts, parses and is not too old.
+    pub fn open(&self, request: &HttpRequest, now: i64) -> Option<PendingSignIn> {
+        let cookie = request.cookie(self.name)?;
+        self.open_cookie(cookie, now)
+    }
+
+    fn open_cookie(&self, cookie: Cookie<'static>, now: i64) -> Option<PendingSignIn> {
+        let mut jar = CookieJar::new();
+        jar.add_original(cookie);
+        let decrypted = jar.private(&self.key).get(self.name)?;
+        let pending: PendingSignIn = serde_json::from_str(decrypted.value()).ok()?;
+        let age = now - pending.created_at;
+        let ttl = i64::try_from(FLOW_TTL.as_secs()).unwrap_or(600);
+        (0..=ttl).contains(&age).then_some(pending)
+    }
+
+    /// A cookie that deletes the flow cookie: a callback uses it once.
+    pub fn removal(&self) -> Cookie<'static> {
+        let mut cookie = Cookie::build(self.name, "")
+            .path(COOKIE_PATH)
+            .http_only(true)
+            .secure(self.secure)
+            .same_site(SameSite::Lax)
+            .finish();
+        cookie.make_removal();
+        cookie
+    }
+}
+
+/// `state` values already redeemed, remembered for as long as a flow cookie lives.
+#[derive(Debug, Default)]
+pub struct UsedStates(Mutex<HashMap<String, Instant>>);
+
+impl UsedStates {
+    /// Records `state`; false if it was already used.
+    pub fn first_use(&self, state: &str) -> bool {
+        let mut used = match self.0.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let now = Instant::now();
+        if used.len() >= MAX_REMEMBERED_STATES / 2 {
+            used.retain(|_, at| now.duration_since(*at) < FLOW_TTL);
+        }
+        if used.contains_key(state) {
+            return false;
+        }
+        if used.len() >= MAX_REMEMBERED_STATES {
+            // Still full of live entries: refusing is safer than forgetting.
+            return false;
+        }
+        used.insert(state.to_owned(), now);
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending(now: i64) -> PendingSignIn {
+        PendingSignIn {
+            provider_id: "provider".into(),
+            state: "state-1".into(),
+            nonce: "nonce-1".into(),
+            pkce_verifier: "verifier-1".into(),
+            callback_url: "/".into(),
+            created_at: now,
+        }
+    }
+
+    fn flow() -> FlowCookie {
+        FlowCookie::new(Key::generate(), false)
+    }
+
+    #[test]
+    fn sealed_cookie_round_trips_and_hides_its_content() {
+        let flow = flow();
+        let cookie = flow.seal(&pending(1000));
+        assert!(!cookie.value().contains("verifier-1"));
+        assert!(!cookie.value().contains("state-1"));
+        assert_eq!(cookie.http_only(), Some(true));
+        assert_eq!(cookie.same_site(), Some(SameSite::Lax));
+        assert_eq!(flow.open_cookie(cookie, 1001), Some(pending(1000)));
+    }
+
+    #[test]
+    fn tampered_or_foreign_cookies_do_not_open() {
+        let flow = flow();
+        let mut cookie = flow.seal(&pending(1000));
+        let mut value = cookie.value().to_owned();
+        let last = value.pop().unwrap();
+        value.push(if last == 'A' { 'B' } else { 'A' });
+        cookie.set_value(value);
+        assert_eq!(flow.open_cookie(cookie, 1001), None);
+
+        let other = FlowCookie::new(Key::generate(), false);
+        let foreign = other.seal(&pending(1000));
+        assert_eq!(flow.open_cookie(foreign, 1001), None);
+    }
+
+    #[test]
+    fn expired_cookies_do_not_open() {
+        let flow = flow();
+        let ttl = i64::try_from(FLOW_TTL.as_secs()).unwrap();
+        assert_eq!(
+            flow.open_cookie(flow.seal(&pending(1000)), 1000 + ttl + 1),
+            None
+        );
+        assert_eq!(flow.open_cookie(flow.seal(&pending(1000)), 999), None);
+    }
+
+    #[test]
+    fn a_state_is_used_once() {
+        let used = UsedStates::default();
+        assert!(used.first_use("a"));
+        assert!(!used.first_use("a"));
+        assert!(used.first_use("b"));
+    }
+
+    #[test]
+    fn secure_cookies_get_a_prefixed_name() {
+        let flow = FlowCookie::new(Key::generate(), true);
+        let cookie = flow.seal(&pending(1000));
+        assert!(cookie.name().starts_with("__Secure-"));
+        assert_eq!(cookie.secure(), Some(true));
+    }
+}

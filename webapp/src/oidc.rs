@@ -1,0 +1,711 @@
+//! The relying party's side of the protocol, on the `openidconnect` crate: discovery with retry,
+//! the back-channel rewrite, the authorization request, code exchange with full ID-token
+//! validation, userinfo, refresh, RP-initiated logout and the protected-API call.
+
+use std::sync::{Arc, RwLock, Weak};
+use std::time::Duration;
+
+use openidconnect::core::{
+    CoreAuthDisplay, CoreAuthenticationFlow, CoreClaimName, CoreClaimType, CoreClient,
+    CoreClientAuthMethod, CoreGenderClaim, CoreGrantType, CoreIdToken, CoreIdTokenClaims,
+    CoreJsonWebKey, CoreJsonWebKeySet, CoreJweContentEncryptionAlgorithm,
+    CoreJweKeyManagementAlgorithm, CoreResponseMode, CoreResponseType, CoreSubjectIdentifierType,
+    CoreTokenResponse, CoreUserInfoClaims,
+};
+use openidconnect::{
+    AccessToken, AccessTokenHash, AdditionalProviderMetadata, AuthType, AuthorizationCode,
+    ClaimsVerificationError, ClientId, ClientSecret, CsrfToken, EndSessionUrl, EndpointMaybeSet,
+    EndpointNotSet, EndpointSet, JsonWebKeySetUrl, Nonce, OAuth2TokenResponse, PkceCodeChallenge,
+    PkceCodeVerifier, ProviderMetadata, RedirectUrl, RefreshToken, RequestTokenError, Scope,
+    SignatureVerificationError, SubjectIdentifier, TokenResponse, TokenUrl, UserInfoUrl,
+};
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::config::Settings;
+
+/// The HTTP client type the `openidconnect` crate speaks through.
+pub type HttpClient = openidconnect::reqwest::Client;
+
+/// Time allowed for one request to the provider.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time allowed to open a connection to the provider.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// First wait between discovery attempts; doubled after each failure.
+const DISCOVERY_FIRST_BACKOFF: Duration = Duration::from_millis(250);
+/// Longest wait between discovery attempts.
+const DISCOVERY_MAX_BACKOFF: Duration = Duration::from_secs(15);
+/// Clock skew tolerated on `iat` (a token from the future is refused beyond it).
+const CLOCK_SKEW_SECS: i64 = 60;
+
+/// Discovery fields beyond OIDC Discovery 1.0 §3 that the relying party uses.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct ExtraMetadata {
+    /// RP-Initiated Logout 1.0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_session_endpoint: Option<EndSessionUrl>,
+    /// RFC 9207 §3: when true, the `iss` parameter is mandatory in authorization responses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization_response_iss_parameter_supported: Option<bool>,
+}
+
+impl AdditionalProviderMetadata for ExtraMetadata {}
+
+/// The provider's discovery document.
+pub type Metadata = ProviderMetadata<
+    ExtraMetadata,
+    CoreAuthDisplay,
+    CoreClientAuthMethod,
+    CoreClaimName,
+    CoreClaimType,
+    CoreGrantType,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJweKeyManagementAlgorithm,
+    CoreJsonWebKey,
+    CoreResponseMode,
+    CoreResponseType,
+    CoreSubjectIdentifierType,
+>;
+
+type Client = CoreClient<
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointMaybeSet,
+    EndpointMaybeSet,
+>;
+
+/// What went wrong talking to the provider. The text is for logs, never for pages.
+#[derive(Debug, thiserror::Error)]
+pub enum OidcError {
+    /// The provider could not be reached or answered with something unusable: retry later.
+    #[error("provider unavailable: {0}")]
+    Unavailable(String),
+    /// The provider's discovery document contradicts the configuration.
+    #[error("provider misconfigured: {0}")]
+    Misconfigured(String),
+    /// The provider answered with an OAuth error (e.g. `invalid_grant`).
+    #[error("provider refused the request: {0}")]
+    Refused(String),
+    /// The ID token or userinfo failed validation.
+    #[error("invalid token: {0}")]
+    InvalidToken(String),
+}
+
+/// The provider as discovered: metadata (authorization and logout endpoints as browsers reach
+/// them; token, userinfo and JWKS endpoints as this server reaches them) and the current JWKS.
+#[derive(Debug)]
+pub struct Provider {
+    metadata: Metadata,
+    jwks: RwLock<Arc<CoreJsonWebKeySet>>,
+    jwks_refetch: tokio::sync::Mutex<()>,
+}
+
+impl Provider {
+    /// The discovery document, with server-side endpoints rewritten to the back-channel.
+    pub fn metadata(&self) -> &Metadata {
+        &self.metadata
+    }
+
+    fn jwks(&self) -> Arc<CoreJsonWebKeySet> {
+        match self.jwks.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn set_jwks(&self, jwks: CoreJsonWebKeySet) {
+        let new = Arc::new(jwks);
+        match self.jwks.write() {
+            Ok(mut guard) => *guard = new,
+            Err(poisoned) => *poisoned.into_inner() = new,
+        }
+    }
+}
+
+/// The values a started sign-in must remember until its callback.
+#[derive(Debug, Clone)]
+pub struct AuthorizationStart {
+    /// Where to send the browser.
+    pub url: Url,
+    /// The `state` parameter.
+    pub state: String,
+    /// The `nonce` parameter.
+    pub nonce: String,
+    /// The PKCE verifier (its S256 challenge went into `url`).
+    pub pkce_verifier: String,
+}
+
+/// The tokens and identity obtained at sign-in or refresh.
+#[derive(Debug, Clone)]
+pub struct Tokens {
+    /// The subject (stable user id at the provider).
+    pub sub: String,
+    /// Display name from userinfo or the ID token.
+    pub name: Option<String>,
+    /// E-mail from userinfo or the ID token.
+    pub email: Option<String>,
+    /// The access token.
+    pub access_token: String,
+    /// When it expires (unix seconds), if the provider said.
+    pub access_token_expires_at: Option<i64>,
+    /// The refresh token, if any (a refresh without rotation keeps the old one).
+    pub refresh_token: Option<String>,
+    /// The raw ID token (for `id_token_hint` at logout).
+    pub id_token: Option<String>,
+}
+
+/// The protected API's answer for the home page.
+#[derive(Debug, Clone)]
+pub struct ApiAnswer {
+    /// HTTP status.
+    pub status: u16,
+    /// The JSON body, if it was JSON.
+    pub json: Option<serde_json::Value>,
+}
+
+/// Discovery state and the protocol operations.
+#[derive(Debug)]
+pub struct Oidc {
+    settings: Settings,
+    http: HttpClient,
+    provider: RwLock<Option<Arc<Provider>>>,
+    discovering: tokio::sync::Mutex<()>,
+}
+
+impl Oidc {
+    /// An `Oidc` that has not discovered anything yet.
+    pub fn new(settings: Settings) -> anyhow::Result<Self> {
+        let http = openidconnect::reqwest::ClientBuilder::new()
+            // Following redirects from the provider would open the door to SSRF.
+            .redirect(openidconnect::reqwest::redirect::Policy::none())
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(REQUEST_TIMEOUT)
+            .build()?;
+        Ok(Self {
+            settings,
+            http,
+            provider: RwLock::new(None),
+            discovering: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// The provider if discovery already succeeded.
+    pub fn discovered(&self) -> Option<Arc<Provider>> {
+        match self.provider.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// The provider, trying discovery once now if it has not succeeded yet.
+    pub async fn provider(&self) -> Result<Arc<Provider>, OidcError> {
+        if let Some(provider) = self.discovered() {
+            return Ok(provider);
+        }
+        // One discovery at a time: concurrent requests wait for it instead of piling up.
+        let _guard = self.discovering.lock().await;
+        if let Some(provider) = self.discovered() {
+            return Ok(provider);
+        }
+        let provider = Arc::new(self.discover().await?);
+        match self.provider.write() {
+            Ok(mut guard) => *guard = Some(provider.clone()),
+            Err(poisoned) => *poisoned.into_inner() = Some(provider.clone()),
+        }
+        tracing::info!(
+            issuer = self.settings.issuer.as_str(),
+            "provider discovered"
+        );
+        Ok(provider)
+    }
+
+    /// Retries discovery in the background with exponential backoff until it succeeds, so the
+    /// first visitor after the provider comes up finds it ready. Stops when `Oidc` is dropped.
+    pub fn spawn_discovery(self: &Arc<Self>) {
+        let weak: Weak<Self> = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut backoff = DISCOVERY_FIRST_BACKOFF;
+            loop {
+                let Some(oidc) = weak.upgrade() else { return };
+                match oidc.provider().await {
+                    Ok(_) => return,
+                    Err(error) => {
+                        tracing::warn!(%error, retry_in = ?backoff, "provider discovery failed");
+                    }
+                }
+                drop(oidc);
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(DISCOVERY_MAX_BACKOFF);
+            }
+        });
+    }
+
+    /// Rewrites a URL on the issuer's origin to the back-channel origin (when one is set), for
+    /// requests made by this server. Other URLs are left alone.
+    pub fn backchannel(&self, url: &Url) -> Url {
+        let Some(backchannel) = &self.settings.backchannel_url else {
+            return url.clone();
+        };
+        if url.origin() != self.settings.issuer.url().origin() {
+            return url.clone();
+        }
+        let mut rewritten = url.clone();
+        let target = backchannel.url();
+        // Both are http(s) URLs with hosts, so these setters cannot fail; keep the original if
+        // they ever did rather than sending the request somewhere unexpected.
+        if rewritten.set_scheme(target.scheme()).is_err()
+            || rewritten.set_host(target.host_str()).is_err()
+            || rewritten.set_port(target.port()).is_err()
+        {
+            return url.clone();
+        }
+        rewritten
+    }
+
+    async fn discover(&self) -> Result<Provider, OidcError> {
+        let issuer = self.settings.issuer.as_str();
+        let well_known = format!(
+            "{}/.well-known/openid-configuration",
+            issuer.trim_end_matches('/')
+        );
+        let well_known = Url::parse(&well_known)
+            .map_err(|e| OidcError::Misconfigured(format!("discovery URL: {e}")))?;
+        let body = self.get_json_bytes(&self.backchannel(&well_known)).await?;
+        let metadata: Metadata = serde_json::from_slice(&body)
+            .map_err(|e| OidcError::Unavailable(format!("discovery document: {e}")))?;
+        // OIDC Discovery §4.3: the issuer must be exactly the one configured.
+        if metadata.issuer().as_str() != issuer {
+            return Err(OidcError::Misconfigured(format!(
+                "OIDC_ISSUER is {issuer:?} but the provider announces {:?}",
+                metadata.issuer().as_str()
+            )));
+        }
+        let metadata = self.rewrite_server_side_endpoints(metadata)?;
+        let jwks = self.fetch_jwks(metadata.jwks_uri()).await?;
+        Ok(Provider {
+            metadata,
+            jwks: RwLock::new(Arc::new(jwks)),
+            jwks_refetch: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    fn rewrite_server_side_endpoints(&self, metadata: Metadata) -> Result<Metadata, OidcError> {
+        let bad = |what: &str, e: openidconnect::url::ParseError| {
+            OidcError::Misconfigured(format!("{what} after back-channel rewrite: {e}"))
+        };
+        let token = match metadata.token_endpoint() {
+            Some(url) => Some(
+                TokenUrl::new(self.backchannel(url.url()).into())
+                    .map_err(|e| bad("token_endpoint", e))?,
+            ),
+            None => None,
+        };
+        let userinfo = match metadata.userinfo_endpoint() {
+            Some(url) => Some(
+                UserInfoUrl::new(self.backchannel(url.url()).into())
+                    .map_err(|e| bad("userinfo_endpoint", e))?,
+            ),
+            None => None,
+        };
+        let jwks = JsonWebKeySetUrl::new(self.backchannel(metadata.jwks_uri().url()).into())
+            .map_err(|e| bad("jwks_uri", e))?;
+        Ok(metadata
+            .set_token_endpoint(token)
+            .set_userinfo_endpoint(userinfo)
+            .set_jwks_uri(jwks))
+    }
+
+    async fn get_json_bytes(&self, url: &Url) -> Result<Vec<u8>, OidcError> {
+        let response = self
+            .http
+            .get(url.clone())
+            .header("accept", "application/json")
+            .send()
+            .await
+            .map_err(|e| OidcError::Unavailable(format!("GET {url}: {e}")))?;
+        if !response.status().is_success() {
+            return Err(OidcError::Unavailable(format!(
+                "GET {url}: HTTP {}",
+                response.status()
+            )));
+        }
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| OidcError::Unavailable(format!("GET {url}: {e}")))?;
+        Ok(body.to_vec())
+    }
+
+    async fn fetch_jwks(&self, url: &JsonWebKeySetUrl) -> Result<CoreJsonWebKeySet, OidcError> {
+        CoreJsonWebKeySet::fetch_async(url, &self.http)
+            .await
+            .map_err(|e| OidcError::Unavailable(format!("JWKS: {e}")))
+    }
+
+    fn client(&self, provider: &Provider) -> Client {
+        let metadata = provider
+            .metadata
+            .clone()
+            .set_jwks((*provider.jwks()).clone());
+        let supports = |method: &str| {
+            metadata
+                .token_endpoint_auth_methods_supported()
+                .is_none_or(|methods| methods.iter().any(|m| m.as_ref() == method))
+        };
+        // client_secret_basic is the default (OIDC Core §9); use post only when basic is not offered.
+        let auth_type = if supports("client_secret_basic") {
+            AuthType::BasicAuth
+        } else {
+            AuthType::RequestBody
+        };
+        let client = CoreClient::from_provider_metadata(
+            metadata,
+            ClientId::new(self.settings.client_id.clone()),
+            self.settings
+                .client_secret
+                .as_ref()
+                .map(|s| ClientSecret::new(s.secret().to_owned())),
+        )
+        .set_auth_type(auth_type);
+        match RedirectUrl::new(self.settings.redirect_uri()) {
+            Ok(redirect) => client.set_redirect_uri(redirect),
+            // WEBAPP_URL parsed as a URL and the provider id is URL-safe, so this cannot happen.
+            Err(_) => client,
+        }
+    }
+
+    /// The authorization URL (code flow, PKCE S256, state, nonce) and the values to keep.
+    pub fn start_authorization(&self, provider: &Provider) -> AuthorizationStart {
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let client = self.client(provider);
+        let mut request = client
+            .authorize_url(
+                CoreAuthenticationFlow::AuthorizationCode,
+                CsrfToken::new_random,
+                Nonce::new_random,
+            )
+            .set_pkce_challenge(challenge);
+        for scope in &self.settings.scopes {
+            // The client adds `openid` itself.
+            if scope != "openid" {
+                request = request.add_scope(Scope::new(scope.clone()));
+            }
+        }
+        let (url, state, nonce) = request.url();
+        AuthorizationStart {
+            url,
+            state: state.secret().clone(),
+            nonce: nonce.secret().clone(),
+            pkce_verifier: verifier.secret().clone(),
+        }
+    }
+
+    /// Whether the provider promised the RFC 9207 `iss` parameter.
+    pub fn requires_iss_parameter(&self, provider: &Provider) -> bool {
+        provider
+            .metadata
+            .additional_metadata()
+            .authorization_response_iss_parameter_supported
+            == Some(true)
+    }
+
+    /// Exchanges the code (with the PKCE verifier), validates the ID token completely, and
+    /// fetches userinfo.
+    pub async fn exchange_code(
+        &self,
+        provider: &Provider,
+        code: &str,
+        pkce_verifier: &str,
+        nonce: &str,
+    ) -> Result<Tokens, OidcError> {
+        let client = self.client(provider);
+        let response = client
+            .exchange_code(AuthorizationCode::new(code.to_owned()))
+            .map_err(|e| OidcError::Misconfigured(e.to_string()))?
+            .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier.to_owned()))
+            .request_async(&self.http)
+            .await
+            .map_err(token_error)?;
+        let id_token = response
+            .id_token()
+            .ok_or_else(|| OidcError::InvalidToken("no id_token in the token response".into()))?;
+        let nonce = Nonce::new(nonce.to_owned());
+        let claims = self
+            .verify_id_token(provider, id_token, response.access_token(), Some(&nonce))
+            .await?;
+        let userinfo = self
+            .userinfo(provider, response.access_token(), claims.subject())
+            .await?;
+        Ok(tokens_from(&response, &claims, userinfo.as_ref(), None))
+    }
+
+    /// Redeems a refresh token. A new ID token in the answer is validated and must name the same
+    /// subject.
+    pub async fn refresh(
+        &self,
+        provider: &Provider,
+        refresh_token: &str,
+        sub: &str,
+    ) -> Result<Tokens, OidcError> {
+        let client = self.client(provider);
+        let refresh = RefreshToken::new(refresh_token.to_owned());
+        let response = client
+            .exchange_refresh_token(&refresh)
+            .map_err(|e| OidcError::Misconfigured(e.to_string()))?
+            .request_async(&self.http)
+            .await
+            .map_err(token_error)?;
+        let claims = match response.id_token() {
+            Some(id_token) => {
+                let claims = self
+                    .verify_id_token(provider, id_token, response.access_token(), None)
+                    .await?;
+                if claims.subject().as_str() != sub {
+                    return Err(OidcError::InvalidToken(
+                        "refreshed ID token names another subject".into(),
+                    ));
+                }
+                Some(claims)
+            }
+            None => None,
+        };
+        let mut tokens = match &claims {
+            Some(claims) => tokens_from(&response, claims, None, Some(refresh_token)),
+            None => Tokens {
+                sub: sub.to_owned(),
+                name: None,
+                email: None,
+                access_token: response.access_token().secret().clone(),
+                access_token_expires_at: expires_at(&response),
+                refresh_token: Some(
+                    response
+                        .refresh_token()
+                        .map(|t| t.secret().clone())
+                        .unwrap_or_else(|| refresh_token.to_owned()),
+                ),
+                id_token: None,
+            },
+        };
+        tokens.sub = sub.to_owned();
+        Ok(tokens)
+    }
+
+    /// Checks signature (against the JWKS, fetched again once for an unknown `kid`), `iss`,
+    /// `aud`/`azp`, `exp`, `iat`, `nonce` and `at_hash`.
+    async fn verify_id_token(
+        &self,
+        provider: &Provider,
+        id_token: &CoreIdToken,
+        access_token: &AccessToken,
+        nonce: Option<&Nonce>,
+    ) -> Result<CoreIdTokenClaims, OidcError> {
+        match self.verify_with_current_keys(provider, id_token, access_token, nonce) {
+            Err(IdTokenFailure::UnknownKey) => {
+                self.refetch_jwks(provider).await?;
+                match self.verify_with_current_keys(provider, id_token, access_token, nonce) {
+                    Ok(claims) => Ok(claims),
+                    Err(IdTokenFailure::UnknownKey) => Err(OidcError::InvalidToken(
+                        "ID token signed with a key the provider does not publish".into(),
+                    )),
+                    Err(IdTokenFailure::Invalid(reason)) => Err(OidcError::InvalidToken(reason)),
+                }
+            }
+            Err(IdTokenFailure::Invalid(reason)) => Err(OidcError::InvalidToken(reason)),
+            Ok(claims) => Ok(claims),
+        }
+    }
+
+    fn verify_with_current_keys(
+        &self,
+        provider: &Provider,
+        id_token: &CoreIdToken,
+        access_token: &AccessToken,
+        nonce: Option<&Nonce>,
+    ) -> Result<CoreIdTokenClaims, IdTokenFailure> {
+        let client = self.client(provider);
+        let verifier = client
+            .id_token_verifier()
+            .set_issue_time_verifier_fn(|iat| {
+                let now = chrono::Utc::now().timestamp();
+                if iat.timestamp() > now + CLOCK_SKEW_SECS {
+                    Err(format!("issued in the future ({iat})"))
+                } else {
+                    Ok(())
+                }
+            });
+        let result = match nonce {
+            Some(nonce) => id_token.claims(&verifier, nonce),
+            // A refreshed ID token carries no nonce of ours (OIDC Core §12.2).
+            None => id_token.claims(&verifier, |_: Option<&Nonce>| Ok(())),
+        };
+        let claims = match result {
+            Ok(claims) => claims.clone(),
+            Err(ClaimsVerificationError::SignatureVerification(
+                SignatureVerificationError::NoMatchingKey,
+            )) => return Err(IdTokenFailure::UnknownKey),
+            Err(e) => return Err(IdTokenFailure::Invalid(e.to_string())),
+        };
+        if let Some(expected) = claims.access_token_hash() {
+            let alg = id_token
+                .signing_alg()
+                .map_err(|e| IdTokenFailure::Invalid(e.to_string()))?;
+            let key = id_token
+                .signing_key(&verifier)
+                .map_err(|e| IdTokenFailure::Invalid(e.to_string()))?;
+            let actual = AccessTokenHash::from_token(access_token, alg, key)
+                .map_err(|e| IdTokenFailure::Invalid(e.to_string()))?;
+            if actual != *expected {
+                return Err(IdTokenFailure::Invalid("at_hash does not match".into()));
+            }
+        }
+        Ok(claims)
+    }
+
+    async fn refetch_jwks(&self, provider: &Provider) -> Result<(), OidcError> {
+        let before = provider.jwks();
+        let _guard = provider.jwks_refetch.lock().await;
+        // Another request may have refreshed the keys while this one waited.
+        if !Arc::ptr_eq(&before, &provider.jwks()) {
+            return Ok(());
+        }
+        let jwks = self.fetch_jwks(provider.metadata.jwks_uri()).await?;
+        provider.set_jwks(jwks);
+        tracing::info!("JWKS fetched again for an unknown key id");
+        Ok(())
+    }
+
+    async fn userinfo(
+        &self,
+        provider: &Provider,
+        access_token: &AccessToken,
+        sub: &SubjectIdentifier,
+    ) -> Result<Option<CoreUserInfoClaims>, OidcError> {
+        let client = self.client(provider);
+        // The userinfo endpoint is optional in OIDC Discovery; without it the ID token suffices.
+        let Ok(request) = client.user_info(access_token.clone(), Some(sub.clone())) else {
+            return Ok(None);
+        };
+        let claims: CoreUserInfoClaims = request
+            .request_async::<_, _, CoreGenderClaim>(&self.http)
+            .await
+            .map_err(|e| match e {
+                openidconnect::UserInfoError::ClaimsVerification(e) => {
+                    OidcError::InvalidToken(format!("userinfo: {e}"))
+                }
+                other => OidcError::Unavailable(format!("userinfo: {other}")),
+            })?;
+        Ok(Some(claims))
+    }
+
+    /// The provider's `end_session_endpoint` with `id_token_hint`, `client_id` and
+    /// `post_logout_redirect_uri`, if the provider has one.
+    pub fn logout_url(&self, provider: &Provider, id_token: Option<&str>) -> Option<Url> {
+        let endpoint = provider
+            .metadata
+            .additional_metadata()
+            .end_session_endpoint
+            .as_ref()?;
+        let mut url = endpoint.url().clone();
+        {
+            let mut query = url.query_pairs_mut();
+            if let Some(id_token) = id_token {
+                query.append_pair("id_token_hint", id_token);
+            }
+            query.append_pair("client_id", &self.settings.client_id);
+            query.append_pair(
+                "post_logout_redirect_uri",
+                &self.settings.post_logout_redirect_uri(),
+            );
+        }
+        Some(url)
+    }
+
+    /// Calls the protected API with the access token (through the back-channel).
+    pub async fn call_api(&self, access_token: &str) -> Result<ApiAnswer, OidcError> {
+        let url = self.backchannel(&self.settings.api_url());
+        let response = self
+            .http
+            .get(url.clone())
+            .bearer_auth(access_token)
+            .header("accept", "application/json")
+            .send()
+            .await
+            .map_err(|e| OidcError::Unavailable(format!("GET {url}: {e}")))?;
+        let status = response.status().as_u16();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| OidcError::Unavailable(format!("GET {url}: {e}")))?;
+        Ok(ApiAnswer {
+            status,
+            json: serde_json::from_slice(&body).ok(),
+        })
+    }
+}
+
+enum IdTokenFailure {
+    UnknownKey,
+    Invalid(String),
+}
+
+fn token_error<RE: std::error::Error + 'static>(
+    error: RequestTokenError<
+        RE,
+        openidconnect::StandardErrorResponse<openidconnect::core::CoreErrorResponseType>,
+    >,
+) -> OidcError {
+    match error {
+        RequestTokenError::ServerResponse(response) => OidcError::Refused(response.to_string()),
+        RequestTokenError::Request(e) => OidcError::Unavailable(format!("token endpoint: {e}")),
+        RequestTokenError::Parse(e, _) => {
+            OidcError::Unavailable(format!("token endpoint answer: {e}"))
+        }
+        RequestTokenError::Other(e) => OidcError::Unavailable(format!("token endpoint: {e}")),
+    }
+}
+
+fn expires_at(response: &CoreTokenResponse) -> Option<i64> {
+    response.expires_in().map(|d| {
+        chrono::Utc::now().timestamp() + i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 2)
+    })
+}
+
+fn tokens_from(
+    response: &CoreTokenResponse,
+    claims: &CoreIdTokenClaims,
+    userinfo: Option<&CoreUserInfoClaims>,
+    previous_refresh_token: Option<&str>,
+) -> Tokens {
+    let from_userinfo_name = userinfo
+        .and_then(|u| u.name())
+        .and_then(|n| n.get(None))
+        .map(|n| n.as_str().to_owned());
+    let from_claims_name = claims
+        .name()
+        .and_then(|n| n.get(None))
+        .map(|n| n.as_str().to_owned());
+    let preferred_username = userinfo
+        .and_then(|u| u.preferred_username())
+        .or(claims.preferred_username())
+        .map(|n| n.as_str().to_owned());
+    let email = userinfo
+        .and_then(|u| u.email())
+        .or(claims.email())
+        .map(|e| e.as_str().to_owned());
+    Tokens {
+        sub: claims.subject().as_str().to_owned(),
+        name: from_userinfo_name
+            .or(from_claims_name)
+            .or(preferred_username),
+        email,
+        access_token: response.access_token().secret().clone(),
+        access_token_expires_at: expires_at(response),
+        refresh_token: response
+            .refresh_token()
+            .map(|t| t.secret().clone())
+            .or_else(|| previous_refresh_token.map(str::to_owned)),
+        id_token: response.id_token().map(|t| t.to_string()),
+    }
+}

@@ -1,0 +1,154 @@
+//! The home page: the session as `useSession()` gives it, and the protected API's answer for
+//! the access token (refreshed first when it has expired).
+
+use actix_session::Session;
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpResponse, web};
+
+use crate::gate;
+use crate::oidc::OidcError;
+use crate::pages::{self, HomePage};
+use crate::refresh::RefreshOutcome;
+use crate::routes::auth::layout;
+use crate::session::{self, REFRESH_ERROR, UserSession};
+use crate::state::AppState;
+
+/// Refresh this many seconds before the access token's expiry, so it does not expire in flight.
+const REFRESH_MARGIN_SECS: i64 = 10;
+
+/// Mounts the route.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/", web::get().to(home));
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// What became of the access token before the API call.
+enum TokenState {
+    Ready(UserSession),
+    /// The provider refused the refresh token: sign in again.
+    SignInAgain,
+    /// The provider could not be reached: show the page without the API.
+    Unavailable(UserSession),
+}
+
+async fn home(state: web::Data<AppState>, session: Session) -> HttpResponse {
+    // The gate only lets signed-in users through; a session that vanished meanwhile signs in.
+    let Some(user) = session::current_user(&session, now()) else {
+        return redirect(&gate::signin_redirect(&state, "/", None));
+    };
+    let user = match ensure_fresh_access_token(&state, &session, user).await {
+        TokenState::Ready(user) => user,
+        TokenState::SignInAgain => {
+            return redirect(&gate::signin_redirect(&state, "/", Some(REFRESH_ERROR)));
+        }
+        TokenState::Unavailable(user) => {
+            return render(&session, &user, None, Some(API_UNREACHABLE));
+        }
+    };
+    match state.oidc.call_api(&user.access_token).await {
+        Ok(answer) => {
+            let json = answer
+                .json
+                .as_ref()
+                .and_then(|json| serde_json::to_string_pretty(json).ok());
+            let error = (!(200..300).contains(&answer.status)).then_some(API_REFUSED);
+            render(&session, &user, Some((answer.status, json)), error)
+        }
+        Err(error) => {
+            tracing::warn!(%error, "protected API unreachable");
+            render(&session, &user, None, Some(API_UNREACHABLE))
+        }
+    }
+}
+
+const API_UNREACHABLE: &str =
+    "The API cannot be reached right now. Please reload the page in a moment.";
+const API_REFUSED: &str = "The API refused the request.";
+
+async fn ensure_fresh_access_token(
+    state: &AppState,
+    session: &Session,
+    mut user: UserSession,
+) -> TokenState {
+    if !user.access_token_expiring(now(), REFRESH_MARGIN_SECS) {
+        return TokenState::Ready(user);
+    }
+    let Some(refresh_token) = user.refresh_token.clone() else {
+        return mark_refresh_failed(session, user);
+    };
+    let outcome = state
+        .refresh
+        .refresh(&refresh_token, || async {
+            let provider = state.oidc.provider().await?;
+            match state
+                .oidc
+                .refresh(&provider, &refresh_token, &user.sub)
+                .await
+            {
+                Ok(tokens) => Ok(RefreshOutcome::Refreshed(tokens)),
+                Err(OidcError::Refused(reason) | OidcError::InvalidToken(reason)) => {
+                    tracing::info!(%reason, "refresh refused");
+                    Ok(RefreshOutcome::Refused)
+                }
+                Err(other) => Err(other),
+            }
+        })
+        .await;
+    match outcome {
+        Ok(RefreshOutcome::Refreshed(tokens)) => {
+            user.apply_refresh(tokens);
+            if let Err(error) = session::store_user(session, &user) {
+                tracing::warn!(%error, "cannot store refreshed tokens");
+            }
+            TokenState::Ready(user)
+        }
+        Ok(RefreshOutcome::Refused) => mark_refresh_failed(session, user),
+        Err(error) => {
+            tracing::warn!(%error, "cannot refresh the access token now");
+            TokenState::Unavailable(user)
+        }
+    }
+}
+
+/// Like NextAuth's `session.error = "RefreshAccessTokenError"`: the session says why, and the
+/// gate sends the user to sign in again.
+fn mark_refresh_failed(session: &Session, mut user: UserSession) -> TokenState {
+    user.error = Some(REFRESH_ERROR.to_owned());
+    if let Err(error) = session::store_user(session, &user) {
+        tracing::warn!(%error, "cannot store the refresh error");
+    }
+    TokenState::SignInAgain
+}
+
+fn render(
+    session: &Session,
+    user: &UserSession,
+    api: Option<(u16, Option<String>)>,
+    api_error: Option<&'static str>,
+) -> HttpResponse {
+    let session_json = serde_json::to_string_pretty(&user.use_session_json()).unwrap_or_default();
+    let (api_status, api_json) = match api {
+        Some((status, json)) => (Some(status), json),
+        None => (None, None),
+    };
+    pages::render(
+        StatusCode::OK,
+        "home.html",
+        &HomePage {
+            layout: layout(session),
+            session_json,
+            api_status,
+            api_json,
+            api_error,
+        },
+    )
+}
+
+fn redirect(location: &str) -> HttpResponse {
+    HttpResponse::Found()
+        .insert_header((header::LOCATION, location))
+        .finish()
+}

@@ -1,0 +1,230 @@
+//! The signed-in user's session, kept in the encrypted actix-session cookie (the analogue of
+//! NextAuth's JWT session), its NextAuth JSON shape, and the CSRF token kept beside it.
+
+use actix_session::Session;
+use base64::Engine as _;
+use rand::RngCore as _;
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq as _;
+
+use crate::oidc::Tokens;
+
+const USER_KEY: &str = "user";
+const CSRF_KEY: &str = "csrf";
+
+/// What NextAuth puts in `session.error` when a refresh failed.
+pub const REFRESH_ERROR: &str = "RefreshAccessTokenError";
+
+/// The signed-in user and their tokens.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserSession {
+    /// Subject at the provider.
+    pub sub: String,
+    /// Display name.
+    pub name: Option<String>,
+    /// E-mail address.
+    pub email: Option<String>,
+    /// When the session ends unless renewed (unix seconds; sliding).
+    pub expires: i64,
+    /// The access token for the protected API.
+    pub access_token: String,
+    /// When the access token expires (unix seconds), if known.
+    pub access_token_expires_at: Option<i64>,
+    /// The refresh token, if the provider issued one.
+    pub refresh_token: Option<String>,
+    /// The raw ID token, for `id_token_hint` at logout.
+    pub id_token: Option<String>,
+    /// Set when refreshing failed: the user must sign in again.
+    pub error: Option<String>,
+}
+
+impl UserSession {
+    /// A session for freshly obtained tokens.
+    pub fn new(tokens: Tokens, expires: i64) -> Self {
+        Self {
+            sub: tokens.sub,
+            name: tokens.name,
+            email: tokens.email,
+            expires,
+            access_token: tokens.access_token,
+            access_token_expires_at: tokens.access_token_expires_at,
+            refresh_token: tokens.refresh_token,
+            id_token: tokens.id_token,
+            error: None,
+        }
+    }
+
+    /// Takes refreshed tokens (a refresh answer may omit the ID token, profile or refresh token).
+    pub fn apply_refresh(&mut self, tokens: Tokens) {
+        self.access_token = tokens.access_token;
+        self.access_token_expires_at = tokens.access_token_expires_at;
+        if tokens.refresh_token.is_some() {
+            self.refresh_token = tokens.refresh_token;
+        }
+        if tokens.id_token.is_some() {
+            self.id_token = tokens.id_token;
+        }
+        if tokens.name.is_some() {
+            self.name = tokens.name;
+        }
+        if tokens.email.is_some() {
+            self.email = tokens.email;
+        }
+        self.error = None;
+    }
+
+    /// Whether the access token expires within `margin_secs` of `now`.
+    pub fn access_token_expiring(&self, now: i64, margin_secs: i64) -> bool {
+        self.access_token_expires_at
+            .is_some_and(|at| at <= now + margin_secs)
+    }
+
+    /// The body of `/api/auth/session`, as NextAuth gives it.
+    pub fn nextauth_json(&self) -> serde_json::Value {
+        let mut session = serde_json::json!({
+            "user": { "name": self.name, "email": self.email },
+            "expires": iso8601(self.expires),
+        });
+        if let Some(error) = &self.error {
+            session["error"] = serde_json::Value::String(error.clone());
+        }
+        session
+    }
+
+    /// What NextAuth's `useSession()` returns for this session.
+    pub fn use_session_json(&self) -> serde_json::Value {
+        serde_json::json!({ "data": self.nextauth_json(), "status": "authenticated" })
+    }
+}
+
+/// `2026-12-27T06:27:38.000Z`, as NextAuth formats `expires`.
+pub fn iso8601(unix_secs: i64) -> String {
+    chrono::DateTime::from_timestamp(unix_secs, 0)
+        .unwrap_or_default()
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
+}
+
+/// The current user, if the session holds a valid, unexpired one. A session that cannot be
+/// read (tampered, foreign key, old format) counts as signed out.
+pub fn current_user(session: &Session, now: i64) -> Option<UserSession> {
+    let user: UserSession = session.get(USER_KEY).ok().flatten()?;
+    (user.expires > now).then_some(user)
+}
+
+/// Stores the user (replacing any previous one).
+pub fn store_user(session: &Session, user: &UserSession) -> Result<(), anyhow::Error> {
+    session
+        .insert(USER_KEY, user)
+        .map_err(|e| anyhow::anyhow!("cannot store the session: {e}"))
+}
+
+/// Starts a fresh session for a newly signed-in user: nothing from before sign-in survives.
+pub fn sign_in(session: &Session, user: &UserSession) -> Result<(), anyhow::Error> {
+    session.purge();
+    store_user(session, user)
+}
+
+/// Ends the session.
+pub fn sign_out(session: &Session) {
+    session.purge();
+}
+
+/// The session's CSRF token, created on first use.
+pub fn csrf_token(session: &Session) -> String {
+    if let Ok(Some(token)) = session.get::<String>(CSRF_KEY) {
+        return token;
+    }
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    // A failure here only means the next form post fails its CSRF check.
+    if let Err(error) = session.insert(CSRF_KEY, &token) {
+        tracing::warn!(%error, "cannot store the CSRF token");
+    }
+    token
+}
+
+/// Whether `submitted` is the session's CSRF token (constant time).
+pub fn csrf_valid(session: &Session, submitted: Option<&str>) -> bool {
+    let Some(submitted) = submitted else {
+        return false;
+    };
+    match session.get::<String>(CSRF_KEY) {
+        Ok(Some(expected)) => {
+            !expected.is_empty() && bool::from(expected.as_bytes().ct_eq(submitted.as_bytes()))
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user() -> UserSession {
+        UserSession {
+            sub: "u1".into(),
+            name: Some("Alice Example".into()),
+            email: Some("alice@example.com".into()),
+            expires: 1_798_354_058,
+            access_token: "at".into(),
+            access_token_expires_at: Some(100),
+            refresh_token: Some("rt".into()),
+            id_token: Some("idt".into()),
+            error: None,
+        }
+    }
+
+    #[test]
+    fn session_json_has_nextauths_shape_and_no_tokens() {
+        let json = user().use_session_json();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "data": {
+                    "user": { "name": "Alice Example", "email": "alice@example.com" },
+                    "expires": "2026-12-27T06:47:38.000Z",
+                },
+                "status": "authenticated",
+            })
+        );
+        let text = json.to_string();
+        assert!(!text.contains("\"at\"") && !text.contains("rt") && !text.contains("idt"));
+    }
+
+    #[test]
+    fn refresh_error_is_reported_in_the_session() {
+        let mut user = user();
+        user.error = Some(REFRESH_ERROR.into());
+        assert_eq!(user.nextauth_json()["error"], REFRESH_ERROR);
+    }
+
+    #[test]
+    fn refresh_keeps_what_the_answer_omits() {
+        let mut user = user();
+        user.error = Some(REFRESH_ERROR.into());
+        user.apply_refresh(Tokens {
+            sub: "u1".into(),
+            name: None,
+            email: None,
+            access_token: "at2".into(),
+            access_token_expires_at: Some(200),
+            refresh_token: None,
+            id_token: None,
+        });
+        assert_eq!(user.access_token, "at2");
+        assert_eq!(user.access_token_expires_at, Some(200));
+        assert_eq!(user.refresh_token.as_deref(), Some("rt"));
+        assert_eq!(user.id_token.as_deref(), Some("idt"));
+        assert_eq!(user.name.as_deref(), Some("Alice Example"));
+        assert_eq!(user.error, None);
+    }
+
+    #[test]
+    fn expiry_margin() {
+        let user = user();
+        assert!(user.access_token_expiring(95, 10));
+        assert!(!user.access_token_expiring(80, 10));
+    }
+}

@@ -1,0 +1,135 @@
+//! Building and running the server: state, cookie session, security headers, the gate, routes.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_session::SessionMiddleware;
+use actix_session::config::{CookieContentSecurity, PersistentSession, TtlExtensionPolicy};
+use actix_session::storage::CookieSessionStore;
+use actix_web::cookie::SameSite;
+use actix_web::dev::Server;
+use actix_web::error::InternalError;
+use actix_web::middleware::{DefaultHeaders, from_fn};
+use actix_web::{App, HttpServer, web};
+
+use crate::config::Settings;
+use crate::flow::{FlowCookie, UsedStates};
+use crate::gate;
+use crate::oidc::Oidc;
+use crate::pages::{self, ErrorKind};
+use crate::refresh::RefreshCoordinator;
+use crate::routes;
+use crate::state::{AppState, KeyPurpose, derive_key};
+
+/// Largest form body accepted (the forms have two short fields).
+const FORM_LIMIT_BYTES: usize = 16 * 1024;
+
+/// A bound, ready-to-run web app.
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    /// Binds `settings.addr` and builds the app.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(&settings.addr)
+            .map_err(|e| anyhow::anyhow!("WEBAPP_ADDR: cannot listen on {}: {e}", settings.addr))?;
+        Self::from_listener(settings, listener).await
+    }
+
+    /// Builds the app on an already bound listener (tests bind `127.0.0.1:0` first). Discovery
+    /// starts in the background: pages are served while the provider is still coming up.
+    pub async fn from_listener(settings: Settings, listener: TcpListener) -> anyhow::Result<Self> {
+        pages::check_templates()?;
+        let port = listener.local_addr()?.port();
+        let secure = settings.url.is_https();
+        let session_key = derive_key(&settings.session_secret, KeyPurpose::Session);
+        let flow_key = derive_key(&settings.session_secret, KeyPurpose::Flow);
+        let session_ttl = actix_web::cookie::time::Duration::seconds(
+            i64::try_from(settings.session_max_age.as_secs()).unwrap_or(i64::MAX / 4),
+        );
+        let oidc = Arc::new(Oidc::new(settings.clone())?);
+        oidc.spawn_discovery();
+        let state = web::Data::new(AppState {
+            flow: FlowCookie::new(flow_key, secure),
+            oidc,
+            used_states: UsedStates::default(),
+            refresh: RefreshCoordinator::default(),
+            settings,
+        });
+        let session_cookie_name = if secure {
+            // `__Host-`: only ever set by this origin over https, for the whole site.
+            "__Host-webapp.session"
+        } else {
+            "webapp.session"
+        };
+
+        let server = HttpServer::new(move || {
+            let sessions =
+                SessionMiddleware::builder(CookieSessionStore::default(), session_key.clone())
+                    .cookie_name(session_cookie_name.to_owned())
+                    .cookie_path("/".to_owned())
+                    .cookie_http_only(true)
+                    .cookie_secure(secure)
+                    .cookie_same_site(SameSite::Lax)
+                    // Encrypted and authenticated: the cookie carries tokens.
+                    .cookie_content_security(CookieContentSecurity::Private)
+                    .session_lifecycle(
+                        PersistentSession::default()
+                            .session_ttl(session_ttl)
+                            .session_ttl_extension_policy(TtlExtensionPolicy::OnStateChanges),
+                    )
+                    .build();
+            App::new()
+                .app_data(state.clone())
+                .app_data(
+                    web::FormConfig::default()
+                        .limit(FORM_LIMIT_BYTES)
+                        .error_handler(|error, _request| {
+                            InternalError::from_response(
+                                error,
+                                pages::error_page(ErrorKind::Default),
+                            )
+                            .into()
+                        }),
+                )
+                .app_data(web::PathConfig::default().error_handler(|error, _request| {
+                    InternalError::from_response(error, pages::error_page(ErrorKind::NotFound))
+                        .into()
+                }))
+                .configure(routes::configure)
+                // Middleware runs outside-in from the last `wrap`: headers, then session, then gate.
+                .wrap(from_fn(gate::gate))
+                .wrap(sessions)
+                .wrap(security_headers())
+        })
+        .listen(listener)?
+        .run();
+        Ok(Self { port, server })
+    }
+
+    /// The port the app listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until the server is stopped.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+fn security_headers() -> DefaultHeaders {
+    DefaultHeaders::new()
+        .add(("X-Frame-Options", "DENY"))
+        .add(("X-Content-Type-Options", "nosniff"))
+        // Callback URLs carry codes: never leak them through the Referer header.
+        .add(("Referrer-Policy", "no-referrer"))
+        .add((
+            "Content-Security-Policy",
+            "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ))
+        // Pages and JSON are per-user.
+        .add(("Cache-Control", "no-store"))
+}

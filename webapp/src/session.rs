@@ -121,7 +121,9 @@ pub fn store_user(session: &Session, user: &UserSession) -> Result<(), anyhow::E
 
 /// Starts a fresh session for a newly signed-in user: nothing from before sign-in survives.
 pub fn sign_in(session: &Session, user: &UserSession) -> Result<(), anyhow::Error> {
-    session.purge();
+    // Not `purge`: a purged session cannot be written to in the same request.
+    session.clear();
+    session.renew();
     store_user(session, user)
 }
 

@@ -1,0 +1,71 @@
+//! Signing keys as the endpoints use them: the issuer, ID-token signing with the client's
+//! algorithm, the published key set, and verification of our own ID tokens as hints.
+
+use oidc_core::claims::IdTokenClaims;
+use oidc_core::jose::{Algorithm, IdTokenVerifier, at_hash};
+use oidc_core::types::{AccessToken, ClientId, IssuerUrl};
+
+use crate::state::AppState;
+
+use super::error::OAuthError;
+
+/// The issuer identifier, exactly as configured.
+pub fn issuer(state: &AppState) -> anyhow::Result<IssuerUrl> {
+    Ok(IssuerUrl::parse(&state.settings.issuer)?)
+}
+
+/// Signs `claims` (adding `at_hash`) with the active key of the client's algorithm.
+pub fn sign_id_token(
+    state: &AppState,
+    alg: &str,
+    claims: &mut IdTokenClaims,
+    access_token: &AccessToken,
+) -> Result<String, OAuthError> {
+    let alg = Algorithm::parse(alg).map_err(|e| anyhow::anyhow!("client algorithm: {e:?}"))?;
+    let key = state
+        .keys
+        .active(alg)
+        .ok_or_else(|| anyhow::anyhow!("no active {alg} signing key"))?;
+    claims.at_hash = Some(at_hash(access_token, key.algorithm()));
+    key.sign_id_token(claims)
+        .map_err(|e| OAuthError::Unexpected(anyhow::anyhow!("signing the ID token: {e}")))
+}
+
+/// The published key set as JSON.
+pub fn jwks_json(state: &AppState) -> Result<String, OAuthError> {
+    Ok(state.keys.jwks_json())
+}
+
+/// How old an ID token may be and still serve as a hint (login or logout of that user).
+const HINT_MAX_AGE_SECS: u32 = 365 * 24 * 3600;
+
+/// Verifies an ID token this provider issued, for `client_id` (or its own audience when the
+/// caller did not name one); expiry is tolerated, since hints are often old.
+pub async fn verify_id_token_hint(
+    state: &AppState,
+    hint: &str,
+    client_id: Option<&str>,
+) -> anyhow::Result<IdTokenClaims> {
+    let audience = match client_id {
+        Some(id) => id.to_owned(),
+        None => unverified_audience(hint).ok_or_else(|| anyhow::anyhow!("no audience"))?,
+    };
+    let verifier = IdTokenVerifier::new(issuer(state)?, ClientId::new(audience), state.keys.jwks())
+        .leeway(HINT_MAX_AGE_SECS);
+    Ok(verifier.verify(hint, None, None)?)
+}
+
+/// The first audience of a token, read before verification only to pick the verifier.
+fn unverified_audience(token: &str) -> Option<String> {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()?;
+    let value: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    match value.get("aud")? {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Array(a) => a.first()?.as_str().map(str::to_owned),
+        _ => None,
+    }
+}

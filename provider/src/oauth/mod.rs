@@ -1,0 +1,50 @@
+//! The OAuth 2.0 and OpenID Connect endpoints: discovery, JWKS, authorization (with consent),
+//! token, userinfo, revocation, introspection, RP-initiated logout, and the protected profile API.
+
+mod authorize;
+mod clients;
+mod discovery;
+mod error;
+mod keys;
+mod logout;
+mod params;
+mod revocation;
+pub mod scopes;
+mod token;
+mod userinfo;
+
+use actix_web::web;
+
+pub use discovery::metadata;
+pub use params::MAX_FORM_BYTES;
+
+/// Mounts every OAuth/OpenID Connect route (paths as advertised in discovery).
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route(
+        "/.well-known/openid-configuration",
+        web::get().to(discovery::openid_configuration),
+    )
+    .route(
+        "/.well-known/openid-configuration/",
+        web::get().to(discovery::openid_configuration),
+    )
+    .route("/oauth/jwks", web::get().to(discovery::jwks))
+    .route("/oauth/authorize", web::get().to(authorize::authorize_get))
+    .route(
+        "/oauth/authorize",
+        web::post().to(authorize::authorize_post),
+    )
+    .route(
+        "/oauth/authorize/decision",
+        web::post().to(authorize::decision),
+    )
+    .route("/oauth/token", web::post().to(token::token))
+    .route("/oauth/userinfo", web::get().to(userinfo::userinfo_get))
+    .route("/oauth/userinfo", web::post().to(userinfo::userinfo_post))
+    .route("/oauth/revoke", web::post().to(revocation::revoke))
+    .route("/oauth/introspect", web::post().to(revocation::introspect))
+    .route("/oauth/logout", web::get().to(logout::end_session_get))
+    .route("/oauth/logout", web::post().to(logout::end_session_post))
+    .route("/oauth/logout/confirm", web::post().to(logout::confirm))
+    .route("/api/profile", web::get().to(userinfo::api_profile));
+}

@@ -1,0 +1,395 @@
+//! The token endpoint (RFC 6749 §3.2, §4.1.3, §6; RFC 7636 §4.6; OpenID Connect Core 1.0 §3.1.3).
+//!
+//! One write transaction per request authenticates the client, checks and consumes the code or
+//! refresh token, and stores the new tokens, so a request costs one trip to the database. A
+//! replayed code or a reused refresh token revokes the whole grant; that revocation commits even
+//! though the request itself is refused.
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use oidc_core::claims::{Audience, IdTokenClaims};
+use oidc_core::error::ErrorCode;
+use oidc_core::pkce::{CodeChallenge, CodeVerifier};
+use oidc_core::token::TokenResponse;
+use oidc_core::types::{
+    AccessToken, AuthorizationCode, ClientId, Nonce, RefreshToken, Scopes, Subject,
+};
+
+use crate::state::AppState;
+use crate::storage::grants::{self, AccessTokenRow, ClaimsUser, RefreshTokenRow};
+use crate::storage::{Conn, now};
+
+use super::clients::{self, RegisteredClient};
+use super::error::OAuthError;
+use super::keys;
+use super::params::Params;
+use super::scopes;
+
+/// What a token request asks for, once its parameters are read.
+enum GrantRequest {
+    AuthorizationCode {
+        code: AuthorizationCode,
+        redirect_uri: Option<String>,
+        verifier: CodeVerifier,
+    },
+    RefreshToken {
+        token: RefreshToken,
+        scope: Option<Scopes>,
+    },
+}
+
+/// What the transaction issued, for the response and the ID token.
+struct Issued {
+    client: RegisteredClient,
+    user: ClaimsUser,
+    access_token: AccessToken,
+    refresh_token: Option<RefreshToken>,
+    scope: Scopes,
+    nonce: Option<String>,
+    auth_time: i64,
+}
+
+/// Lifetimes, copied out of the settings for the blocking closure.
+#[derive(Clone, Copy)]
+struct Lifetimes {
+    access: i64,
+    refresh: i64,
+}
+
+/// `POST /oauth/token`.
+pub async fn token(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, OAuthError> {
+    let mut params = Params::from_body(&req, payload).await?;
+    let credentials = clients::read_credentials(&req, &mut params)?;
+    let request = read_grant_request(&mut params)?;
+    let lifetimes = Lifetimes {
+        access: state.settings.access_token_ttl_secs,
+        refresh: state.settings.refresh_token_ttl_secs,
+    };
+    let issued = state
+        .db
+        .write(
+            move |conn| -> Result<Result<Issued, OAuthError>, OAuthError> {
+                let client = clients::authenticate(conn, &credentials)?;
+                match request {
+                    GrantRequest::AuthorizationCode {
+                        code,
+                        redirect_uri,
+                        verifier,
+                    } => redeem_code(
+                        conn,
+                        client,
+                        &code,
+                        redirect_uri.as_deref(),
+                        &verifier,
+                        lifetimes,
+                    ),
+                    GrantRequest::RefreshToken { token, scope } => {
+                        refresh(conn, client, &token, scope, lifetimes)
+                    }
+                }
+            },
+        )
+        .await??;
+
+    let id_token = if issued.scope.contains("openid") {
+        Some(id_token(&state, &issued)?)
+    } else {
+        None
+    };
+    let mut response = TokenResponse::bearer(issued.access_token);
+    response.expires_in = u64::try_from(lifetimes.access).ok();
+    response.refresh_token = issued.refresh_token;
+    response.id_token = id_token;
+    response.scope = Some(issued.scope);
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::PRAGMA, "no-cache"))
+        .json(response))
+}
+
+fn read_grant_request(params: &mut Params) -> Result<GrantRequest, OAuthError> {
+    let grant_type = params
+        .take("grant_type")
+        .ok_or_else(|| OAuthError::invalid_request("grant_type is missing"))?;
+    match grant_type.as_str() {
+        "authorization_code" => {
+            let code = params
+                .take("code")
+                .ok_or_else(|| OAuthError::invalid_request("code is missing"))?;
+            let verifier = params.take("code_verifier").ok_or_else(|| {
+                OAuthError::invalid_request("code_verifier is missing (PKCE is required)")
+            })?;
+            let verifier = CodeVerifier::parse(verifier).map_err(|_| {
+                OAuthError::invalid_request(
+                    "code_verifier must be 43 to 128 characters of [A-Za-z0-9-._~]",
+                )
+            })?;
+            Ok(GrantRequest::AuthorizationCode {
+                code: AuthorizationCode::new(code),
+                redirect_uri: params.take("redirect_uri"),
+                verifier,
+            })
+        }
+        "refresh_token" => {
+            let token = params
+                .take("refresh_token")
+                .ok_or_else(|| OAuthError::invalid_request("refresh_token is missing"))?;
+            let scope = params
+                .take("scope")
+                .map(|s| Scopes::parse(&s))
+                .transpose()
+                .map_err(|_| OAuthError::new(ErrorCode::InvalidScope, "scope is malformed"))?;
+            Ok(GrantRequest::RefreshToken {
+                token: RefreshToken::new(token),
+                scope,
+            })
+        }
+        _ => Err(OAuthError::new(
+            ErrorCode::UnsupportedGrantType,
+            "grant_type must be authorization_code or refresh_token",
+        )),
+    }
+}
+
+/// Exchanges a code (RFC 6749 §4.1.3). Errors that revoke (a replayed code) are returned as the
+/// inner value so that the transaction still commits the revocation.
+fn redeem_code(
+    conn: &mut Conn,
+    client: RegisteredClient,
+    code: &AuthorizationCode,
+    redirect_uri: Option<&str>,
+    verifier: &CodeVerifier,
+    lifetimes: Lifetimes,
+) -> Result<Result<Issued, OAuthError>, OAuthError> {
+    let at = now();
+    let code_hash = code.hash().into_string();
+    let Some(row) = grants::find_code(conn, &code_hash)? else {
+        return Ok(Err(OAuthError::invalid_grant("the code is unknown")));
+    };
+    if row.client_id != client.id {
+        return Ok(Err(OAuthError::invalid_grant(
+            "the code was issued to another client",
+        )));
+    }
+    if row.used_at.is_some() || !grants::mark_code_used(conn, &code_hash, at)? {
+        // RFC 6749 §4.1.2: a code used twice revokes the tokens issued from it.
+        grants::revoke_grant_family(conn, &row.grant_id, at)?;
+        tracing::warn!(client_id = %client.id, "authorization code replayed: grant revoked");
+        return Ok(Err(OAuthError::invalid_grant("the code was already used")));
+    }
+    if row.expires_at <= at {
+        return Ok(Err(OAuthError::invalid_grant("the code has expired")));
+    }
+    let redirect_ok = match redirect_uri {
+        Some(uri) => uri == row.redirect_uri,
+        // Only a client with a single registered URI may leave it out (RFC 6749 §4.1.3).
+        None => client.redirect_uris.len() == 1 && client.redirect_uris[0] == row.redirect_uri,
+    };
+    if !redirect_ok {
+        return Ok(Err(OAuthError::invalid_grant(
+            "redirect_uri does not match the authorization request",
+        )));
+    }
+    let challenge_ok = CodeChallenge::parse(&row.code_challenge).is_ok_and(|c| c.verify(verifier));
+    if !challenge_ok {
+        return Ok(Err(OAuthError::invalid_grant(
+            "code_verifier does not match the code_challenge",
+        )));
+    }
+    let grant = grants::find_grant(conn, &row.grant_id)?;
+    if grant.is_none_or(|g| g.revoked_at.is_some()) {
+        return Ok(Err(OAuthError::invalid_grant(
+            "the authorization was revoked",
+        )));
+    }
+    let Some(user) = grants::find_claims_user(conn, &row.user_id)?.filter(|u| u.is_active) else {
+        return Ok(Err(OAuthError::invalid_grant(
+            "the user is no longer active",
+        )));
+    };
+    let scope = Scopes::parse(&row.scope).unwrap_or_default();
+    let (access_token, refresh_token) = issue_tokens(
+        conn,
+        &client,
+        &row.grant_id,
+        &user.id,
+        &scope,
+        &scope,
+        lifetimes,
+        at,
+    )?;
+    Ok(Ok(Issued {
+        client,
+        user,
+        access_token,
+        refresh_token,
+        scope,
+        nonce: row.nonce,
+        auth_time: row.auth_time,
+    }))
+}
+
+/// Rotates a refresh token (RFC 6749 §6, RFC 9700 §4.14.2).
+fn refresh(
+    conn: &mut Conn,
+    client: RegisteredClient,
+    token: &RefreshToken,
+    requested: Option<Scopes>,
+    lifetimes: Lifetimes,
+) -> Result<Result<Issued, OAuthError>, OAuthError> {
+    let at = now();
+    let token_hash = token.hash().into_string();
+    if !client.allows_refresh {
+        return Ok(Err(OAuthError::new(
+            ErrorCode::UnauthorizedClient,
+            "this client may not use refresh tokens",
+        )));
+    }
+    let Some(row) = grants::find_refresh_token(conn, &token_hash)? else {
+        return Ok(Err(OAuthError::invalid_grant(
+            "the refresh token is unknown",
+        )));
+    };
+    if row.client_id != client.id {
+        return Ok(Err(OAuthError::invalid_grant(
+            "the refresh token was issued to another client",
+        )));
+    }
+    if row.revoked_at.is_some() {
+        return Ok(Err(OAuthError::invalid_grant(
+            "the refresh token was revoked",
+        )));
+    }
+    if row.used_at.is_some() || !grants::mark_refresh_token_used(conn, &token_hash, at)? {
+        // A rotated token presented again means it leaked: end the whole grant.
+        grants::revoke_grant_family(conn, &row.grant_id, at)?;
+        tracing::warn!(client_id = %client.id, "refresh token reused: grant revoked");
+        return Ok(Err(OAuthError::invalid_grant(
+            "the refresh token was already used",
+        )));
+    }
+    if row.expires_at <= at {
+        return Ok(Err(OAuthError::invalid_grant(
+            "the refresh token has expired",
+        )));
+    }
+    let granted = Scopes::parse(&row.scope).unwrap_or_default();
+    let scope = match requested {
+        Some(requested) if !requested.is_subset(&granted) => {
+            return Ok(Err(OAuthError::new(
+                ErrorCode::InvalidScope,
+                "the requested scope exceeds the granted scope",
+            )));
+        }
+        Some(requested) => requested,
+        None => granted.clone(),
+    };
+    let Some(grant) = grants::find_grant(conn, &row.grant_id)?.filter(|g| g.revoked_at.is_none())
+    else {
+        return Ok(Err(OAuthError::invalid_grant(
+            "the authorization was revoked",
+        )));
+    };
+    let Some(user) = grants::find_claims_user(conn, &row.user_id)?.filter(|u| u.is_active) else {
+        return Ok(Err(OAuthError::invalid_grant(
+            "the user is no longer active",
+        )));
+    };
+    // The new refresh token keeps the grant's full scope; only the access token narrows.
+    let (access_token, refresh_token) = issue_tokens(
+        conn,
+        &client,
+        &row.grant_id,
+        &user.id,
+        &scope,
+        &granted,
+        lifetimes,
+        at,
+    )?;
+    Ok(Ok(Issued {
+        client,
+        user,
+        access_token,
+        refresh_token,
+        scope,
+        nonce: None,
+        auth_time: grant.auth_time,
+    }))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn issue_tokens(
+    conn: &mut Conn,
+    client: &RegisteredClient,
+    grant_id: &str,
+    user_id: &str,
+    access_scope: &Scopes,
+    refresh_scope: &Scopes,
+    lifetimes: Lifetimes,
+    at: i64,
+) -> Result<(AccessToken, Option<RefreshToken>), OAuthError> {
+    let access_token = AccessToken::generate();
+    grants::insert_access_token(
+        conn,
+        &AccessTokenRow {
+            token_hash: access_token.hash().into_string(),
+            grant_id: grant_id.to_owned(),
+            client_id: client.id.clone(),
+            user_id: user_id.to_owned(),
+            scope: access_scope.to_string(),
+            expires_at: at + lifetimes.access,
+            revoked_at: None,
+            created_at: at,
+        },
+    )?;
+    let refresh_token = if client.allows_refresh {
+        let token = RefreshToken::generate();
+        grants::insert_refresh_token(
+            conn,
+            &RefreshTokenRow {
+                token_hash: token.hash().into_string(),
+                grant_id: grant_id.to_owned(),
+                client_id: client.id.clone(),
+                user_id: user_id.to_owned(),
+                scope: refresh_scope.to_string(),
+                expires_at: at + lifetimes.refresh,
+                used_at: None,
+                revoked_at: None,
+                created_at: at,
+            },
+        )?;
+        Some(token)
+    } else {
+        None
+    };
+    Ok((access_token, refresh_token))
+}
+
+/// Signs the ID token with the client's algorithm and the active key (OpenID Connect Core 1.0
+/// §2, §3.1.3.6).
+fn id_token(state: &AppState, issued: &Issued) -> Result<String, OAuthError> {
+    let issuer = keys::issuer(state)?;
+    let client_id = ClientId::new(issued.client.id.clone());
+    let now = now();
+    let mut claims = IdTokenClaims::new(
+        issuer,
+        Subject::new(issued.user.subject.clone()),
+        Audience::Single(client_id.clone()),
+        now,
+        now + state.settings.id_token_ttl_secs,
+    );
+    claims.auth_time = Some(issued.auth_time);
+    claims.nonce = issued.nonce.clone().map(Nonce::new);
+    claims.azp = Some(client_id);
+    claims.profile = scopes::standard_claims(&issued.user, &issued.scope);
+    keys::sign_id_token(
+        state,
+        &issued.client.id_token_alg,
+        &mut claims,
+        &issued.access_token,
+    )
+}

@@ -1,0 +1,134 @@
+//! Bearer-token resources: the userinfo endpoint (OpenID Connect Core 1.0 §5.3) and the
+//! protected profile API, with the token in the `Authorization` header or, for POST, the form
+//! body (RFC 6750 §2.1, §2.2).
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use oidc_core::claims::UserInfo;
+use oidc_core::types::{AccessToken, Scopes, Subject};
+
+use crate::state::AppState;
+use crate::storage::grants::{self, ActiveAccessToken};
+use crate::storage::now;
+
+use super::error::BearerError;
+use super::params::{self, Params};
+use super::scopes;
+
+/// The bearer token of a request: from the header, or from a form body of a POST, never both.
+async fn bearer_token(
+    req: &HttpRequest,
+    payload: Option<web::Payload>,
+) -> Result<String, BearerError> {
+    let from_header = match req.headers().get(header::AUTHORIZATION) {
+        Some(value) => {
+            let value = value
+                .to_str()
+                .map_err(|_| BearerError::InvalidToken("the Authorization header is malformed"))?;
+            match value.split_once(' ') {
+                Some((scheme, token))
+                    if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+                {
+                    Some(token.trim().to_owned())
+                }
+                _ => {
+                    return Err(BearerError::InvalidToken(
+                        "the Authorization header is not a Bearer token",
+                    ));
+                }
+            }
+        }
+        None => None,
+    };
+    let from_body = match payload {
+        Some(payload) if params::is_form(req) => {
+            Params::from_body(req, payload).await?.take("access_token")
+        }
+        _ => None,
+    };
+    match (from_header, from_body) {
+        (Some(_), Some(_)) => Err(BearerError::InvalidRequest(
+            "the access token was sent in more than one way".into(),
+        )),
+        (Some(token), None) | (None, Some(token)) => Ok(token),
+        (None, None) => Err(BearerError::InvalidToken("no access token was sent")),
+    }
+}
+
+/// Looks the token up (one query, joined with its user).
+async fn active_token(
+    state: &AppState,
+    token: String,
+) -> Result<(ActiveAccessToken, Scopes), BearerError> {
+    let hash = AccessToken::new(token).hash().into_string();
+    let found = state
+        .db
+        .run(move |conn| {
+            Ok::<_, BearerError>(grants::find_active_access_token(conn, &hash, now())?)
+        })
+        .await?
+        .ok_or(BearerError::InvalidToken(
+            "the access token is unknown, expired or revoked",
+        ))?;
+    let scopes = Scopes::parse(&found.token.scope).unwrap_or_default();
+    Ok((found, scopes))
+}
+
+fn no_store_json(body: &impl serde::Serialize) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::PRAGMA, "no-cache"))
+        .json(body)
+}
+
+/// `GET /oauth/userinfo`.
+pub async fn userinfo_get(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, BearerError> {
+    userinfo(&state, bearer_token(&req, None).await?).await
+}
+
+/// `POST /oauth/userinfo`.
+pub async fn userinfo_post(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, BearerError> {
+    userinfo(&state, bearer_token(&req, Some(payload)).await?).await
+}
+
+async fn userinfo(state: &AppState, token: String) -> Result<HttpResponse, BearerError> {
+    let (found, scopes) = active_token(state, token).await?;
+    if !scopes.contains("openid") {
+        return Err(BearerError::InsufficientScope("openid"));
+    }
+    Ok(no_store_json(&UserInfo {
+        sub: Subject::new(found.user.subject.clone()),
+        claims: scopes::standard_claims(&found.user, &scopes),
+    }))
+}
+
+/// `GET /api/profile`: the user's profile for a token with the `profile` scope.
+pub async fn api_profile(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, BearerError> {
+    let (found, scopes) = active_token(&state, bearer_token(&req, None).await?).await?;
+    if !scopes.contains("profile") {
+        return Err(BearerError::InsufficientScope("profile"));
+    }
+    let claims = scopes::standard_claims(&found.user, &scopes);
+    Ok(no_store_json(&serde_json::json!({
+        "sub": found.user.subject,
+        "username": found.user.username,
+        "name": claims.name,
+        "given_name": claims.given_name,
+        "family_name": claims.family_name,
+        "email": claims.email,
+        "email_verified": claims.email_verified,
+        "updated_at": found.user.updated_at,
+        "scope": scopes.to_string(),
+        "client_id": found.token.client_id,
+    })))
+}

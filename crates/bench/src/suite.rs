@@ -158,7 +158,10 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     )
     .await?;
     let first_start_ready_ms = ms(provider.ready_after);
-    eprintln!("provider ready in {first_start_ready_ms:.0} ms (fresh database) on {issuer}");
+    eprintln!(
+        "provider (pid {}) ready in {first_start_ready_ms:.0} ms (fresh database) on {issuer}",
+        provider.pid()
+    );
     settle(options).await;
     let idle_rss_after_bootstrap_kib = procfs::memory(provider.pid()).map(|m| m.rss_kib);
 

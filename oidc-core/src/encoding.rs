@@ -11,6 +11,7 @@ pub(crate) fn b64url(bytes: impl AsRef<[u8]>) -> String {
 }
 
 /// Strict base64url decoding: no padding, no other alphabet, canonical trailing bits.
+#[cfg_attr(not(feature = "jose"), allow(dead_code))]
 pub(crate) fn b64url_decode(text: &str) -> Option<Vec<u8>> {
     URL_SAFE_NO_PAD.decode(text).ok()
 }
@@ -30,4 +31,29 @@ pub(crate) fn random_b64url(n: usize) -> String {
 /// Whether `c` is in the base64url alphabet (RFC 4648 §5).
 pub(crate) fn is_b64url_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '-' || c == '_'
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decoding_is_strict() {
+        assert_eq!(b64url_decode("YWJj"), Some(b"abc".to_vec()));
+        assert_eq!(b64url_decode("YWI"), Some(b"ab".to_vec()));
+        // Padding, the standard alphabet and non-canonical trailing bits are all refused.
+        assert_eq!(b64url_decode("YWI="), None);
+        assert_eq!(b64url_decode("+/+/"), None);
+        assert_eq!(b64url_decode("YWJ"), None);
+        assert_eq!(b64url_decode("Y"), None);
+        assert_eq!(b64url_decode(""), Some(Vec::new()));
+    }
+
+    #[test]
+    fn random_values_have_the_requested_entropy() {
+        let a = random_b64url(32);
+        assert_eq!(a.len(), 43);
+        assert!(a.chars().all(is_b64url_char));
+        assert_ne!(a, random_b64url(32));
+    }
 }

@@ -149,3 +149,33 @@ impl<'de> Deserialize<'de> for JwkSet {
         Ok(Self { keys })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ec_thumbprint_uses_the_required_members_in_order() {
+        let jwk = Jwk::ec_p256(&[1; 32], &[2; 32]);
+        let canonical = format!(
+            r#"{{"crv":"P-256","kty":"EC","x":"{}","y":"{}"}}"#,
+            b64url([1; 32]),
+            b64url([2; 32])
+        );
+        assert_eq!(jwk.thumbprint(), b64url(sha256(canonical)));
+        let mut with_extras = jwk.clone();
+        with_extras.kid = Some("k".into());
+        with_extras.alg = Some("ES256".into());
+        assert_eq!(with_extras.thumbprint(), jwk.thumbprint());
+    }
+
+    #[test]
+    fn serialization_leaves_out_absent_members() {
+        let jwk = Jwk::rsa(&[1, 2, 3], &[1, 0, 1]);
+        assert_eq!(
+            serde_json::to_string(&jwk).unwrap(),
+            r#"{"kty":"RSA","n":"AQID","e":"AQAB"}"#
+        );
+        assert!(jwk.is_for_signing());
+    }
+}

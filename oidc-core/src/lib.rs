@@ -90,6 +90,11 @@ pub mod types;
 
 mod encoding;
 
+/// The README's example, compiled and run as a doctest so it stays true.
+#[cfg(all(doctest, feature = "jose"))]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 /// The current time in seconds since the Unix epoch, as used by the `exp`, `iat` and `auth_time`
 /// claims (RFC 7519 §2 "NumericDate").
 ///

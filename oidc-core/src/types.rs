@@ -640,3 +640,47 @@ impl<'de> Deserialize<'de> for Scopes {
         Self::parse(&s).map_err(serde::de::Error::custom)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opaque_values_accept_visible_ascii_only() {
+        assert!(check_opaque("x", "a b~!").is_ok());
+        assert!(check_opaque("x", "").is_err());
+        assert!(check_opaque("x", "a\nb").is_err());
+        assert!(check_opaque("x", "\u{e9}").is_err());
+        assert!(check_opaque("x", &"a".repeat(MAX_VALUE_LEN)).is_ok());
+        assert!(check_opaque("x", &"a".repeat(MAX_VALUE_LEN + 1)).is_err());
+    }
+
+    #[test]
+    fn scope_tokens_follow_rfc6749_section_3_3() {
+        assert!(Scope::parse("openid").is_ok());
+        assert!(Scope::parse("urn:example:read!#$").is_ok());
+        for bad in ["", "a b", "a\"b", "a\\b", "\u{7f}"] {
+            assert!(Scope::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn secret_equality_is_by_value() {
+        let a = ClientSecret::new("s3cret");
+        assert_eq!(a, ClientSecret::new("s3cret"));
+        assert_ne!(a, ClientSecret::new("s3cret "));
+        assert_eq!(a.hash(), TokenHash::of("s3cret"));
+        assert_eq!(a.hash().as_str().len(), 43);
+    }
+
+    #[test]
+    fn url_types_remember_the_original_text() {
+        let uri = RedirectUri::parse("HTTPS://App.Example.com:443/cb").unwrap();
+        assert_eq!(uri.as_str(), "HTTPS://App.Example.com:443/cb");
+        assert_eq!(uri.url().as_str(), "https://app.example.com/cb");
+        assert_ne!(
+            uri,
+            RedirectUri::parse("https://app.example.com/cb").unwrap()
+        );
+    }
+}

@@ -106,3 +106,34 @@ pub fn at_hash(access_token: &AccessToken, alg: Algorithm) -> String {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_rs256_and_es256_parse() {
+        assert_eq!(Algorithm::parse("RS256"), Ok(Algorithm::RS256));
+        assert_eq!(Algorithm::parse("ES256"), Ok(Algorithm::ES256));
+        for bad in ["none", "HS256", "rs256", "RS384", "PS256", ""] {
+            assert!(Algorithm::parse(bad).is_err(), "{bad}");
+        }
+        assert!(serde_json::from_str::<Algorithm>("\"none\"").is_err());
+        assert_eq!(
+            serde_json::to_string(&Algorithm::ES256).unwrap(),
+            "\"ES256\""
+        );
+    }
+
+    #[test]
+    fn at_hash_is_the_left_half_of_sha256() {
+        let token = AccessToken::new("abc");
+        // SHA-256("abc") = ba7816bf8f01cfea414140de5dae2223 b00361a396177a9cb410ff61f20015ad
+        let left = [
+            0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea, 0x41, 0x41, 0x40, 0xde, 0x5d, 0xae,
+            0x22, 0x23,
+        ];
+        assert_eq!(at_hash(&token, Algorithm::RS256), b64url(left));
+        assert_eq!(at_hash(&token, Algorithm::RS256).len(), 22);
+    }
+}

@@ -36,7 +36,10 @@ pub enum VerifyError {
     /// No key of the JWK Set has the header's `kid` (or, without `kid`, no key suits the
     /// algorithm). The provider may have rotated its keys: fetch the JWK Set again once, rebuild
     /// the verifier and retry; if it fails again, refuse the token.
-    #[error("no key with id {0:?} in the JWK Set")]
+    #[error(
+        "no key {} in the JWK Set",
+        .0.as_deref().map_or("for the token's algorithm".to_owned(), |k| format!("with id {k:?}"))
+    )]
     UnknownKid(Option<String>),
     /// The key named by `kid` does not fit the header's algorithm (e.g. an EC key for RS256).
     #[error("key {kid:?} cannot verify {alg}")]
@@ -103,6 +106,7 @@ impl VerifyError {
 }
 
 /// A public key ready to verify signatures.
+#[derive(Clone)]
 enum KeyVerifier {
     Rsa(RsassaJwsVerifier),
     Ec(EcdsaJwsVerifier),
@@ -117,7 +121,7 @@ impl std::fmt::Debug for KeyVerifier {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct VerificationKey {
     kid: Option<String>,
     alg: Algorithm,
@@ -184,7 +188,43 @@ struct Header {
 /// `exp` and `iat` within the leeway (default 60 s), `nonce`, `at_hash`. Keys are parsed once
 /// when the verifier is built. Header parameters that point at keys elsewhere (`jku`, `x5u`,
 /// `jwk`) are ignored and never fetched.
-#[derive(Debug)]
+///
+/// # Key rotation
+///
+/// A provider publishes its new key before signing with it and keeps the old one published
+/// until the old key's tokens have expired. A relying party that meets a `kid` it does not know
+/// fetches the JWK Set again, once, and retries; a second [`VerifyError::UnknownKid`] is final.
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # use oidc_core::claims::{Audience, IdTokenClaims};
+/// # use oidc_core::jose::{Algorithm, SigningKey};
+/// # use oidc_core::types::{ClientId, IssuerUrl, Subject};
+/// use oidc_core::jose::{IdTokenVerifier, VerifyError};
+/// use oidc_core::jwk::JwkSet;
+///
+/// # let issuer = IssuerUrl::parse("https://id.example.com")?;
+/// # let client_id = ClientId::new("webapp");
+/// # let (old_key, new_key) = (SigningKey::generate(Algorithm::ES256)?, SigningKey::generate(Algorithm::ES256)?);
+/// # let now = oidc_core::unix_now();
+/// # let claims = IdTokenClaims::new(issuer.clone(), Subject::new("u"), Audience::Single(client_id.clone()), now, now + 60);
+/// # let token = new_key.sign_id_token(&claims)?;
+/// # let fetch_jwks = || -> Result<JwkSet, Box<dyn std::error::Error>> {
+/// #     Ok(JwkSet::new(vec![new_key.public_jwk(), old_key.public_jwk()]))
+/// # };
+/// let mut verifier = IdTokenVerifier::new(issuer, client_id, JwkSet::new(vec![old_key.public_jwk()]));
+/// let claims = match verifier.verify(&token, None, None) {
+///     Err(VerifyError::UnknownKid(_)) => {
+///         verifier.set_jwks(&fetch_jwks()?);
+///         verifier.verify(&token, None, None)?
+///     }
+///     other => other?,
+/// };
+/// assert_eq!(claims.sub.as_str(), "u");
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
 pub struct IdTokenVerifier {
     issuer: IssuerUrl,
     client_id: ClientId,

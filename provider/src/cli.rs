@@ -1,13 +1,19 @@
 //! The command line of the `provider` binary: serving, and what an operator scripts.
 
-use std::io::{Read as _, Write as _};
+use std::io::{IsTerminal as _, Read as _, Write as _};
 use std::net::{TcpStream, ToSocketAddrs as _};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+use oidc_core::jose::Algorithm;
 
 use crate::config::Settings;
+use crate::identity::password::hash_blocking;
+use crate::storage::Db;
+use crate::storage::clients::{self, ClientInput, ClientType, GrantType};
+use crate::storage::keys::{self as stored_keys, RetireOutcome};
+use crate::storage::users::{self, Profile, Username, validate_password};
 
 /// An OpenID Connect provider.
 #[derive(Debug, Parser)]
@@ -23,17 +29,362 @@ pub struct Cli {
 pub enum Command {
     /// Run the HTTP server (the default).
     Serve,
+    /// Create an administrator (asks for what is not given).
+    Createsuperuser(AccountArgs),
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage applications (OAuth clients).
+    #[command(subcommand)]
+    Client(ClientCommand),
+    /// Manage signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Exit 0 when the server at PROVIDER_ADDR answers GET /healthz with 200.
     Healthcheck,
 }
 
-/// Runs the command line; returns the process exit code.
+/// Who to create.
+#[derive(Debug, Args)]
+pub struct AccountArgs {
+    /// Login name (asked for when missing).
+    #[arg(long)]
+    pub username: Option<String>,
+    /// E-mail address (asked for when missing and the username is asked for too).
+    #[arg(long)]
+    pub email: Option<String>,
+    /// Given name.
+    #[arg(long, default_value = "")]
+    pub given_name: String,
+    /// Family name.
+    #[arg(long, default_value = "")]
+    pub family_name: String,
+    /// Read the password from the first line of standard input instead of asking.
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+/// User subcommands.
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user.
+    Create {
+        /// Who.
+        #[command(flatten)]
+        account: AccountArgs,
+        /// Make the user an administrator.
+        #[arg(long)]
+        admin: bool,
+    },
+    /// List users.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Client subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Register an application; prints its client id and (once) its secret.
+    Create {
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        /// A redirect URI (repeat for several).
+        #[arg(long = "redirect-uri", required = true)]
+        redirect_uris: Vec<String>,
+        /// A post-logout redirect URI (repeat for several).
+        #[arg(long = "post-logout-redirect-uri")]
+        post_logout_redirect_uris: Vec<String>,
+        /// Use this client id instead of a generated one.
+        #[arg(long)]
+        client_id: Option<String>,
+        /// A public client (no secret; PKCE only).
+        #[arg(long)]
+        public: bool,
+        /// Do not ask users for consent.
+        #[arg(long)]
+        skip_authorization: bool,
+        /// Do not allow refresh tokens.
+        #[arg(long)]
+        no_refresh_tokens: bool,
+        /// ID-token signing algorithm.
+        #[arg(long, default_value = "RS256", value_parser = ["RS256", "ES256"])]
+        algorithm: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List applications.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Key subcommands.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// List keys.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make a new key active; the old one stays published until retired.
+    Rotate {
+        /// Algorithm of the key to rotate.
+        #[arg(long, default_value = "RS256", value_parser = ["RS256", "ES256"])]
+        algorithm: String,
+    },
+    /// Remove a rotated key from the JWKS.
+    Retire {
+        /// The key id.
+        kid: String,
+    },
+}
+
+/// Runs the command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = Settings::from_env()?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings).await,
         Command::Healthcheck => healthcheck(&settings.addr),
+        command => {
+            // Operator commands are short and synchronous: run them off the async executor.
+            tokio::task::spawn_blocking(move || admin_command(&settings, command))
+                .await
+                .context("command task failed")?
+        }
     }
+}
+
+fn open_db(settings: &Settings) -> anyhow::Result<Db> {
+    let path = settings.database_path();
+    let db = Db::open(&path, 2).with_context(|| {
+        format!(
+            "cannot open the database PROVIDER_DATABASE_URL={}",
+            path.display()
+        )
+    })?;
+    db.migrate()
+        .context("cannot apply the database migrations")?;
+    Ok(db)
+}
+
+fn admin_command(settings: &Settings, command: Command) -> anyhow::Result<()> {
+    let db = open_db(settings)?;
+    let mut conn = db.conn()?;
+    let conn = &mut *conn;
+    let mut out = std::io::stdout().lock();
+    match command {
+        Command::Serve | Command::Healthcheck => anyhow::bail!("not an administration command"),
+        Command::Createsuperuser(account) => {
+            let user = create_user(conn, settings, account, true)?;
+            writeln!(out, "Created administrator {}.", user.username)?;
+        }
+        Command::User(UserCommand::Create { account, admin }) => {
+            let user = create_user(conn, settings, account, admin)?;
+            writeln!(
+                out,
+                "Created user {} (subject {}).",
+                user.username, user.subject
+            )?;
+        }
+        Command::User(UserCommand::List { json }) => {
+            let list = users::list(conn)?;
+            if json {
+                let rows: Vec<_> = list
+                    .iter()
+                    .map(|u| {
+                        serde_json::json!({
+                            "id": u.id, "subject": u.subject, "username": u.username,
+                            "email": u.email, "is_admin": u.is_admin, "is_active": u.is_active,
+                        })
+                    })
+                    .collect();
+                writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?;
+            } else {
+                for u in list {
+                    let roles = match (u.is_admin, u.is_active) {
+                        (_, false) => " (deactivated)",
+                        (true, true) => " (admin)",
+                        (false, true) => "",
+                    };
+                    writeln!(out, "{}\t{}{roles}", u.username, u.email)?;
+                }
+            }
+        }
+        Command::Client(ClientCommand::Create {
+            name,
+            redirect_uris,
+            post_logout_redirect_uris,
+            client_id,
+            public,
+            skip_authorization,
+            no_refresh_tokens,
+            algorithm,
+            json,
+        }) => {
+            let mut grant_types = vec![GrantType::AuthorizationCode];
+            if !no_refresh_tokens {
+                grant_types.push(GrantType::RefreshToken);
+            }
+            let input = ClientInput {
+                id: client_id,
+                name,
+                client_type: if public {
+                    ClientType::Public
+                } else {
+                    ClientType::Confidential
+                },
+                redirect_uris,
+                post_logout_redirect_uris,
+                grant_types,
+                skip_authorization,
+                id_token_signed_response_alg: algorithm,
+            };
+            let (client, secret) =
+                clients::create(conn, &input, &settings.allow_http_redirect_hosts)?;
+            if json {
+                let value = serde_json::json!({
+                    "client_id": client.id,
+                    "client_secret": secret.as_ref().map(|s| s.secret()),
+                    "name": client.name,
+                    "client_type": client.client_type,
+                    "redirect_uris": client.redirect_uris,
+                    "post_logout_redirect_uris": client.post_logout_redirect_uris,
+                });
+                writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
+            } else {
+                writeln!(out, "client_id: {}", client.id)?;
+                match secret {
+                    Some(secret) => {
+                        writeln!(out, "client_secret: {}", secret.secret())?;
+                        writeln!(
+                            out,
+                            "Store the secret now: it is kept only as a hash and cannot be shown again."
+                        )?;
+                    }
+                    None => writeln!(out, "public client: no secret; use PKCE")?,
+                }
+            }
+        }
+        Command::Client(ClientCommand::List { json }) => {
+            let list = clients::list(conn)?;
+            if json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&list)?)?;
+            } else {
+                for c in list {
+                    writeln!(
+                        out,
+                        "{}\t{}\t{}\t{}",
+                        c.id,
+                        c.name,
+                        c.client_type.as_str(),
+                        c.redirect_uris.join(" ")
+                    )?;
+                }
+            }
+        }
+        Command::Keys(command) => {
+            crate::keys::ensure_active_keys(conn)?;
+            match command {
+                KeysCommand::List { json } => {
+                    let list = stored_keys::list(conn)?;
+                    if json {
+                        writeln!(out, "{}", serde_json::to_string_pretty(&list)?)?;
+                    } else {
+                        for k in list {
+                            writeln!(out, "{}\t{}\t{}", k.kid, k.alg, k.status)?;
+                        }
+                    }
+                }
+                KeysCommand::Rotate { algorithm } => {
+                    let alg = Algorithm::parse(&algorithm)
+                        .map_err(|e| anyhow::anyhow!("--algorithm: {e}"))?;
+                    let kid = crate::keys::rotate_blocking(conn, alg)?;
+                    writeln!(out, "New active {alg} key: {kid}")?;
+                    writeln!(
+                        out,
+                        "Running servers pick it up within PROVIDER_KEYS_RELOAD_SECS ({} s).",
+                        settings.keys_reload_secs
+                    )?;
+                }
+                KeysCommand::Retire { kid } => match stored_keys::retire(conn, &kid)? {
+                    RetireOutcome::Retired => writeln!(out, "Retired key {kid}.")?,
+                    RetireOutcome::NotFound => anyhow::bail!("no signing key with id {kid}"),
+                    RetireOutcome::Active => anyhow::bail!(
+                        "key {kid} is active: rotate first (provider keys rotate --algorithm ...)"
+                    ),
+                    RetireOutcome::AlreadyRetired => anyhow::bail!("key {kid} is already retired"),
+                },
+            }
+        }
+    }
+    Ok(())
+}
+
+fn prompt(question: &str) -> anyhow::Result<String> {
+    let mut stderr = std::io::stderr();
+    write!(stderr, "{question}: ")?;
+    stderr.flush()?;
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    Ok(line.trim().to_owned())
+}
+
+fn read_password(from_stdin: bool) -> anyhow::Result<String> {
+    if from_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .context("reading the password from standard input")?;
+        return Ok(line.trim_end_matches(['\r', '\n']).to_owned());
+    }
+    if !std::io::stdin().is_terminal() {
+        anyhow::bail!("no terminal to ask for a password: use --password-stdin");
+    }
+    let first = rpassword::prompt_password("Password: ")?;
+    let second = rpassword::prompt_password("Password (again): ")?;
+    if first != second {
+        anyhow::bail!("the passwords do not match");
+    }
+    Ok(first)
+}
+
+fn create_user(
+    conn: &mut crate::storage::Conn,
+    settings: &Settings,
+    account: AccountArgs,
+    admin: bool,
+) -> anyhow::Result<users::User> {
+    let asked = account.username.is_none();
+    let username = match account.username {
+        Some(username) => username,
+        None => prompt("Username")?,
+    };
+    let username = Username::parse(&username).map_err(|e| anyhow::anyhow!("--username: {e}"))?;
+    let email = match account.email {
+        Some(email) => email,
+        None if asked => prompt("E-mail address")?,
+        None => String::new(),
+    };
+    let profile = Profile {
+        email_verified: false,
+        email,
+        given_name: account.given_name,
+        family_name: account.family_name,
+        is_admin: admin,
+    };
+    profile.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let password = read_password(account.password_stdin)?;
+    validate_password(&password).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let hash = hash_blocking(&password, settings.bcrypt_cost)?;
+    Ok(users::create(conn, &username, &hash, &profile)?)
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {

@@ -1,5 +1,6 @@
 //! The OpenID Connect provider: configuration, storage, accounts, applications, keys, pages and endpoints.
 
+pub mod admin;
 pub mod bootstrap;
 pub mod cli;
 pub mod config;

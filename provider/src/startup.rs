@@ -203,6 +203,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(crate::health::healthz)
         .route("/", web::get().to(crate::pages::home::home))
         .configure(crate::identity::login::configure)
+        .configure(crate::admin::configure)
         .configure(crate::oauth::configure);
 }
 

@@ -1,0 +1,419 @@
+//! Applications (OAuth clients) in the admin site: list, register, edit, delete, and a new
+//! secret on demand. A secret is shown once, in the response that created it, never again.
+
+use actix_session::Session;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::{Deserialize, Serialize};
+
+use super::{AdminError, Frame, flash, format_time, page, require_admin, require_admin_form};
+use crate::identity::login::see_other;
+use crate::state::AppState;
+use crate::storage::StorageError;
+use crate::storage::clients::{
+    self, Client, ClientError, ClientInput, ClientType, GrantType, PlainSecret,
+};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/applications", web::get().to(list))
+        .route("/applications", web::post().to(create))
+        .route("/applications/new", web::get().to(new_form))
+        .route("/applications/{id}", web::get().to(edit_form))
+        .route("/applications/{id}", web::post().to(update))
+        .route(
+            "/applications/{id}/secret",
+            web::post().to(regenerate_secret),
+        )
+        .route("/applications/{id}/delete", web::post().to(delete));
+}
+
+#[derive(Serialize)]
+struct Row {
+    id: String,
+    name: String,
+    client_type: &'static str,
+    redirect_uris: Vec<String>,
+    created: String,
+}
+
+#[derive(Serialize)]
+struct ListPage {
+    frame: Frame,
+    applications: Vec<Row>,
+}
+
+async fn list(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+) -> Result<HttpResponse, AdminError> {
+    let admin = require_admin(&req, &state, &session).await?;
+    let applications = state
+        .db
+        .run(clients::list)
+        .await?
+        .into_iter()
+        .map(|c| Row {
+            client_type: c.client_type.as_str(),
+            created: format_time(c.created_at),
+            id: c.id,
+            name: c.name,
+            redirect_uris: c.redirect_uris,
+        })
+        .collect();
+    let context = ListPage {
+        frame: Frame::new(&session, &admin, "applications"),
+        applications,
+    };
+    Ok(page(&state, "admin/applications.html", &context))
+}
+
+/// The fields of the application form, as typed.
+#[derive(Debug, Default, Deserialize, Serialize)]
+pub struct ApplicationForm {
+    #[serde(default)]
+    csrf_token: String,
+    #[serde(default)]
+    client_id: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    client_type: String,
+    #[serde(default)]
+    redirect_uris: String,
+    #[serde(default)]
+    post_logout_redirect_uris: String,
+    #[serde(default)]
+    refresh_tokens: Option<String>,
+    #[serde(default)]
+    skip_authorization: Option<String>,
+    #[serde(default)]
+    algorithm: String,
+}
+
+impl ApplicationForm {
+    fn from_client(client: &Client) -> Self {
+        Self {
+            csrf_token: String::new(),
+            client_id: client.id.clone(),
+            name: client.name.clone(),
+            client_type: client.client_type.as_str().to_owned(),
+            redirect_uris: client.redirect_uris.join("\n"),
+            post_logout_redirect_uris: client.post_logout_redirect_uris.join("\n"),
+            refresh_tokens: client
+                .allows_grant(GrantType::RefreshToken)
+                .then(|| "on".to_owned()),
+            skip_authorization: client.skip_authorization.then(|| "on".to_owned()),
+            algorithm: client.id_token_signed_response_alg.clone(),
+        }
+    }
+
+    fn to_input(&self, with_id: bool) -> Result<ClientInput, clients::ClientInputError> {
+        let mut grant_types = vec![GrantType::AuthorizationCode];
+        if self.refresh_tokens.is_some() {
+            grant_types.push(GrantType::RefreshToken);
+        }
+        let id = self.client_id.trim();
+        Ok(ClientInput {
+            id: (with_id && !id.is_empty()).then(|| id.to_owned()),
+            name: self.name.clone(),
+            client_type: ClientType::parse(self.client_type.trim())?,
+            redirect_uris: self
+                .redirect_uris
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect(),
+            post_logout_redirect_uris: self
+                .post_logout_redirect_uris
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect(),
+            grant_types,
+            skip_authorization: self.skip_authorization.is_some(),
+            id_token_signed_response_alg: self.algorithm.trim().to_owned(),
+        })
+    }
+}
+
+#[derive(Serialize)]
+struct FormPage<'a> {
+    frame: Frame,
+    /// `None` when registering a new application.
+    id: Option<&'a str>,
+    form: &'a ApplicationForm,
+    error: Option<String>,
+}
+
+fn form_page(
+    state: &AppState,
+    session: &Session,
+    admin: &crate::storage::users::User,
+    id: Option<&str>,
+    form: &ApplicationForm,
+    error: Option<String>,
+) -> HttpResponse {
+    let status = if error.is_some() {
+        actix_web::http::StatusCode::BAD_REQUEST
+    } else {
+        actix_web::http::StatusCode::OK
+    };
+    let context = FormPage {
+        frame: Frame::new(session, admin, "applications"),
+        id,
+        form,
+        error,
+    };
+    crate::pages::render_with_status(
+        &state.templates,
+        status,
+        "admin/application_form.html",
+        &context,
+    )
+}
+
+async fn new_form(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+) -> Result<HttpResponse, AdminError> {
+    let admin = require_admin(&req, &state, &session).await?;
+    let form = ApplicationForm {
+        client_type: "confidential".to_owned(),
+        refresh_tokens: Some("on".to_owned()),
+        algorithm: "RS256".to_owned(),
+        ..ApplicationForm::default()
+    };
+    Ok(form_page(&state, &session, &admin, None, &form, None))
+}
+
+#[derive(Serialize)]
+struct SecretPage {
+    frame: Frame,
+    client_id: String,
+    name: String,
+    client_secret: Option<String>,
+    created: bool,
+}
+
+fn secret_page(
+    state: &AppState,
+    session: &Session,
+    admin: &crate::storage::users::User,
+    client: &Client,
+    secret: Option<PlainSecret>,
+    created: bool,
+) -> HttpResponse {
+    let context = SecretPage {
+        frame: Frame::new(session, admin, "applications"),
+        client_id: client.id.clone(),
+        name: client.name.clone(),
+        client_secret: secret.map(|s| s.secret().to_owned()),
+        created,
+    };
+    page(state, "admin/application_secret.html", &context)
+}
+
+fn input_error(error: ClientError) -> Result<String, AdminError> {
+    match error {
+        ClientError::Input(e) => Ok(e.to_string()),
+        ClientError::Storage(e) => Err(e.into()),
+    }
+}
+
+async fn create(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    form: web::Form<ApplicationForm>,
+) -> Result<HttpResponse, AdminError> {
+    let admin = require_admin_form(&req, &state, &session, &form.csrf_token).await?;
+    let form = form.into_inner();
+    let input = match form.to_input(true) {
+        Ok(input) => input,
+        Err(e) => {
+            return Ok(form_page(
+                &state,
+                &session,
+                &admin,
+                None,
+                &form,
+                Some(e.to_string()),
+            ));
+        }
+    };
+    let allow = state.settings.allow_http_redirect_hosts.clone();
+    let created = state
+        .db
+        .run(move |conn| clients::create(conn, &input, &allow))
+        .await;
+    match created {
+        Ok((client, secret)) => {
+            tracing::info!(client_id = %client.id, admin = %admin.username, "application registered");
+            Ok(secret_page(&state, &session, &admin, &client, secret, true))
+        }
+        Err(e) => {
+            let message = input_error(e)?;
+            Ok(form_page(
+                &state,
+                &session,
+                &admin,
+                None,
+                &form,
+                Some(message),
+            ))
+        }
+    }
+}
+
+async fn find_client(state: &AppState, id: String) -> Result<Client, AdminError> {
+    state
+        .db
+        .run(move |conn| clients::find(conn, &id))
+        .await?
+        .ok_or(AdminError::NotFound)
+}
+
+async fn edit_form(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AdminError> {
+    let admin = require_admin(&req, &state, &session).await?;
+    let client = find_client(&state, path.into_inner()).await?;
+    let form = ApplicationForm::from_client(&client);
+    Ok(form_page(
+        &state,
+        &session,
+        &admin,
+        Some(&client.id),
+        &form,
+        None,
+    ))
+}
+
+async fn update(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    path: web::Path<String>,
+    form: web::Form<ApplicationForm>,
+) -> Result<HttpResponse, AdminError> {
+    let admin = require_admin_form(&req, &state, &session, &form.csrf_token).await?;
+    let id = path.into_inner();
+    let mut form = form.into_inner();
+    form.client_id.clone_from(&id);
+    let input = match form.to_input(false) {
+        Ok(input) => input,
+        Err(e) => {
+            return Ok(form_page(
+                &state,
+                &session,
+                &admin,
+                Some(&id),
+                &form,
+                Some(e.to_string()),
+            ));
+        }
+    };
+    let allow = state.settings.allow_http_redirect_hosts.clone();
+    let key = id.clone();
+    let updated = state
+        .db
+        .run(move |conn| clients::update(conn, &key, &input, &allow))
+        .await;
+    match updated {
+        Ok(None) => Err(AdminError::NotFound),
+        Ok(Some((client, Some(secret)))) => Ok(secret_page(
+            &state,
+            &session,
+            &admin,
+            &client,
+            Some(secret),
+            false,
+        )),
+        Ok(Some((client, None))) => {
+            flash(&session, &format!("Saved “{}”.", client.name));
+            Ok(see_other(&format!(
+                "/admin/applications/{}",
+                urlencode(&client.id)
+            )))
+        }
+        Err(e) => {
+            let message = input_error(e)?;
+            Ok(form_page(
+                &state,
+                &session,
+                &admin,
+                Some(&id),
+                &form,
+                Some(message),
+            ))
+        }
+    }
+}
+
+/// Body of the small action forms (only the token).
+#[derive(Deserialize)]
+pub struct ActionForm {
+    /// The session's CSRF token.
+    #[serde(default)]
+    pub csrf_token: String,
+}
+
+async fn regenerate_secret(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    path: web::Path<String>,
+    form: web::Form<ActionForm>,
+) -> Result<HttpResponse, AdminError> {
+    let admin = require_admin_form(&req, &state, &session, &form.csrf_token).await?;
+    let client = find_client(&state, path.into_inner()).await?;
+    if !client.is_confidential() {
+        return Err(AdminError::BadRequest(
+            "A public application has no secret.".to_owned(),
+        ));
+    }
+    let id = client.id.clone();
+    let secret = state
+        .db
+        .run(move |conn| clients::regenerate_secret(conn, &id))
+        .await?
+        .ok_or(AdminError::NotFound)?;
+    tracing::info!(client_id = %client.id, admin = %admin.username, "client secret regenerated");
+    Ok(secret_page(
+        &state,
+        &session,
+        &admin,
+        &client,
+        Some(secret),
+        false,
+    ))
+}
+
+async fn delete(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    path: web::Path<String>,
+    form: web::Form<ActionForm>,
+) -> Result<HttpResponse, AdminError> {
+    let admin = require_admin_form(&req, &state, &session, &form.csrf_token).await?;
+    let client = find_client(&state, path.into_inner()).await?;
+    let id = client.id.clone();
+    let deleted = state
+        .db
+        .write(move |conn| -> Result<bool, StorageError> { clients::delete(conn, &id) })
+        .await?;
+    if !deleted {
+        return Err(AdminError::NotFound);
+    }
+    tracing::info!(client_id = %client.id, admin = %admin.username, "application deleted");
+    flash(&session, &format!("Deleted “{}”.", client.name));
+    Ok(see_other("/admin/applications"))
+}
+
+/// Percent-encodes a path segment.
+pub fn urlencode(segment: &str) -> String {
+    url::form_urlencoded::byte_serialize(segment.as_bytes()).collect()
+}

@@ -1,0 +1,511 @@
+//! Users in the admin site: list, create, edit, set a password, (de)activate, and see and
+//! revoke what the user granted to applications.
+
+use actix_session::Session;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::{Deserialize, Serialize};
+
+use super::applications::{ActionForm, urlencode};
+use super::{AdminError, Frame, flash, format_time, page, require_admin, require_admin_form};
+use crate::identity::login::see_other;
+use crate::state::AppState;
+use crate::storage::users::{self, CreateUserError, Profile, User, Username, validate_password};
+use crate::storage::{StorageError, clients, grants};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/users", web::get().to(list))
+        .route("/users", web::post().to(create))
+        .route("/users/new", web::get().to(new_form))
+        .route("/users/{id}", web::get().to(detail))
+        .route("/users/{id}", web::post().to(update))
+        .route("/users/{id}/password", web::post().to(set_password))
+        .route("/users/{id}/active", web::post().to(set_active))
+        .route(
+            "/users/{id}/grants/{grant_id}/revoke",
+            web::post().to(revoke_grant),
+        )
+        .route(
+            "/users/{id}/consents/{client_id}/delete",
+            web::post().to(delete_consent),
+        );
+}
+
+#[derive(Serialize)]
+struct Row {
+    id: String,
+    username: String,
+    name: String,
+    email: String,
+    is_admin: bool,
+    is_active: bool,
+    last_login: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ListPage {
+    frame: Frame,
+    users: Vec<Row>,
+}
+
+async fn list(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+) -> Result<HttpResponse, AdminError> {
+    let admin = require_admin(&req, &state, &session).await?;
+    let users = state
+        .db
+        .run(users::list)
+        .await?
+        .into_iter()
+        .map(|u| Row {
+            name: format!("{} {}", u.given_name, u.family_name)
+                .trim()
+                .to_owned(),
+            last_login: u.last_login_at.map(format_time),
+            id: u.id,
+            username: u.username,
+            email: u.email,
+            is_admin: u.is_admin,
+            is_active: u.is_active,
+        })
+        .collect();
+    let context = ListPage {
+        frame: Frame::new(&session, &admin, "users"),
+        users,
+    };
+    Ok(page(&state, "admin/users.html", &context))
+}
+
+/// Fields of the new-user and edit-user forms.
+#[derive(Debug, Default, Deserialize, Serialize)]
+pub struct UserForm {
+    #[serde(default)]
+    csrf_token: String,
+    #[serde(default)]
+    username: String,
+    #[serde(default, skip_serializing)]
+    password: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    email_verified: Option<String>,
+    #[serde(default)]
+    given_name: String,
+    #[serde(default)]
+    family_name: String,
+    #[serde(default)]
+    is_admin: Option<String>,
+}
+
+impl UserForm {
+    fn profile(&self) -> Profile {
+        Profile {
+            email: self.email.clone(),
+            email_verified: self.email_verified.is_some(),
+            given_name: self.given_name.clone(),
+            family_name: self.family_name.clone(),
+            is_admin: self.is_admin.is_some(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct NewPage<'a> {
+    frame: Frame,
+    form: &'a UserForm,
+    error: Option<String>,
+}
+
+fn new_page(
+    state: &AppState,
+    session: &Session,
+    admin: &User,
+    form: &UserForm,
+    error: Option<String>,
+) -> HttpResponse {
+    let status = if error.is_some() {
+        actix_web::http::StatusCode::BAD_REQUEST
+    } else {
+        actix_web::http::StatusCode::OK
+    };
+    let context = NewPage {
+        frame: Frame::new(session, admin, "users"),
+        form,
+        error,
+    };
+    crate::pages::render_with_status(&state.templates, status, "admin/user_new.html", &context)
+}
+
+async fn new_form(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+) -> Result<HttpResponse, AdminError> {
+    let admin = require_admin(&req, &state, &session).await?;
+    Ok(new_page(
+        &state,
+        &session,
+        &admin,
+        &UserForm::default(),
+        None,
+    ))
+}
+
+async fn create(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    form: web::Form<UserForm>,
+) -> Result<HttpResponse, AdminError> {
+    let admin = require_admin_form(&req, &state, &session, &form.csrf_token).await?;
+    let form = form.into_inner();
+    let checked = Username::parse(&form.username).and_then(|username| {
+        validate_password(&form.password)?;
+        form.profile().validate()?;
+        Ok(username)
+    });
+    let username = match checked {
+        Ok(username) => username,
+        Err(e) => {
+            return Ok(new_page(
+                &state,
+                &session,
+                &admin,
+                &form,
+                Some(e.to_string()),
+            ));
+        }
+    };
+    let hash = state
+        .hasher
+        .hash(form.password.clone())
+        .await
+        .map_err(|e| AdminError::Unexpected(e.into()))?;
+    let profile = form.profile();
+    let created = state
+        .db
+        .run(move |conn| users::create(conn, &username, &hash, &profile))
+        .await;
+    match created {
+        Ok(user) => {
+            tracing::info!(user = %user.username, admin = %admin.username, "user created");
+            flash(&session, &format!("Created user “{}”.", user.username));
+            Ok(see_other(&format!("/admin/users/{}", urlencode(&user.id))))
+        }
+        Err(CreateUserError::Input(e)) => Ok(new_page(
+            &state,
+            &session,
+            &admin,
+            &form,
+            Some(e.to_string()),
+        )),
+        Err(CreateUserError::Storage(e)) => Err(e.into()),
+    }
+}
+
+#[derive(Serialize)]
+struct GrantRow {
+    id: String,
+    client_id: String,
+    client_name: String,
+    scope: String,
+    created: String,
+    revoked: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ConsentRow {
+    client_id: String,
+    client_name: String,
+    scope: String,
+    updated: String,
+}
+
+#[derive(Serialize)]
+struct DetailPage<'a> {
+    frame: Frame,
+    id: &'a str,
+    form: UserForm,
+    is_active: bool,
+    is_self: bool,
+    created: String,
+    last_login: Option<String>,
+    grants: Vec<GrantRow>,
+    consents: Vec<ConsentRow>,
+    error: Option<String>,
+}
+
+async fn find_user(state: &AppState, id: String) -> Result<User, AdminError> {
+    state
+        .db
+        .run(move |conn| users::find(conn, &id))
+        .await?
+        .ok_or(AdminError::NotFound)
+}
+
+async fn detail_page(
+    state: &AppState,
+    session: &Session,
+    admin: &User,
+    user: User,
+    form: Option<UserForm>,
+    error: Option<String>,
+) -> Result<HttpResponse, AdminError> {
+    let user_id = user.id.clone();
+    let (grant_list, consent_list, names) = state
+        .db
+        .run(move |conn| -> Result<_, StorageError> {
+            let grant_list = grants::list_grants_for_user(conn, &user_id)?;
+            let consent_list = grants::list_consents_for_user(conn, &user_id)?;
+            let names: std::collections::HashMap<String, String> = clients::list(conn)?
+                .into_iter()
+                .map(|c| (c.id, c.name))
+                .collect();
+            Ok((grant_list, consent_list, names))
+        })
+        .await?;
+    let name_of = |id: &str| names.get(id).cloned().unwrap_or_else(|| id.to_owned());
+    let status = if error.is_some() {
+        actix_web::http::StatusCode::BAD_REQUEST
+    } else {
+        actix_web::http::StatusCode::OK
+    };
+    let context = DetailPage {
+        frame: Frame::new(session, admin, "users"),
+        id: &user.id,
+        form: form.unwrap_or_else(|| UserForm {
+            username: user.username.clone(),
+            email: user.email.clone(),
+            email_verified: user.email_verified.then(|| "on".to_owned()),
+            given_name: user.given_name.clone(),
+            family_name: user.family_name.clone(),
+            is_admin: user.is_admin.then(|| "on".to_owned()),
+            ..UserForm::default()
+        }),
+        is_active: user.is_active,
+        is_self: user.id == admin.id,
+        created: format_time(user.created_at),
+        last_login: user.last_login_at.map(format_time),
+        grants: grant_list
+            .into_iter()
+            .map(|g| GrantRow {
+                client_name: name_of(&g.client_id),
+                created: format_time(g.created_at),
+                revoked: g.revoked_at.map(format_time),
+                id: g.id,
+                client_id: g.client_id,
+                scope: g.scope,
+            })
+            .collect(),
+        consents: consent_list
+            .into_iter()
+            .map(|c| ConsentRow {
+                client_name: name_of(&c.client_id),
+                updated: format_time(c.updated_at),
+                client_id: c.client_id,
+                scope: c.scope,
+            })
+            .collect(),
+        error,
+    };
+    Ok(crate::pages::render_with_status(
+        &state.templates,
+        status,
+        "admin/user.html",
+        &context,
+    ))
+}
+
+async fn detail(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AdminError> {
+    let admin = require_admin(&req, &state, &session).await?;
+    let user = find_user(&state, path.into_inner()).await?;
+    detail_page(&state, &session, &admin, user, None, None).await
+}
+
+async fn update(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    path: web::Path<String>,
+    form: web::Form<UserForm>,
+) -> Result<HttpResponse, AdminError> {
+    let admin = require_admin_form(&req, &state, &session, &form.csrf_token).await?;
+    let user = find_user(&state, path.into_inner()).await?;
+    let mut form = form.into_inner();
+    form.username.clone_from(&user.username);
+    let profile = form.profile();
+    if user.id == admin.id && !profile.is_admin {
+        let error = Some("You cannot remove your own administrator rights.".to_owned());
+        return detail_page(&state, &session, &admin, user, Some(form), error).await;
+    }
+    let id = user.id.clone();
+    let updated = state
+        .db
+        .run(move |conn| users::update_profile(conn, &id, &profile))
+        .await;
+    match updated {
+        Ok(true) => {
+            flash(&session, "Saved.");
+            Ok(see_other(&format!("/admin/users/{}", urlencode(&user.id))))
+        }
+        Ok(false) => Err(AdminError::NotFound),
+        Err(CreateUserError::Input(e)) => {
+            detail_page(
+                &state,
+                &session,
+                &admin,
+                user,
+                Some(form),
+                Some(e.to_string()),
+            )
+            .await
+        }
+        Err(CreateUserError::Storage(e)) => Err(e.into()),
+    }
+}
+
+/// Body of the set-password form.
+#[derive(Deserialize)]
+pub struct PasswordForm {
+    #[serde(default)]
+    csrf_token: String,
+    #[serde(default)]
+    password: String,
+}
+
+async fn set_password(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    path: web::Path<String>,
+    form: web::Form<PasswordForm>,
+) -> Result<HttpResponse, AdminError> {
+    let admin = require_admin_form(&req, &state, &session, &form.csrf_token).await?;
+    let user = find_user(&state, path.into_inner()).await?;
+    if let Err(e) = validate_password(&form.password) {
+        return detail_page(&state, &session, &admin, user, None, Some(e.to_string())).await;
+    }
+    let hash = state
+        .hasher
+        .hash(form.into_inner().password)
+        .await
+        .map_err(|e| AdminError::Unexpected(e.into()))?;
+    let id = user.id.clone();
+    state
+        .db
+        .run(move |conn| users::set_password_hash(conn, &id, &hash))
+        .await?;
+    tracing::info!(user = %user.username, admin = %admin.username, "password set");
+    flash(&session, "Password changed.");
+    Ok(see_other(&format!("/admin/users/{}", urlencode(&user.id))))
+}
+
+/// Body of the activate/deactivate form.
+#[derive(Deserialize)]
+pub struct ActiveForm {
+    #[serde(default)]
+    csrf_token: String,
+    #[serde(default)]
+    active: String,
+}
+
+async fn set_active(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    path: web::Path<String>,
+    form: web::Form<ActiveForm>,
+) -> Result<HttpResponse, AdminError> {
+    let admin = require_admin_form(&req, &state, &session, &form.csrf_token).await?;
+    let user = find_user(&state, path.into_inner()).await?;
+    let active = match form.active.as_str() {
+        "true" => true,
+        "false" => false,
+        _ => return Err(AdminError::BadRequest("Unknown action.".to_owned())),
+    };
+    if user.id == admin.id && !active {
+        return Err(AdminError::BadRequest(
+            "You cannot deactivate your own account.".to_owned(),
+        ));
+    }
+    let id = user.id.clone();
+    state
+        .db
+        .run(move |conn| users::set_active(conn, &id, active))
+        .await?;
+    tracing::info!(user = %user.username, admin = %admin.username, active, "user activation changed");
+    flash(
+        &session,
+        if active {
+            "Account activated."
+        } else {
+            "Account deactivated: the user can no longer sign in."
+        },
+    );
+    Ok(see_other(&format!("/admin/users/{}", urlencode(&user.id))))
+}
+
+async fn revoke_grant(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    path: web::Path<(String, String)>,
+    form: web::Form<ActionForm>,
+) -> Result<HttpResponse, AdminError> {
+    let admin = require_admin_form(&req, &state, &session, &form.csrf_token).await?;
+    let (user_id, grant_id) = path.into_inner();
+    let owner = user_id.clone();
+    let revoked = state
+        .db
+        .run(move |conn| -> Result<Option<bool>, StorageError> {
+            match grants::find_grant(conn, &grant_id)? {
+                Some(grant) if grant.user_id == owner => {
+                    Ok(Some(grants::revoke_grant(conn, &grant_id)?))
+                }
+                _ => Ok(None),
+            }
+        })
+        .await?;
+    if revoked.is_none() {
+        return Err(AdminError::NotFound);
+    }
+    tracing::info!(user_id = %user_id, admin = %admin.username, "grant revoked");
+    flash(
+        &session,
+        "Access revoked: the application's tokens no longer work.",
+    );
+    Ok(see_other(&format!("/admin/users/{}", urlencode(&user_id))))
+}
+
+async fn delete_consent(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    path: web::Path<(String, String)>,
+    form: web::Form<ActionForm>,
+) -> Result<HttpResponse, AdminError> {
+    let admin = require_admin_form(&req, &state, &session, &form.csrf_token).await?;
+    let (user_id, client_id) = path.into_inner();
+    let key = (user_id.clone(), client_id);
+    let deleted = state
+        .db
+        .run(move |conn| -> Result<bool, StorageError> {
+            Ok(grants::delete_consent(conn, &key.0, &key.1)?)
+        })
+        .await?;
+    if !deleted {
+        return Err(AdminError::NotFound);
+    }
+    tracing::info!(user_id = %user_id, admin = %admin.username, "consent withdrawn");
+    flash(
+        &session,
+        "Consent withdrawn: the application must ask again.",
+    );
+    Ok(see_other(&format!("/admin/users/{}", urlencode(&user_id))))
+}

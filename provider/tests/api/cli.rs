@@ -1,0 +1,284 @@
+//! The `provider` binary end to end: operator commands, health check, bad configuration.
+
+use std::io::Write as _;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use oidc_core::jose::Algorithm;
+
+use crate::helpers::spawn_app;
+
+fn provider(db: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    provider_with_env(db, args, stdin, &[])
+}
+
+/// Runs the binary on a blocking thread, so a server in this test's runtime keeps serving.
+async fn provider_async(db: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let db = db.to_owned();
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        provider_with_env(&db, &args, None, &env)
+    })
+    .await
+    .expect("command thread")
+}
+
+fn provider_with_env(
+    db: &Path,
+    args: &[&str],
+    stdin: Option<&str>,
+    env: &[(&str, &str)],
+) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_provider"));
+    command
+        .args(args)
+        .env_clear()
+        .env("PROVIDER_DATABASE_URL", db)
+        .env("PROVIDER_BCRYPT_COST", "4")
+        .env("PROVIDER_LOG", "off")
+        // No .env file of the developer's is read from here.
+        .current_dir(db.parent().expect("folder"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let mut child = command.spawn().expect("run the provider binary");
+    {
+        let mut input = child.stdin.take().expect("stdin");
+        if let Some(text) = stdin {
+            input.write_all(text.as_bytes()).expect("write stdin");
+        }
+    }
+    child.wait_with_output().expect("wait")
+}
+
+fn stdout(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn one_line_error(output: &Output) -> String {
+    assert!(!output.status.success(), "should fail");
+    let stderr = String::from_utf8_lossy(&output.stderr).trim().to_owned();
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    stderr
+}
+
+#[tokio::test]
+async fn operator_commands_work_end_to_end() {
+    let dir = tempfile::tempdir().expect("dir");
+    let db = dir.path().join("cli.db");
+
+    let out = provider(
+        &db,
+        &[
+            "createsuperuser",
+            "--username",
+            "root",
+            "--email",
+            "root@example.com",
+            "--password-stdin",
+        ],
+        Some("root-password-123\n"),
+    );
+    assert!(stdout(&out).contains("root"));
+    let out = provider(
+        &db,
+        &[
+            "user",
+            "create",
+            "--username",
+            "dave",
+            "--email",
+            "dave@example.com",
+            "--given-name",
+            "Dave",
+            "--password-stdin",
+        ],
+        Some("dave-password-123\n"),
+    );
+    stdout(&out);
+    let err = one_line_error(&provider(
+        &db,
+        &["user", "create", "--username", "dave", "--password-stdin"],
+        Some("dave-password-123\n"),
+    ));
+    assert!(err.contains("already taken"), "{err}");
+    let err = one_line_error(&provider(
+        &db,
+        &["user", "create", "--username", "eve", "--password-stdin"],
+        Some("short\n"),
+    ));
+    assert!(err.contains("8"), "{err}");
+    let users = stdout(&provider(&db, &["user", "list"], None));
+    assert!(users.contains("root") && users.contains("(admin)") && users.contains("dave"));
+
+    let out = provider(
+        &db,
+        &[
+            "client",
+            "create",
+            "--name",
+            "Tutorial",
+            "--redirect-uri",
+            "http://localhost:3000/api/auth/callback/provider",
+            "--json",
+        ],
+        None,
+    );
+    let created: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
+    let client_id = created["client_id"].as_str().expect("id").to_owned();
+    let secret = created["client_secret"]
+        .as_str()
+        .expect("secret")
+        .to_owned();
+    assert!(secret.len() >= 43);
+    let out = provider(
+        &db,
+        &[
+            "client",
+            "create",
+            "--name",
+            "SPA",
+            "--public",
+            "--client-id",
+            "spa",
+            "--redirect-uri",
+            "https://spa.example/cb",
+        ],
+        None,
+    );
+    let text = stdout(&out);
+    assert!(text.contains("client_id: spa") && !text.contains("client_secret"));
+    let err = one_line_error(&provider(
+        &db,
+        &[
+            "client",
+            "create",
+            "--name",
+            "Bad",
+            "--redirect-uri",
+            "http://evil.example/cb",
+        ],
+        None,
+    ));
+    assert!(err.contains("https"), "{err}");
+    let list = stdout(&provider(&db, &["client", "list"], None));
+    assert!(list.contains(&client_id) && list.contains("spa") && !list.contains(&secret));
+
+    // Keys: generated on first use, rotated, retired.
+    let keys = stdout(&provider(&db, &["keys", "list"], None));
+    assert_eq!(
+        keys.lines().filter(|l| l.contains("active")).count(),
+        2,
+        "{keys}"
+    );
+    let old_rs = keys
+        .lines()
+        .find(|l| l.contains("RS256"))
+        .and_then(|l| l.split('\t').next())
+        .expect("rs256 kid")
+        .to_owned();
+    let err = one_line_error(&provider(&db, &["keys", "retire", &old_rs], None));
+    assert!(err.contains("rotate first"), "{err}");
+    stdout(&provider(
+        &db,
+        &["keys", "rotate", "--algorithm", "RS256"],
+        None,
+    ));
+    let keys = stdout(&provider(&db, &["keys", "list"], None));
+    assert!(
+        keys.contains(&format!("{old_rs}\tRS256\tpublished")),
+        "{keys}"
+    );
+    stdout(&provider(&db, &["keys", "retire", &old_rs], None));
+    let keys = stdout(&provider(&db, &["keys", "list"], None));
+    assert!(
+        keys.contains(&format!("{old_rs}\tRS256\tretired")),
+        "{keys}"
+    );
+    let err = one_line_error(&provider(&db, &["keys", "retire", "no-such-kid"], None));
+    assert!(err.contains("no-such-kid"), "{err}");
+}
+
+#[tokio::test]
+async fn a_running_server_picks_up_keys_rotated_by_the_cli() {
+    let app = spawn_app().await;
+    let db = app.settings.database_path();
+    let before = app
+        .state
+        .keys
+        .active(Algorithm::ES256)
+        .expect("key")
+        .kid()
+        .to_owned();
+    stdout(&provider_async(&db, &["keys", "rotate", "--algorithm", "ES256"], &[]).await);
+    let mut changed = false;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if app.state.keys.active(Algorithm::ES256).expect("key").kid() != before {
+            changed = true;
+            break;
+        }
+    }
+    assert!(changed, "the server still signs with the old key");
+    assert!(
+        app.state.keys.jwks().find(&before).is_some(),
+        "old key still published"
+    );
+}
+
+#[tokio::test]
+async fn healthcheck_reports_the_server_state() {
+    let app = spawn_app().await;
+    let db = app.settings.database_path();
+    let addr = format!("127.0.0.1:{}", app.port);
+    let out = provider_async(&db, &["healthcheck"], &[("PROVIDER_ADDR", &addr)]).await;
+    stdout(&out);
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let closed_addr = closed.local_addr().expect("addr").to_string();
+    drop(closed);
+    one_line_error(&provider_with_env(
+        &db,
+        &["healthcheck"],
+        None,
+        &[("PROVIDER_ADDR", &closed_addr)],
+    ));
+}
+
+#[tokio::test]
+async fn bad_configuration_refuses_to_start_naming_the_setting() {
+    let dir = tempfile::tempdir().expect("dir");
+    let db = dir.path().join("bad.db");
+    for (name, value) in [
+        ("PROVIDER_BCRYPT_COST", "twelve"),
+        ("PROVIDER_ISSUER", "localhost:8000"),
+        ("PROVIDER_SECRET_KEY", "short"),
+        ("PROVIDER_ACCESS_TOKEN_TTL_SECS", "-1"),
+    ] {
+        let out = provider_with_env(&db, &["serve"], None, &[(name, value)]);
+        let err = one_line_error(&out);
+        assert!(err.contains(name), "{err}");
+    }
+    let out = provider_with_env(
+        &db,
+        &["serve"],
+        None,
+        &[("PROVIDER_ADDR", "256.0.0.1:99999")],
+    );
+    assert!(one_line_error(&out).contains("PROVIDER_ADDR"));
+}

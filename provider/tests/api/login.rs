@@ -1,0 +1,217 @@
+//! The login and logout pages: CSRF, the same answer for unknown users and wrong passwords,
+//! throttling, safe `next` redirects, session renewal.
+
+use std::time::Instant;
+
+use reqwest::StatusCode;
+
+use crate::helpers::{
+    ADMIN_PASSWORD, ADMIN_USERNAME, USER_PASSWORD, USER_USERNAME, csrf_token, location, spawn_app,
+    spawn_app_with, without_csrf,
+};
+
+#[tokio::test]
+async fn login_succeeds_and_redirects_to_next() {
+    let app = spawn_app().await;
+    let browser = app.new_browser();
+    let response = browser
+        .login_next(
+            USER_USERNAME,
+            USER_PASSWORD,
+            Some("/oauth/authorize?client_id=x"),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&response), "/oauth/authorize?client_id=x");
+    let (_, home) = browser.get_html("/").await;
+    assert!(home.contains("Alice Example"), "{home}");
+}
+
+#[tokio::test]
+async fn next_to_another_origin_is_ignored() {
+    let app = spawn_app().await;
+    for next in [
+        "//evil.example/",
+        "https://evil.example/",
+        "/\\evil.example",
+    ] {
+        let browser = app.new_browser();
+        let response = browser
+            .login_next(USER_USERNAME, USER_PASSWORD, Some(next))
+            .await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+        assert_eq!(location(&response), "/", "{next}");
+    }
+}
+
+#[tokio::test]
+async fn login_form_is_shown_even_when_signed_in() {
+    let app = spawn_app().await;
+    let browser = app.user_browser().await;
+    let (status, html) = browser.get_html("/login").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("name=\"password\""));
+}
+
+#[tokio::test]
+async fn wrong_password_and_unknown_user_look_the_same() {
+    let app = spawn_app().await;
+    let browser = app.new_browser();
+
+    let started = Instant::now();
+    let wrong = browser.login(USER_USERNAME, "not-the-password").await;
+    let wrong_time = started.elapsed();
+    let wrong_status = wrong.status();
+    let wrong_body = without_csrf(&wrong.text().await.expect("body"));
+
+    let started = Instant::now();
+    let unknown = browser.login("nobody-here", "not-the-password").await;
+    let unknown_time = started.elapsed();
+    let unknown_status = unknown.status();
+    let unknown_body = without_csrf(&unknown.text().await.expect("body"));
+
+    assert_eq!(wrong_status, StatusCode::UNAUTHORIZED);
+    assert_eq!(wrong_status, unknown_status);
+    assert!(wrong_body.contains("Incorrect username or password."));
+    // The pages differ only in the username typed back into the form.
+    assert_eq!(
+        wrong_body.replace(USER_USERNAME, "NAME"),
+        unknown_body.replace("nobody-here", "NAME")
+    );
+    // Both verify a bcrypt hash; at cost 4 the difference stays well under 100 ms.
+    let diff = wrong_time.abs_diff(unknown_time);
+    assert!(diff.as_millis() < 100, "{wrong_time:?} vs {unknown_time:?}");
+}
+
+#[tokio::test]
+async fn deactivated_user_cannot_log_in() {
+    let app = spawn_app().await;
+    let user = app
+        .state
+        .db
+        .run(|conn| provider::storage::users::find_by_username(conn, USER_USERNAME))
+        .await
+        .expect("query")
+        .expect("alice");
+    app.state
+        .db
+        .run(move |conn| provider::storage::users::set_active(conn, &user.id, false))
+        .await
+        .expect("deactivate");
+    let response = app.new_browser().login(USER_USERNAME, USER_PASSWORD).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn login_without_or_with_a_wrong_csrf_token_is_refused() {
+    let app = spawn_app().await;
+    let browser = app.new_browser();
+    let _ = browser.csrf_token("/login").await;
+    let missing = browser
+        .post_form(
+            "/login",
+            &[("username", USER_USERNAME), ("password", USER_PASSWORD)],
+        )
+        .await;
+    assert_eq!(missing.status(), StatusCode::FORBIDDEN);
+    let wrong = browser
+        .post_form(
+            "/login",
+            &[
+                ("username", USER_USERNAME),
+                ("password", USER_PASSWORD),
+                ("csrf_token", "forged"),
+            ],
+        )
+        .await;
+    assert_eq!(wrong.status(), StatusCode::FORBIDDEN);
+    // A token from another session does not count either.
+    let other = app.new_browser().csrf_token("/login").await;
+    let foreign = browser
+        .post_form(
+            "/login",
+            &[
+                ("username", USER_USERNAME),
+                ("password", USER_PASSWORD),
+                ("csrf_token", &other),
+            ],
+        )
+        .await;
+    assert_eq!(foreign.status(), StatusCode::FORBIDDEN);
+    // Nothing changed: still signed out.
+    let (_, home) = browser.get_html("/").await;
+    assert!(!home.contains("signed in as"), "{home}");
+}
+
+#[tokio::test]
+async fn session_is_renewed_at_login() {
+    let app = spawn_app().await;
+    let browser = app.new_browser();
+    let before = browser.csrf_token("/login").await;
+    let response = browser.login(USER_USERNAME, USER_PASSWORD).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let after = browser.csrf_token("/logout").await;
+    assert_ne!(
+        before, after,
+        "the pre-login session state must not survive the login"
+    );
+}
+
+#[tokio::test]
+async fn logout_needs_csrf_and_ends_the_session() {
+    let app = spawn_app().await;
+    let browser = app.user_browser().await;
+    let refused = browser.post_form("/logout", &[]).await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let (_, home) = browser.get_html("/").await;
+    assert!(home.contains("signed in as"));
+
+    let response = browser.submit("/logout", "/logout", &[]).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let (_, home) = browser.get_html("/").await;
+    assert!(!home.contains("signed in as"), "{home}");
+}
+
+#[tokio::test]
+async fn throttling_engages_per_account_and_spares_other_users() {
+    let app = spawn_app_with(|s| {
+        s.login_throttle.max_failures_per_account = 3;
+        s.login_throttle.max_failures_per_address = 100;
+    })
+    .await;
+    let attacker = app.new_browser();
+    for _ in 0..3 {
+        let r = attacker.login(USER_USERNAME, "guess").await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    }
+    let throttled = attacker.login(USER_USERNAME, "guess").await;
+    assert_eq!(throttled.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(throttled.headers().contains_key("retry-after"));
+    // Even the right password is refused while the account is throttled.
+    let right = app.new_browser().login(USER_USERNAME, USER_PASSWORD).await;
+    assert_eq!(right.status(), StatusCode::TOO_MANY_REQUESTS);
+    // Another user from the same address still logs in.
+    let other = app
+        .new_browser()
+        .login(ADMIN_USERNAME, ADMIN_PASSWORD)
+        .await;
+    assert_eq!(other.status(), StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn throttling_engages_per_address() {
+    let app = spawn_app_with(|s| {
+        s.login_throttle.max_failures_per_account = 100;
+        s.login_throttle.max_failures_per_address = 4;
+    })
+    .await;
+    let browser = app.new_browser();
+    for i in 0..4 {
+        let r = browser.login(&format!("user{i}"), "guess").await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    }
+    let throttled = browser.login("someone-else", "guess").await;
+    assert_eq!(throttled.status(), StatusCode::TOO_MANY_REQUESTS);
+    let html = throttled.text().await.expect("body");
+    assert!(csrf_token(&html).is_some(), "the form stays usable");
+}

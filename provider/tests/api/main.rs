@@ -1,0 +1,16 @@
+//! Integration tests of the provider over HTTP against the real server.
+
+mod admin;
+mod cli;
+mod health;
+mod helpers;
+mod login;
+mod storage;
+mod templates;
+
+mod oauth_authorize;
+mod oauth_discovery;
+mod oauth_flows;
+mod oauth_helpers;
+mod oauth_resources;
+mod oauth_token;

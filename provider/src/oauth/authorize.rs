@@ -432,43 +432,29 @@ async fn decide(
     let Some(login) = login.filter(|_| fresh) else {
         return login_redirect(&request, started, false);
     };
-    let user_id = login.user_id.clone();
-    let client_id = request.client.id.clone();
-    let (user, consent) = state
-        .db
-        .run(move |conn| {
-            Ok::<_, Stop>((
-                grants::find_claims_user(conn, &user_id)?,
-                grants::find_consent(conn, &user_id, &client_id)?,
-            ))
-        })
-        .await?;
-    let Some(user) = user.filter(|u| u.is_active) else {
-        // The account is gone or disabled: the session no longer means anything.
-        crate::identity::session::log_out(session);
-        return login_redirect(&request, started, false);
+    // One write transaction looks at the user and the consent and, on the usual path of a
+    // signed-in user who agreed before, stores the code: one trip to the database.
+    let check = ConsentCheck {
+        hint_subject: request.id_token_hint_subject.clone(),
+        force_consent: request.prompt.consent,
+        skip_authorization: request.client.skip_authorization,
     };
-    if request
-        .id_token_hint_subject
-        .as_ref()
-        .is_some_and(|sub| *sub != user.subject)
-    {
-        // Someone else is signed in than the application expects: a new login is needed.
-        return login_redirect(&request, started, true);
-    }
-    let consented = consent
-        .and_then(|c| Scopes::parse(&c.scope).ok())
-        .is_some_and(|granted| request.scope.is_subset(&granted));
-    if request.prompt.consent || (!request.client.skip_authorization && !consented) {
-        if request.prompt.none {
-            return Err(request.fail(
-                ErrorCode::ConsentRequired,
-                "the user has not authorized this application",
-            ));
+    let issued = issue_code(state, &request, login.user_id, login.auth_time, Some(check)).await?;
+    match issued {
+        Issue::Issued(location) => Ok(redirect(&location)),
+        Issue::NoUser => {
+            // The account is gone or disabled: the session no longer means anything.
+            crate::identity::session::log_out(session);
+            login_redirect(&request, started, false)
         }
-        return Ok(consent_page(state, session, &request, &user.username));
+        // Someone else is signed in than the application expects: a new login is needed.
+        Issue::WrongUser => login_redirect(&request, started, true),
+        Issue::NeedsConsent(_) if request.prompt.none => Err(request.fail(
+            ErrorCode::ConsentRequired,
+            "the user has not authorized this application",
+        )),
+        Issue::NeedsConsent(username) => Ok(consent_page(state, session, &request, &username)),
     }
-    issue_code(state, request, login.user_id, login.auth_time, false).await
 }
 
 /// Sends the user to the login page with the request as `next`. When the login must be a new
@@ -582,20 +568,46 @@ pub async fn decision(
             return Err(request.fail(ErrorCode::AccessDenied, "the user denied the request"));
         }
         let user_id = login.user_id.clone();
-        issue_code(&state, request, user_id, login.auth_time, true).await
+        match issue_code(&state, &request, user_id, login.auth_time, None).await? {
+            Issue::Issued(location) => Ok(redirect(&location)),
+            _ => Err(Stop::Unexpected(anyhow::anyhow!(
+                "consent given but no code issued"
+            ))),
+        }
     }
     .await;
     result.unwrap_or_else(|stop| stop.into_response(&state))
 }
 
-/// Stores a grant and its code (and the consent, when just given) and redirects to the client.
+/// What [`issue_code`] checks before issuing on its own (no consent form was just submitted).
+struct ConsentCheck {
+    hint_subject: Option<String>,
+    force_consent: bool,
+    skip_authorization: bool,
+}
+
+/// What [`issue_code`] did.
+enum Issue {
+    /// The code was stored: the redirect URL back to the client.
+    Issued(String),
+    /// The session's user no longer exists or is disabled.
+    NoUser,
+    /// The signed-in user is not the one of `id_token_hint`.
+    WrongUser,
+    /// The user must agree first (their username, for the page).
+    NeedsConsent(String),
+}
+
+/// Stores a grant and its code and redirects to the client. With a `check`, only when the user
+/// agreed before (or the client skips consent); without, the consent was just given and is
+/// remembered.
 async fn issue_code(
     state: &AppState,
-    request: AuthorizationRequest,
+    request: &AuthorizationRequest,
     user_id: String,
     auth_time: i64,
-    remember_consent: bool,
-) -> Result<HttpResponse, Stop> {
+    check: Option<ConsentCheck>,
+) -> Result<Issue, Stop> {
     let at = now();
     let code = AuthorizationCode::generate();
     let grant = Grant {
@@ -622,39 +634,57 @@ async fn issue_code(
         created_at: at,
     };
     let scope = request.scope.clone();
-    state
+    let outcome = state
         .db
-        .write(move |conn| -> Result<(), Stop> {
-            if remember_consent {
-                // Remember everything agreed to so far, so a narrower request later asks nothing.
-                let mut agreed = scope;
-                if let Some(previous) =
-                    grants::find_consent(conn, &grant.user_id, &grant.client_id)?
-                {
-                    for s in Scopes::parse(&previous.scope).unwrap_or_default().iter() {
-                        agreed.insert(s.clone());
+        .write(move |conn| -> Result<Option<Issue>, Stop> {
+            let previous = grants::find_consent(conn, &grant.user_id, &grant.client_id)?;
+            let previous = previous
+                .and_then(|c| Scopes::parse(&c.scope).ok())
+                .unwrap_or_default();
+            match check {
+                Some(check) => {
+                    let user = grants::find_claims_user(conn, &grant.user_id)?;
+                    let Some(user) = user.filter(|u| u.is_active) else {
+                        return Ok(Some(Issue::NoUser));
+                    };
+                    if check.hint_subject.is_some_and(|s| s != user.subject) {
+                        return Ok(Some(Issue::WrongUser));
+                    }
+                    let consented = scope.is_subset(&previous);
+                    if check.force_consent || (!check.skip_authorization && !consented) {
+                        return Ok(Some(Issue::NeedsConsent(user.username)));
                     }
                 }
-                grants::upsert_consent(
-                    conn,
-                    &grant.user_id,
-                    &grant.client_id,
-                    &agreed.to_string(),
-                    at,
-                )?;
+                None => {
+                    // Remember everything agreed to so far, so a narrower request asks nothing.
+                    let mut agreed = scope;
+                    for s in previous.iter() {
+                        agreed.insert(s.clone());
+                    }
+                    grants::upsert_consent(
+                        conn,
+                        &grant.user_id,
+                        &grant.client_id,
+                        &agreed.to_string(),
+                        at,
+                    )?;
+                }
             }
             grants::insert_grant_with_code(conn, &grant, &row)?;
-            Ok(())
+            Ok(None)
         })
         .await?;
+    if let Some(outcome) = outcome {
+        return Ok(outcome);
+    }
     let uri = RedirectUri::parse(&request.redirect_uri).map_err(|e| Stop::Unexpected(e.into()))?;
     let iss = keys::issuer(state).map_err(|e| Stop::Unexpected(anyhow::anyhow!("{e}")))?;
-    let client_state = request.state.map(State::new);
+    let client_state = request.state.clone().map(State::new);
     let url = AuthorizationResponse {
         code: &code,
         state: client_state.as_ref(),
         iss: &iss,
     }
     .redirect_url(&uri);
-    Ok(redirect(url.as_str()))
+    Ok(Issue::Issued(url.into()))
 }

@@ -264,13 +264,8 @@ fn refresh(
             "the refresh token was revoked",
         )));
     }
-    if row.used_at.is_some() || !grants::mark_refresh_token_used(conn, &token_hash, at)? {
-        // A rotated token presented again means it leaked: end the whole grant.
-        grants::revoke_grant_family(conn, &row.grant_id, at)?;
-        tracing::warn!(client_id = %client.id, "refresh token reused: grant revoked");
-        return Ok(Err(OAuthError::invalid_grant(
-            "the refresh token was already used",
-        )));
+    if row.used_at.is_some() {
+        return Ok(Err(reuse_detected(conn, &client, &row.grant_id, at)?));
     }
     if row.expires_at <= at {
         return Ok(Err(OAuthError::invalid_grant(
@@ -299,6 +294,11 @@ fn refresh(
             "the user is no longer active",
         )));
     };
+    // Rotate only once every check passed, so a client mistake (say, too wide a scope) does not
+    // burn the token. The conditional update makes two concurrent uses count as a reuse.
+    if !grants::mark_refresh_token_used(conn, &token_hash, at)? {
+        return Ok(Err(reuse_detected(conn, &client, &row.grant_id, at)?));
+    }
     // The new refresh token keeps the grant's full scope; only the access token narrows.
     let (access_token, refresh_token) = issue_tokens(
         conn,
@@ -319,6 +319,20 @@ fn refresh(
         nonce: None,
         auth_time: grant.auth_time,
     }))
+}
+
+/// A rotated refresh token presented again means it leaked: the whole grant ends.
+fn reuse_detected(
+    conn: &mut Conn,
+    client: &RegisteredClient,
+    grant_id: &str,
+    at: i64,
+) -> Result<OAuthError, OAuthError> {
+    grants::revoke_grant_family(conn, grant_id, at)?;
+    tracing::warn!(client_id = %client.id, "refresh token reused: grant revoked");
+    Ok(OAuthError::invalid_grant(
+        "the refresh token was already used",
+    ))
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -1,0 +1,103 @@
+//! Discovery metadata and the published key set.
+
+use reqwest::StatusCode;
+
+use crate::oauth_helpers::OAuthApp;
+
+#[tokio::test]
+async fn discovery_answers_with_and_without_trailing_slash() {
+    let app = OAuthApp::spawn().await;
+    for path in [
+        "/.well-known/openid-configuration",
+        "/.well-known/openid-configuration/",
+    ] {
+        let response = app.http.get(app.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        let m: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(m["issuer"], app.issuer);
+        assert_eq!(m["authorization_endpoint"], app.url("/oauth/authorize"));
+        assert_eq!(m["token_endpoint"], app.url("/oauth/token"));
+        assert_eq!(m["userinfo_endpoint"], app.url("/oauth/userinfo"));
+        assert_eq!(m["jwks_uri"], app.url("/oauth/jwks"));
+        assert_eq!(m["revocation_endpoint"], app.url("/oauth/revoke"));
+        assert_eq!(m["introspection_endpoint"], app.url("/oauth/introspect"));
+        assert_eq!(m["end_session_endpoint"], app.url("/oauth/logout"));
+        assert_eq!(m["response_types_supported"], serde_json::json!(["code"]));
+        assert_eq!(m["subject_types_supported"], serde_json::json!(["public"]));
+        assert_eq!(
+            m["code_challenge_methods_supported"],
+            serde_json::json!(["S256"])
+        );
+        assert_eq!(m["authorization_response_iss_parameter_supported"], true);
+        for scope in ["openid", "profile", "email", "offline_access"] {
+            assert!(
+                m["scopes_supported"]
+                    .as_array()
+                    .unwrap()
+                    .contains(&scope.into()),
+                "{scope}"
+            );
+        }
+        for method in ["client_secret_basic", "client_secret_post", "none"] {
+            assert!(
+                m["token_endpoint_auth_methods_supported"]
+                    .as_array()
+                    .unwrap()
+                    .contains(&method.into()),
+                "{method}"
+            );
+        }
+        for grant in ["authorization_code", "refresh_token"] {
+            assert!(
+                m["grant_types_supported"]
+                    .as_array()
+                    .unwrap()
+                    .contains(&grant.into())
+            );
+        }
+        assert!(
+            m["id_token_signing_alg_values_supported"]
+                .as_array()
+                .unwrap()
+                .contains(&"RS256".into())
+        );
+        for claim in [
+            "sub",
+            "name",
+            "email",
+            "email_verified",
+            "preferred_username",
+            "auth_time",
+        ] {
+            assert!(
+                m["claims_supported"]
+                    .as_array()
+                    .unwrap()
+                    .contains(&claim.into()),
+                "{claim}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn jwks_publishes_every_key_with_kid_use_alg_and_is_cacheable() {
+    let app = OAuthApp::spawn().await;
+    let response = app.http.get(app.url("/oauth/jwks")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let cache = response.headers()["cache-control"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(cache.contains("max-age="), "{cache}");
+    let jwks: serde_json::Value = response.json().await.unwrap();
+    let keys = jwks["keys"].as_array().unwrap();
+    assert!(!keys.is_empty());
+    for key in keys {
+        assert!(key["kid"].is_string(), "{key}");
+        assert_eq!(key["use"], "sig");
+        assert!(key["alg"] == "RS256" || key["alg"] == "ES256", "{key}");
+        assert!(key.get("d").is_none(), "no private parts: {key}");
+    }
+    assert!(keys.iter().any(|k| k["alg"] == "RS256"));
+}

@@ -1,0 +1,373 @@
+//! Userinfo, introspection, revocation and the protected profile API.
+
+use reqwest::StatusCode;
+use reqwest::header::WWW_AUTHENTICATE;
+
+use crate::oauth_helpers::{
+    Browser, CLIENT_ID, CLIENT_SECRET, ClientSpec, Consent, OAuthApp, PASSWORD, Pkce, USERNAME,
+};
+
+fn assert_invalid_token(response: &reqwest::Response) {
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let challenge = response.headers()[WWW_AUTHENTICATE].to_str().unwrap();
+    assert!(challenge.starts_with("Bearer"), "{challenge}");
+    assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
+}
+
+#[tokio::test]
+async fn missing_malformed_expired_or_revoked_token_is_401_with_bearer_invalid_token() {
+    let app = OAuthApp::spawn_with(|s| s.access_token_ttl_secs = 1).await;
+    let tokens = app.tokens_for_alice().await;
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    let url = app.url("/oauth/userinfo");
+
+    assert_invalid_token(&app.http.get(&url).send().await.unwrap());
+    for header in [
+        "Bearer",
+        "Bearer ",
+        "Basic abc",
+        "bearer-ish token",
+        "Bearer not-a-token",
+    ] {
+        let response = app
+            .http
+            .get(&url)
+            .header("authorization", header)
+            .send()
+            .await
+            .unwrap();
+        assert_invalid_token(&response);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    assert_invalid_token(
+        &app.http
+            .get(&url)
+            .bearer_auth(&access)
+            .send()
+            .await
+            .unwrap(),
+    );
+
+    // Revoked.
+    let app = OAuthApp::spawn().await;
+    let tokens = app.tokens_for_alice().await;
+    let access = tokens["access_token"].as_str().unwrap();
+    let url = app.url("/oauth/userinfo");
+    assert_eq!(
+        app.http
+            .get(&url)
+            .bearer_auth(access)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    let revoked = app
+        .http
+        .post(app.url("/oauth/revoke"))
+        .basic_auth(CLIENT_ID, Some(CLIENT_SECRET))
+        .form(&[("token", access)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), StatusCode::OK);
+    assert_invalid_token(&app.http.get(&url).bearer_auth(access).send().await.unwrap());
+    assert_invalid_token(
+        &app.http
+            .post(&url)
+            .form(&[("access_token", access)])
+            .send()
+            .await
+            .unwrap(),
+    );
+}
+
+#[tokio::test]
+async fn token_by_header_and_by_post_body_both_work_get_and_post() {
+    let app = OAuthApp::spawn().await;
+    let tokens = app.tokens_for_alice().await;
+    let access = tokens["access_token"].as_str().unwrap();
+    let url = app.url("/oauth/userinfo");
+    let responses = [
+        app.http.get(&url).bearer_auth(access).send().await.unwrap(),
+        app.http
+            .post(&url)
+            .bearer_auth(access)
+            .send()
+            .await
+            .unwrap(),
+        app.http
+            .post(&url)
+            .form(&[("access_token", access)])
+            .send()
+            .await
+            .unwrap(),
+    ];
+    for response in responses {
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()["cache-control"], "no-store");
+        let info: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(info["email"], "alice@example.com");
+        assert_eq!(info["name"], "Alice Example");
+        assert_eq!(info["preferred_username"], USERNAME);
+        assert_eq!(
+            info["sub"],
+            crate::oauth_helpers::jwt_claims(tokens["id_token"].as_str().unwrap())["sub"]
+        );
+    }
+    // Both ways at once is a malformed request.
+    let response = app
+        .http
+        .post(&url)
+        .bearer_auth(access)
+        .form(&[("access_token", access)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn userinfo_releases_only_the_claims_of_the_granted_scopes() {
+    let app = OAuthApp::spawn().await;
+    let browser = Browser::new();
+    let pkce = Pkce::new();
+    let outcome = browser
+        .drive(
+            &app,
+            &app.authorize_url(&pkce, &[("scope", "openid email")]),
+            Some((USERNAME, PASSWORD)),
+            Consent::Authorize,
+        )
+        .await;
+    let tokens: serde_json::Value = app
+        .exchange(&outcome.code(), &pkce.verifier)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let info: serde_json::Value = app
+        .http
+        .get(app.url("/oauth/userinfo"))
+        .bearer_auth(tokens["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(info["email"], "alice@example.com");
+    assert!(
+        info.get("name").is_none() && info.get("preferred_username").is_none(),
+        "{info}"
+    );
+}
+
+#[tokio::test]
+async fn revocation_of_an_unknown_token_is_200() {
+    let app = OAuthApp::spawn().await;
+    let response = app
+        .http
+        .post(app.url("/oauth/revoke"))
+        .basic_auth(CLIENT_ID, Some(CLIENT_SECRET))
+        .form(&[
+            ("token", "no-such-token"),
+            ("token_type_hint", "refresh_token"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    // Still authenticated: a wrong secret is refused.
+    let response = app
+        .http
+        .post(app.url("/oauth/revoke"))
+        .basic_auth(CLIENT_ID, Some("wrong"))
+        .form(&[("token", "no-such-token")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn revoking_a_refresh_token_ends_its_grant() {
+    let app = OAuthApp::spawn().await;
+    let tokens = app.tokens_for_alice().await;
+    let response = app
+        .http
+        .post(app.url("/oauth/revoke"))
+        .basic_auth(CLIENT_ID, Some(CLIENT_SECRET))
+        .form(&[("token", tokens["refresh_token"].as_str().unwrap())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let response = app
+        .http
+        .get(app.url("/oauth/userinfo"))
+        .bearer_auth(tokens["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_invalid_token(&response);
+    let refresh = app
+        .token_request(
+            (CLIENT_ID, CLIENT_SECRET),
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+            ],
+        )
+        .await;
+    assert_eq!(refresh.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn revocation_by_another_client_does_not_revoke() {
+    let app = OAuthApp::spawn().await;
+    let other = app.add_client(ClientSpec::confidential("other")).unwrap();
+    let tokens = app.tokens_for_alice().await;
+    let access = tokens["access_token"].as_str().unwrap();
+    let response = app
+        .http
+        .post(app.url("/oauth/revoke"))
+        .basic_auth("other", Some(&other))
+        .form(&[("token", access)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let response = app
+        .http
+        .get(app.url("/oauth/userinfo"))
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn introspection_by_an_unauthenticated_caller_is_401() {
+    let app = OAuthApp::spawn().await;
+    let tokens = app.tokens_for_alice().await;
+    let access = tokens["access_token"].as_str().unwrap();
+    let url = app.url("/oauth/introspect");
+    let unauthenticated = app
+        .http
+        .post(&url)
+        .form(&[("token", access)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unauthenticated.status(), StatusCode::UNAUTHORIZED);
+    assert!(unauthenticated.headers().contains_key(WWW_AUTHENTICATE));
+    let wrong = app
+        .http
+        .post(&url)
+        .basic_auth(CLIENT_ID, Some("wrong"))
+        .form(&[("token", access)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn introspection_describes_active_and_inactive_tokens() {
+    let app = OAuthApp::spawn().await;
+    let tokens = app.tokens_for_alice().await;
+    let introspect = |token: String| {
+        let app = &app;
+        async move {
+            let response = app
+                .http
+                .post(app.url("/oauth/introspect"))
+                .basic_auth(CLIENT_ID, Some(CLIENT_SECRET))
+                .form(&[("token", token.as_str())])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+            response.json::<serde_json::Value>().await.unwrap()
+        }
+    };
+    let access = introspect(tokens["access_token"].as_str().unwrap().to_owned()).await;
+    assert_eq!(access["active"], true);
+    assert_eq!(access["client_id"], CLIENT_ID);
+    assert_eq!(access["username"], USERNAME);
+    assert_eq!(access["token_type"], "Bearer");
+    assert_eq!(access["iss"], app.issuer);
+    assert!(access["scope"].as_str().unwrap().contains("openid"));
+    assert!(access["exp"].as_i64().unwrap() > access["iat"].as_i64().unwrap());
+    let refresh = introspect(tokens["refresh_token"].as_str().unwrap().to_owned()).await;
+    assert_eq!(refresh["active"], true);
+    assert_eq!(refresh["token_type"], "refresh_token");
+    let unknown = introspect("nope".to_owned()).await;
+    assert_eq!(unknown, serde_json::json!({ "active": false }));
+}
+
+#[tokio::test]
+async fn api_profile_needs_a_bearer_token_with_profile_scope() {
+    let app = OAuthApp::spawn().await;
+    let url = app.url("/api/profile");
+    let missing = app.http.get(&url).send().await.unwrap();
+    assert_invalid_token(&missing);
+    let invalid = app
+        .http
+        .get(&url)
+        .bearer_auth("garbage")
+        .send()
+        .await
+        .unwrap();
+    assert_invalid_token(&invalid);
+
+    let tokens = app.tokens_for_alice().await;
+    let response = app
+        .http
+        .get(&url)
+        .bearer_auth(tokens["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let profile: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(profile["username"], USERNAME);
+    assert_eq!(profile["name"], "Alice Example");
+    assert_eq!(profile["email"], "alice@example.com");
+
+    // Without the profile scope: 403 insufficient_scope.
+    let browser = Browser::new();
+    let pkce = Pkce::new();
+    let outcome = browser
+        .drive(
+            &app,
+            &app.authorize_url(&pkce, &[("scope", "openid email")]),
+            Some((USERNAME, PASSWORD)),
+            Consent::Authorize,
+        )
+        .await;
+    let tokens: serde_json::Value = app
+        .exchange(&outcome.code(), &pkce.verifier)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let response = app
+        .http
+        .get(&url)
+        .bearer_auth(tokens["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let challenge = response.headers()[WWW_AUTHENTICATE].to_str().unwrap();
+    assert!(
+        challenge.contains("error=\"insufficient_scope\""),
+        "{challenge}"
+    );
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "insufficient_scope");
+}

@@ -30,6 +30,9 @@ pub struct UserSession {
     pub access_token: String,
     /// When the access token expires (unix seconds), if known.
     pub access_token_expires_at: Option<i64>,
+    /// When the access token was obtained (unix seconds).
+    #[serde(default)]
+    pub access_token_obtained_at: i64,
     /// The refresh token, if the provider issued one.
     pub refresh_token: Option<String>,
     /// The raw ID token, for `id_token_hint` at logout.
@@ -40,8 +43,9 @@ pub struct UserSession {
 
 impl UserSession {
     /// A session for freshly obtained tokens.
-    pub fn new(tokens: Tokens, expires: i64) -> Self {
+    pub fn new(tokens: Tokens, expires: i64, now: i64) -> Self {
         Self {
+            access_token_obtained_at: now,
             sub: tokens.sub,
             name: tokens.name,
             email: tokens.email,
@@ -55,8 +59,9 @@ impl UserSession {
     }
 
     /// Takes refreshed tokens (a refresh answer may omit the ID token, profile or refresh token).
-    pub fn apply_refresh(&mut self, tokens: Tokens) {
+    pub fn apply_refresh(&mut self, tokens: Tokens, now: i64) {
         self.access_token = tokens.access_token;
+        self.access_token_obtained_at = now;
         self.access_token_expires_at = tokens.access_token_expires_at;
         if tokens.refresh_token.is_some() {
             self.refresh_token = tokens.refresh_token;
@@ -73,10 +78,14 @@ impl UserSession {
         self.error = None;
     }
 
-    /// Whether the access token expires within `margin_secs` of `now`.
-    pub fn access_token_expiring(&self, now: i64, margin_secs: i64) -> bool {
-        self.access_token_expires_at
-            .is_some_and(|at| at <= now + margin_secs)
+    /// Whether the access token should be refreshed before use: it expires within
+    /// `max_margin_secs` of `now`, or within a quarter of its lifetime for short-lived tokens
+    /// (so a token is not refreshed on every request right after it was obtained).
+    pub fn access_token_expiring(&self, now: i64, max_margin_secs: i64) -> bool {
+        self.access_token_expires_at.is_some_and(|at| {
+            let lifetime = (at - self.access_token_obtained_at).max(0);
+            at <= now + max_margin_secs.min(lifetime / 4)
+        })
     }
 
     /// The body of `/api/auth/session`, as NextAuth gives it.
@@ -172,6 +181,7 @@ mod tests {
             expires: 1_798_354_058,
             access_token: "at".into(),
             access_token_expires_at: Some(100),
+            access_token_obtained_at: 0,
             refresh_token: Some("rt".into()),
             id_token: Some("idt".into()),
             error: None,
@@ -206,16 +216,20 @@ mod tests {
     fn refresh_keeps_what_the_answer_omits() {
         let mut user = user();
         user.error = Some(REFRESH_ERROR.into());
-        user.apply_refresh(Tokens {
-            sub: "u1".into(),
-            name: None,
-            email: None,
-            access_token: "at2".into(),
-            access_token_expires_at: Some(200),
-            refresh_token: None,
-            id_token: None,
-        });
+        user.apply_refresh(
+            Tokens {
+                sub: "u1".into(),
+                name: None,
+                email: None,
+                access_token: "at2".into(),
+                access_token_expires_at: Some(200),
+                refresh_token: None,
+                id_token: None,
+            },
+            150,
+        );
         assert_eq!(user.access_token, "at2");
+        assert_eq!(user.access_token_obtained_at, 150);
         assert_eq!(user.access_token_expires_at, Some(200));
         assert_eq!(user.refresh_token.as_deref(), Some("rt"));
         assert_eq!(user.id_token.as_deref(), Some("idt"));
@@ -225,8 +239,14 @@ mod tests {
 
     #[test]
     fn expiry_margin() {
-        let user = user();
+        let mut user = user();
         assert!(user.access_token_expiring(95, 10));
         assert!(!user.access_token_expiring(80, 10));
+        // A 4-second token is refreshed only in its last second.
+        user.access_token_obtained_at = 96;
+        assert!(!user.access_token_expiring(98, 10));
+        assert!(user.access_token_expiring(99, 10));
+        user.access_token_expires_at = None;
+        assert!(!user.access_token_expiring(1000, 10));
     }
 }

@@ -348,7 +348,7 @@ async fn finish(
         .exchange_code(&provider, &code, &pending.pkce_verifier, &pending.nonce)
         .await?;
     let max_age = i64::try_from(state.settings.session_max_age.as_secs()).unwrap_or(i64::MAX / 4);
-    let user = UserSession::new(tokens, now() + max_age);
+    let user = UserSession::new(tokens, now() + max_age, now());
     session::sign_in(session, &user)?;
     tracing::info!(sub = user.sub, "signed in");
     Ok(HttpResponse::Found()

@@ -99,7 +99,7 @@ async fn ensure_fresh_access_token(
         .await;
     match outcome {
         Ok(RefreshOutcome::Refreshed(tokens)) => {
-            user.apply_refresh(tokens);
+            user.apply_refresh(tokens, now());
             if let Err(error) = session::store_user(session, &user) {
                 tracing::warn!(%error, "cannot store refreshed tokens");
             }

@@ -1,0 +1,202 @@
+//! Steps of a sign-in that tests need to stop in the middle of, and a TCP relay that can play
+//! a provider going down.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, bail};
+use testkit::{Browser, Page, Stack, TestWebapp, is_consent_page, login_form};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+use url::Url;
+
+/// The `webapp.session` cookie's name over http.
+pub const SESSION_COOKIE: &str = "webapp.session";
+/// The flow cookie's name over http.
+pub const FLOW_COOKIE: &str = "webapp.flow";
+
+/// `url` parsed.
+pub fn url(value: &str) -> Url {
+    Url::parse(value).expect("test URLs are absolute")
+}
+
+/// The session JSON the web app gives this browser.
+pub async fn session_json(browser: &Browser, webapp: &TestWebapp) -> serde_json::Value {
+    let page = browser
+        .get(webapp.url("/api/auth/session"))
+        .await
+        .expect("session endpoint answers");
+    assert_eq!(page.status, 200, "{}", page.body);
+    page.json().expect("session endpoint answers JSON")
+}
+
+/// Asserts that the browser is not signed in at the web app.
+pub async fn assert_signed_out(browser: &Browser, webapp: &TestWebapp) {
+    assert_eq!(session_json(browser, webapp).await, serde_json::json!({}));
+    let home = browser.get(webapp.url("/")).await.unwrap();
+    assert_eq!(home.status, 302, "the home page is gated");
+    let location = home.location().unwrap().unwrap();
+    assert_eq!(location.path(), "/api/auth/signin");
+}
+
+/// Whether `url` is the web app's callback.
+fn is_callback(url: &Url, webapp: &TestWebapp) -> bool {
+    url.port() == Some(webapp.port) && url.path().starts_with("/api/auth/callback/")
+}
+
+/// Follows redirects from `page` until the next hop would be the web app's callback, and
+/// returns that callback URL; or returns the first page that is not a redirect.
+pub async fn follow_until_callback(
+    browser: &Browser,
+    mut page: Page,
+    webapp: &TestWebapp,
+) -> anyhow::Result<Result<Url, Page>> {
+    for _ in 0..20 {
+        let Some(next) = page.location()? else {
+            return Ok(Err(page));
+        };
+        if is_callback(&next, webapp) {
+            return Ok(Ok(next));
+        }
+        page = browser.get(next.as_str()).await?;
+    }
+    bail!("too many redirects")
+}
+
+/// Runs a sign-in from the web app's sign-in button through the provider's login (and
+/// consent, clicking `consent_button`), stopping before the callback: returns its URL.
+pub async fn run_until_callback_with(
+    browser: &Browser,
+    stack: &Stack,
+    consent_button: &str,
+) -> anyhow::Result<Url> {
+    let signin = browser.visit(stack.webapp.url("/")).await?;
+    let started = browser
+        .submit_once(&testkit::sign_in_form(&signin)?)
+        .await?;
+    let provider_page = match follow_until_callback(browser, started, &stack.webapp).await? {
+        // Signed in and consented at the provider before: straight back.
+        Ok(callback) => return Ok(callback),
+        Err(page) => page,
+    };
+    let after_login = if login_form(&provider_page).is_ok() {
+        let user = &stack.provider.user;
+        let mut form = login_form(&provider_page)?;
+        form.set("username", &user.username)
+            .set("password", &user.password);
+        let form = match form.buttons.first() {
+            Some(button) => form.click(&button.label.clone())?,
+            None => form,
+        };
+        let page = browser.submit_once(&form).await?;
+        match follow_until_callback(browser, page, &stack.webapp).await? {
+            Ok(callback) => return Ok(callback),
+            Err(page) => page,
+        }
+    } else {
+        provider_page
+    };
+    if !is_consent_page(&after_login) {
+        bail!(
+            "expected the consent page, got {} ({}): {}",
+            after_login.url,
+            after_login.status,
+            after_login.text()
+        );
+    }
+    let form = after_login
+        .form_with_button(consent_button)?
+        .click(consent_button)?;
+    let page = browser.submit_once(&form).await?;
+    follow_until_callback(browser, page, &stack.webapp)
+        .await?
+        .map_err(|page| anyhow::anyhow!("no redirect to the callback: {}", page.text()))
+        .context("after consent")
+}
+
+/// [`run_until_callback_with`] clicking "Authorize".
+pub async fn run_until_callback(browser: &Browser, stack: &Stack) -> anyhow::Result<Url> {
+    run_until_callback_with(browser, stack, "Authorize").await
+}
+
+/// A TCP relay in front of a port: "down" refuses new connections and cuts open ones, like a
+/// provider that stopped; "up" relays again.
+pub struct Relay {
+    /// The port to connect to instead of the target.
+    pub port: u16,
+    up: Arc<AtomicBool>,
+    connections: Arc<AtomicUsize>,
+    open: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    accept: JoinHandle<()>,
+}
+
+impl Relay {
+    /// Starts relaying `127.0.0.1:{port}` to `127.0.0.1:{target}`, up or down.
+    pub async fn start(target: u16, up: bool) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let up = Arc::new(AtomicBool::new(up));
+        let connections = Arc::new(AtomicUsize::new(0));
+        let open: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
+        let accept = {
+            let (up, connections, open) = (up.clone(), connections.clone(), open.clone());
+            tokio::spawn(async move {
+                while let Ok((mut inbound, _)) = listener.accept().await {
+                    if !up.load(Ordering::SeqCst) {
+                        drop(inbound);
+                        continue;
+                    }
+                    connections.fetch_add(1, Ordering::SeqCst);
+                    let relay = tokio::spawn(async move {
+                        if let Ok(mut outbound) = TcpStream::connect(("127.0.0.1", target)).await {
+                            let _ =
+                                tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                        }
+                    });
+                    open.lock().unwrap().push(relay);
+                }
+            })
+        };
+        Self {
+            port,
+            up,
+            connections,
+            open,
+            accept,
+        }
+    }
+
+    /// `http://127.0.0.1:{port}`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Brings the relay up or down (down also cuts the connections already open).
+    pub fn set_up(&self, up: bool) {
+        self.up.store(up, Ordering::SeqCst);
+        if !up {
+            for connection in self.open.lock().unwrap().drain(..) {
+                connection.abort();
+            }
+        }
+    }
+
+    /// How many connections were relayed so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.accept.abort();
+        self.set_up(false);
+    }
+}
+
+/// Signs the seeded user in from the web app's home page, whatever the provider remembers
+/// (login session, consent): returns the page the web app shows at the end.
+pub async fn sign_in(browser: &Browser, stack: &Stack) -> anyhow::Result<Page> {
+    let callback = run_until_callback(browser, stack).await?;
+    browser.visit(callback.as_str()).await
+}

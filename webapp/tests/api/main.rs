@@ -1,0 +1,13 @@
+//! The web app against the real provider, both on random loopback ports.
+
+mod availability;
+mod backchannel;
+mod callback;
+mod cli;
+mod cookies;
+mod flow;
+mod helpers;
+mod keys;
+mod redirects;
+mod refresh;
+mod signout;

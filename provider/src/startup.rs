@@ -20,7 +20,9 @@ use crate::state::AppState;
 use crate::storage::Db;
 
 /// The security headers every response carries (handlers may set stricter ones). No inline
-/// scripts exist, styles are inline in the layout, and no page may be framed.
+/// scripts exist, styles are inline in the layout, and no page may be framed. There is no
+/// `form-action`: browsers apply it to the redirect that follows a form post, which would
+/// block the consent form's redirect back to the application.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; base-uri 'none'; frame-ancestors 'none'";
 
 /// A built, not yet running, provider.
@@ -118,10 +120,18 @@ fn cookie_secret(settings: &Settings) -> anyhow::Result<CookieSecret> {
         return Ok(secret.clone());
     }
     let path = settings.secret_key_path();
+    if path.exists() {
+        return read_key_file(&path);
+    }
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create the folder {}", dir.display()))?;
     }
+    // Written to a private temporary file, then linked into place: the link fails if the key
+    // file exists, so two processes starting together agree on one key, and a reader never
+    // sees a half-written file.
+    let secret = CookieSecret::generate();
+    let temporary = path.with_extension(format!("tmp-{}", crate::storage::new_id()));
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -129,29 +139,37 @@ fn cookie_secret(settings: &Settings) -> anyhow::Result<CookieSecret> {
         use std::os::unix::fs::OpenOptionsExt as _;
         options.mode(0o600);
     }
-    match options.open(&path) {
-        Ok(mut file) => {
-            let secret = CookieSecret::generate();
-            file.write_all(secret.to_base64().as_bytes())
-                .and_then(|()| file.sync_all())
-                .with_context(|| format!("cannot write the cookie key file {}", path.display()))?;
-            tracing::info!(path = %path.display(), "generated a new cookie key (PROVIDER_SECRET_KEY)");
-            Ok(secret)
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            let text = std::fs::read_to_string(&path)
-                .with_context(|| format!("cannot read the cookie key file {}", path.display()))?;
-            CookieSecret::parse(&text).map_err(|m| {
-                anyhow::anyhow!(
-                    "invalid setting PROVIDER_SECRET_KEY: the key file {} {m}",
-                    path.display()
-                )
-            })
-        }
+    let written = options
+        .open(&temporary)
+        .and_then(|mut file| {
+            file.write_all(secret.to_base64().as_bytes())?;
+            file.sync_all()
+        })
+        .with_context(|| format!("cannot write the cookie key file {}", temporary.display()));
+    let linked = written.and_then(|()| match std::fs::hard_link(&temporary, &path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
         Err(e) => {
             Err(e).with_context(|| format!("cannot create the cookie key file {}", path.display()))
         }
+    });
+    let _ = std::fs::remove_file(&temporary);
+    if linked? {
+        tracing::info!(path = %path.display(), "generated a new cookie key (PROVIDER_SECRET_KEY)");
+        return Ok(secret);
     }
+    read_key_file(&path)
+}
+
+fn read_key_file(path: &std::path::Path) -> anyhow::Result<CookieSecret> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the cookie key file {}", path.display()))?;
+    CookieSecret::parse(&text).map_err(|m| {
+        anyhow::anyhow!(
+            "invalid setting PROVIDER_SECRET_KEY: the key file {} {m}",
+            path.display()
+        )
+    })
 }
 
 fn serve(state: AppState, listener: TcpListener, secret: CookieSecret) -> anyhow::Result<Server> {

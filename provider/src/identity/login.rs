@@ -79,6 +79,8 @@ impl ResponseError for LoginError {
 pub struct NextQuery {
     /// Local path to continue to after signing in.
     pub next: Option<String>,
+    /// A username to fill in (the `login_hint` of an authorization request).
+    pub login_hint: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -96,7 +98,12 @@ async fn login_form(
     query: web::Query<NextQuery>,
 ) -> HttpResponse {
     let next = safe_next(query.next.as_deref());
-    render_login(&state, &session, StatusCode::OK, &next, "", None)
+    let hint = query
+        .login_hint
+        .as_deref()
+        .filter(|h| h.len() <= 256)
+        .unwrap_or_default();
+    render_login(&state, &session, StatusCode::OK, &next, hint, None)
 }
 
 fn render_login(

@@ -95,9 +95,13 @@ impl Db {
     /// Applies pending migrations; called at start, before the port accepts requests.
     pub fn migrate(&self) -> Result<(), StorageError> {
         let mut conn = self.pool.get()?;
-        conn.run_pending_migrations(MIGRATIONS)
-            .map_err(|e| StorageError::Migration(e.to_string()))?;
-        Ok(())
+        // Under the write lock, so two processes starting on a fresh database do not both
+        // try to create the tables.
+        conn.immediate_transaction(|conn| {
+            conn.run_pending_migrations(MIGRATIONS)
+                .map(|_| ())
+                .map_err(|e| StorageError::Migration(e.to_string()))
+        })
     }
 
     /// A pooled connection for synchronous callers (the CLI, start-up).

@@ -6,8 +6,8 @@ use std::time::Instant;
 use reqwest::StatusCode;
 
 use crate::helpers::{
-    ADMIN_PASSWORD, ADMIN_USERNAME, USER_PASSWORD, USER_USERNAME, csrf_token, location, spawn_app,
-    spawn_app_with, without_csrf,
+    ADMIN_PASSWORD, ADMIN_USERNAME, USER_PASSWORD, USER_USERNAME, csrf_token, input_value,
+    location, spawn_app, spawn_app_with, without_csrf,
 };
 
 #[tokio::test]
@@ -214,4 +214,22 @@ async fn throttling_engages_per_address() {
     assert_eq!(throttled.status(), StatusCode::TOO_MANY_REQUESTS);
     let html = throttled.text().await.expect("body");
     assert!(csrf_token(&html).is_some(), "the form stays usable");
+}
+
+#[tokio::test]
+async fn login_hint_and_next_are_carried_by_the_form() {
+    let app = spawn_app().await;
+    let (status, html) = app
+        .browser
+        .get_html(
+            "/login?login_hint=alice&next=%2Foauth%2Fauthorize%3Fclient_id%3Dx%26state%3D%22%3E",
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(input_value(&html, "username").as_deref(), Some("alice"));
+    assert_eq!(
+        input_value(&html, "next").as_deref(),
+        Some("/oauth/authorize?client_id=x&state=\">")
+    );
+    assert!(!html.contains("state=\">"), "escaped in the page");
 }

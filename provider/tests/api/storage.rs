@@ -189,3 +189,29 @@ async fn invalid_settings_refuse_to_start_naming_the_setting() {
         .expect("refused");
     assert!(error.to_string().contains("PROVIDER_ISSUER"), "{error}");
 }
+
+#[tokio::test]
+async fn two_providers_start_together_on_one_fresh_database() {
+    let dir = Arc::new(tempfile::tempdir().expect("dir"));
+    let (a, b) = tokio::join!(
+        spawn_app_in(Arc::clone(&dir), |s| s.secret_key = None),
+        spawn_app_in(Arc::clone(&dir), |s| s.secret_key = None)
+    );
+    // One set of keys, one cookie key, one copy of the bootstrap accounts.
+    assert_eq!(a.state.keys.jwks_json(), b.state.keys.jwks_json());
+    assert_eq!(a.state.keys.jwks().keys.len(), 2);
+    let users = a
+        .state
+        .db
+        .run(provider::storage::users::count)
+        .await
+        .expect("count");
+    assert_eq!(users, 2);
+    // A session made by one is honoured by the other.
+    let browser = a.admin_browser().await;
+    let other = Browser {
+        base: b.address.clone(),
+        client: browser.client.clone(),
+    };
+    assert_eq!(other.get_html("/admin").await.0, StatusCode::OK);
+}

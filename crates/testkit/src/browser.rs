@@ -257,6 +257,17 @@ impl Page {
         text.split_whitespace().collect::<Vec<_>>().join(" ")
     }
 
+    /// The text of the first element matching the CSS `selector` (entities decoded), if any.
+    pub fn select_text(&self, selector: &str) -> anyhow::Result<Option<String>> {
+        let parsed = Selector::parse(selector)
+            .map_err(|error| anyhow!("bad CSS selector {selector:?}: {error}"))?;
+        let html = Html::parse_document(&self.body);
+        Ok(html
+            .select(&parsed)
+            .next()
+            .map(|element| element.text().collect()))
+    }
+
     /// The first form matching the CSS `selector` (e.g. `"form"`, `"form#login"`,
     /// `"form[action$='/authorize']"`).
     pub fn form(&self, selector: &str) -> anyhow::Result<Form> {
@@ -356,15 +367,13 @@ impl Form {
             let name = element.attr("name").map(str::to_owned);
             let kind = element.attr("type").unwrap_or("").to_ascii_lowercase();
             match element.name() {
-                "button" => {
-                    // A <button> without a type submits the form.
-                    if kind.is_empty() || kind == "submit" {
-                        buttons.push(Button {
-                            name,
-                            value: element.attr("value").unwrap_or("").to_owned(),
-                            label: control.text().collect::<String>().trim().to_owned(),
-                        });
-                    }
+                // A <button> without a type submits the form.
+                "button" if kind.is_empty() || kind == "submit" => {
+                    buttons.push(Button {
+                        name,
+                        value: element.attr("value").unwrap_or("").to_owned(),
+                        label: control.text().collect::<String>().trim().to_owned(),
+                    });
                 }
                 "input" => match kind.as_str() {
                     "submit" => {
@@ -559,6 +568,17 @@ mod tests {
             Some("/a")
         );
         assert_eq!(page("").location().unwrap(), None);
+    }
+
+    #[test]
+    fn element_text_is_decoded() {
+        let page = page(r#"<pre id="session">{&quot;a&quot;: &quot;&lt;b&gt;&quot;}</pre>"#);
+        assert_eq!(
+            page.select_text("pre#session").unwrap().as_deref(),
+            Some(r#"{"a": "<b>"}"#)
+        );
+        assert_eq!(page.select_text("pre#api").unwrap(), None);
+        assert!(page.select_text("pre[").is_err());
     }
 
     #[test]

@@ -118,3 +118,91 @@ pub fn init_test_logging() {
             .try_init();
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn provider_starts_seeded_on_its_own_port_and_stops_on_drop() {
+        let provider = TestProvider::start().await.expect("provider starts");
+        assert_eq!(
+            provider.issuer,
+            format!("http://127.0.0.1:{}", provider.port)
+        );
+        assert!(provider.database_path.exists());
+        assert_eq!(provider.client_id, CLIENT_ID);
+        assert!(provider.client_secret.len() >= 32);
+        assert_eq!(provider.user.name(), "Alice Example");
+
+        let discovery: serde_json::Value =
+            reqwest::get(provider.url("/.well-known/openid-configuration"))
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+        assert_eq!(discovery["issuer"], provider.issuer.as_str());
+
+        // The seeded user can log in: the login form accepts the password.
+        let browser = Browser::new();
+        let login = browser.visit(provider.url("/login")).await.unwrap();
+        let mut form = login_form(&login).unwrap();
+        form.set("username", USER_USERNAME)
+            .set("password", USER_PASSWORD);
+        let after = browser.submit_once(&form).await.unwrap();
+        assert!(
+            after.is_redirect(),
+            "login succeeds: {} {}",
+            after.status,
+            after.body
+        );
+
+        let port = provider.port;
+        drop(provider);
+        let mut stopped = false;
+        for _ in 0..50 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+                stopped = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(stopped, "the provider's port closes after drop");
+    }
+
+    #[tokio::test]
+    async fn each_provider_has_its_own_database() {
+        let (a, b) = tokio::join!(TestProvider::start(), TestProvider::start());
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert_ne!(a.port, b.port);
+        assert_ne!(a.database_path, b.database_path);
+        assert_ne!(a.client_secret, b.client_secret);
+    }
+
+    #[tokio::test]
+    async fn stack_wires_the_web_app_to_the_provider() {
+        let stack = Stack::start().await.expect("stack starts");
+        assert_eq!(stack.provider.webapp_url, stack.webapp.url);
+        assert_eq!(stack.provider.redirect_uri, stack.webapp.redirect_uri());
+        let browser = Browser::new();
+        let home = stack
+            .sign_in(&browser)
+            .await
+            .expect("the seeded user signs in");
+        assert!(home.contains(USER_EMAIL), "{}", home.body);
+    }
+
+    #[tokio::test]
+    async fn provider_for_a_given_web_app_url_registers_its_redirect_uri() {
+        let listener = bind_loopback().unwrap();
+        let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+        drop(listener);
+        let provider = TestProvider::start_for_webapp(&url).await.unwrap();
+        assert_eq!(provider.redirect_uri, redirect_uri_for(&url));
+        let webapp = TestWebapp::start(&provider)
+            .await
+            .expect("web app starts on that port");
+        assert_eq!(webapp.url, url);
+    }
+}

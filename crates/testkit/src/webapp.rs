@@ -4,7 +4,7 @@ use anyhow::Context;
 use tokio::task::JoinHandle;
 
 use crate::provider::{PROVIDER_ID, PROVIDER_NAME};
-use crate::{TestProvider, bind_loopback, random_secret, wait_until_healthy};
+use crate::{TestProvider, random_secret, wait_until_healthy};
 
 /// A running web app signed in against a [`TestProvider`]; stopped when dropped.
 pub struct TestWebapp {

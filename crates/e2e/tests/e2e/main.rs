@@ -1,0 +1,6 @@
+//! End-to-end tests of the provider and the web app together: over HTTP with a cookie-keeping
+//! client that submits the real forms, and in headless Chromium through chromedriver.
+
+mod browser;
+mod http_flow;
+mod webdriver;

@@ -38,6 +38,9 @@ pub enum ParseError {
     /// A scope token contains a character outside RFC 6749 §3.3's `scope-token`, or is empty.
     #[error("invalid scope token {0:?}")]
     InvalidScope(String),
+    /// More scopes than [`Scopes::MAX_SCOPES`] in one value.
+    #[error("too many scopes (at most {0})")]
+    TooManyScopes(usize),
     /// The value is empty or longer than allowed.
     #[error("{what} must be between 1 and {max} characters")]
     BadLength {
@@ -551,10 +554,7 @@ impl Scopes {
         for token in value.split(' ').filter(|t| !t.is_empty()) {
             set.insert(Scope::parse(token)?);
             if set.len() > Self::MAX_SCOPES {
-                return Err(ParseError::BadLength {
-                    what: "scope",
-                    max: Self::MAX_SCOPES,
-                });
+                return Err(ParseError::TooManyScopes(Self::MAX_SCOPES));
             }
         }
         Ok(Self(set))

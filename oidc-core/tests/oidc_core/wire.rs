@@ -522,3 +522,29 @@ fn jwk_sets_skip_unknown_keys_and_never_write_private_members() {
     assert_eq!(set.find(rsa_key().kid()).unwrap().key_type(), "RSA");
     assert!(set.find("nope").is_none());
 }
+
+#[test]
+fn token_request_works_with_serde_urlencoded_both_ways() {
+    // What a framework's form extractor does with the derived Deserialize.
+    let v = CodeVerifier::generate();
+    let body = format!(
+        "grant_type=authorization_code&code=c0de&redirect_uri=http%3A%2F%2F127.0.0.1%3A3000%2Fcb&code_verifier={}&extra=ignored",
+        v.secret()
+    );
+    let parsed: TokenRequest = serde_urlencoded::from_str(&body).unwrap();
+    assert_eq!(parsed, TokenRequest::from_form(body.as_bytes()).unwrap());
+    // What a client sends, read back by the strict parser.
+    let request = TokenRequest::RefreshToken {
+        refresh_token: RefreshToken::new("r t+&"),
+        scope: Some(Scopes::parse("openid email").unwrap()),
+        client_id: Some(client()),
+        client_secret: Some(ClientSecret::new("s3cret")),
+    };
+    let form = serde_urlencoded::to_string(&request).unwrap();
+    assert_eq!(
+        form,
+        "grant_type=refresh_token&refresh_token=r+t%2B%26&scope=email+openid&client_id=webapp&client_secret=s3cret"
+    );
+    assert_eq!(TokenRequest::from_form(form.as_bytes()).unwrap(), request);
+    assert!(serde_urlencoded::from_str::<TokenRequest>("grant_type=password").is_err());
+}

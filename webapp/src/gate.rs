@@ -95,13 +95,18 @@ fn slide_expiry(
     now: i64,
 ) {
     let max_age = i64::try_from(state.settings.session_max_age.as_secs()).unwrap_or(i64::MAX / 4);
-    let update_age = (max_age / 2).min(24 * 60 * 60);
-    if user.expires - now < max_age - update_age {
-        user.expires = now + max_age;
+    if let Some(expires) = renewed_expiry(user.expires, now, max_age) {
+        user.expires = expires;
         if let Err(error) = session::store_user(session, &user) {
             tracing::warn!(%error, "cannot renew the session");
         }
     }
+}
+
+/// The new expiry if the session is due for renewal.
+fn renewed_expiry(expires: i64, now: i64, max_age: i64) -> Option<i64> {
+    let update_age = (max_age / 2).min(24 * 60 * 60);
+    (expires - now < max_age - update_age).then_some(now + max_age)
 }
 
 fn redirect(location: &str) -> HttpResponse {
@@ -113,6 +118,22 @@ fn redirect(location: &str) -> HttpResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sessions_slide_at_most_daily() {
+        let day = 24 * 60 * 60;
+        let max_age = 30 * day;
+        // Renewed an hour ago: left alone.
+        assert_eq!(renewed_expiry(1000 + max_age - 3600, 1000, max_age), None);
+        // Last renewed more than a day ago: 30 days from now.
+        assert_eq!(
+            renewed_expiry(1000 + max_age - day - 1, 1000, max_age),
+            Some(1000 + max_age)
+        );
+        // Short sessions renew after half their lifetime.
+        assert_eq!(renewed_expiry(1000 + 40, 1000, 100), Some(1100));
+        assert_eq!(renewed_expiry(1000 + 60, 1000, 100), None);
+    }
 
     #[test]
     fn only_auth_routes_and_health_are_public() {

@@ -121,10 +121,40 @@ pub fn current_user(session: &Session, now: i64) -> Option<UserSession> {
     (user.expires > now).then_some(user)
 }
 
+/// Budget for the session's serialized form. Encryption and base64 make the cookie about 4/3
+/// of it, and browsers drop cookies over 4096 bytes without a word, which would look like a
+/// sign-in that does not stick.
+const MAX_SERIALIZED_USER_BYTES: usize = 2600;
+
+/// The session as it fits in a cookie: without the ID token if needed (logout then goes without
+/// `id_token_hint`, and the provider asks the user to confirm); an error if even that is too big.
+pub fn fit_in_cookie(user: &UserSession) -> Result<UserSession, anyhow::Error> {
+    let size = |user: &UserSession| {
+        // Stored as a JSON string inside the session's JSON map: quotes get escaped.
+        serde_json::to_string(&serde_json::to_string(user).unwrap_or_default())
+            .map(|s| s.len())
+            .unwrap_or(usize::MAX)
+    };
+    if size(user) <= MAX_SERIALIZED_USER_BYTES {
+        return Ok(user.clone());
+    }
+    let mut smaller = user.clone();
+    smaller.id_token = None;
+    if size(&smaller) <= MAX_SERIALIZED_USER_BYTES {
+        tracing::info!("tokens too large for the session cookie: the ID token is not kept");
+        return Ok(smaller);
+    }
+    anyhow::bail!(
+        "the provider's tokens are too large for a cookie session ({} bytes)",
+        size(&smaller)
+    )
+}
+
 /// Stores the user (replacing any previous one).
 pub fn store_user(session: &Session, user: &UserSession) -> Result<(), anyhow::Error> {
+    let user = fit_in_cookie(user)?;
     session
-        .insert(USER_KEY, user)
+        .insert(USER_KEY, &user)
         .map_err(|e| anyhow::anyhow!("cannot store the session: {e}"))
 }
 
@@ -235,6 +265,21 @@ mod tests {
         assert_eq!(user.id_token.as_deref(), Some("idt"));
         assert_eq!(user.name.as_deref(), Some("Alice Example"));
         assert_eq!(user.error, None);
+    }
+
+    #[test]
+    fn oversized_sessions_drop_the_id_token_or_are_refused() {
+        let mut user = user();
+        assert_eq!(fit_in_cookie(&user).unwrap(), user);
+
+        user.id_token = Some("x".repeat(2000));
+        user.access_token = "a".repeat(500);
+        let fitted = fit_in_cookie(&user).unwrap();
+        assert_eq!(fitted.id_token, None);
+        assert_eq!(fitted.access_token, user.access_token);
+
+        user.access_token = "a".repeat(3000);
+        assert!(fit_in_cookie(&user).is_err());
     }
 
     #[test]

@@ -192,3 +192,30 @@ async fn public_routes_answer_without_a_session() {
         .unwrap();
     assert_eq!(unknown.status, 404);
 }
+
+#[tokio::test]
+async fn https_web_app_sets_secure_prefixed_cookies() {
+    let provider = testkit::TestProvider::start().await.unwrap();
+    let webapp = testkit::TestWebapp::start_with(&provider, |settings| {
+        settings.url = webapp::config::AppUrl::parse("https://app.example").unwrap();
+    })
+    .await
+    .unwrap();
+    let browser = Browser::new();
+    let csrf = browser.get(webapp.url("/api/auth/csrf")).await.unwrap();
+    let set_cookie = csrf.header("set-cookie").unwrap();
+    assert!(
+        set_cookie.starts_with("__Host-webapp.session="),
+        "{set_cookie}"
+    );
+    assert!(set_cookie.contains("Secure"), "{set_cookie}");
+    assert!(set_cookie.contains("Path=/"), "{set_cookie}");
+
+    // The gate names the public URL in callbackUrl.
+    let gated = browser.get(webapp.url("/x?y=1")).await.unwrap();
+    let location = gated.location().unwrap().unwrap();
+    assert_eq!(
+        testkit::query_param(&location, "callbackUrl").as_deref(),
+        Some("https://app.example/x?y=1")
+    );
+}

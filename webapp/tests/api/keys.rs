@@ -44,7 +44,13 @@ async fn key_rotation_at_the_provider_without_a_web_app_restart() {
     let rotated = admin.submit(&rotate).await.unwrap();
     assert!(rotated.status.is_success(), "{}", rotated.text());
     let after = jwks_kids(&admin, &stack).await;
-    assert_eq!(after.len(), before.len() + 1, "{before:?} -> {after:?}");
+    assert_eq!(
+        after.len(),
+        before.len() + 1,
+        "{before:?} -> {after:?}; after rotating: {} {}",
+        rotated.url,
+        rotated.text()
+    );
 
     // New ID tokens are signed with a key the web app has not seen: sign-in still works.
     let second = Browser::new();

@@ -1,6 +1,28 @@
 //! Provider metadata served at `{issuer}/.well-known/openid-configuration` (OpenID Connect
 //! Discovery 1.0 §3 and §4, with the additions of RFC 8414 §2, RFC 9207 §3 and OpenID Connect
 //! RP-Initiated Logout 1.0 §2.1).
+//!
+//! ```
+//! use oidc_core::discovery::ProviderMetadata;
+//! use oidc_core::types::IssuerUrl;
+//!
+//! let issuer = IssuerUrl::parse("https://id.example.com")?;
+//! let mut metadata = ProviderMetadata::new(
+//!     issuer.clone(),
+//!     issuer.join_path("oauth/authorize")?,
+//!     issuer.join_path("oauth/jwks")?,
+//! );
+//! metadata.token_endpoint = Some(issuer.join_path("oauth/token")?);
+//! metadata.code_challenge_methods_supported = Some(vec!["S256".into()]);
+//! let json = serde_json::to_value(&metadata).unwrap();
+//! assert_eq!(json["token_endpoint"], "https://id.example.com/oauth/token");
+//! assert!(json.get("userinfo_endpoint").is_none());
+//! assert_eq!(
+//!     ProviderMetadata::well_known_url(&issuer)?.as_str(),
+//!     "https://id.example.com/.well-known/openid-configuration"
+//! );
+//! # Ok::<(), oidc_core::types::ParseError>(())
+//! ```
 
 use serde::{Deserialize, Serialize};
 use url::Url;

@@ -1,6 +1,30 @@
 //! OAuth 2.0 error codes and responses: RFC 6749 §4.1.2.1 (authorization endpoint), §5.2 (token
 //! endpoint), RFC 6750 §3.1 (protected resources), RFC 7009, OpenID Connect Core 1.0 §3.1.2.6,
 //! and the authorization response with `iss` (RFC 9207).
+//!
+//! ```
+//! use oidc_core::error::{AuthorizationError, ErrorCode, ErrorResponse};
+//! use oidc_core::types::{IssuerUrl, RedirectUri, State};
+//!
+//! // Token endpoint: JSON body and HTTP status.
+//! let body = ErrorResponse::new(ErrorCode::InvalidGrant).with_description("code expired");
+//! assert_eq!(body.http_status(), 400);
+//! assert_eq!(
+//!     serde_json::to_string(&body)?,
+//!     r#"{"error":"invalid_grant","error_description":"code expired"}"#
+//! );
+//!
+//! // Authorization endpoint: redirect back with the error, the state and the issuer.
+//! let issuer = IssuerUrl::parse("https://id.example.com")?;
+//! let redirect = RedirectUri::parse("https://app.example.com/cb")?;
+//! let url = AuthorizationError::new(ErrorCode::AccessDenied, Some(State::new("xyz")), issuer)
+//!     .redirect_url(&redirect);
+//! assert_eq!(
+//!     url.as_str(),
+//!     "https://app.example.com/cb?error=access_denied&state=xyz&iss=https%3A%2F%2Fid.example.com"
+//! );
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use std::fmt;
 
@@ -140,7 +164,7 @@ impl std::str::FromStr for ErrorCode {
     }
 }
 
-/// A string that is not a known [`ErrorCode`].
+/// A string that is not a known [`ErrorCode`] (RFC 6749 §4.1.2.1, §5.2 list the codes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("unknown error code")]
 pub struct UnknownErrorCode;

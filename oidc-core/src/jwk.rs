@@ -1,5 +1,21 @@
 //! JSON Web Keys and key sets (RFC 7517) for RSA and EC public keys (RFC 7518 §6.2, §6.3), with
 //! RFC 7638 thumbprints as key ids.
+//!
+//! ```
+//! use oidc_core::jwk::JwkSet;
+//!
+//! // A provider's published key set, as fetched from its `jwks_uri` (RFC 7638 §3.1's key).
+//! let jwks: JwkSet = serde_json::from_str(r#"{"keys": [
+//!   {"kty": "RSA", "alg": "RS256", "kid": "2011-04-29", "e": "AQAB",
+//!    "n": "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw"},
+//!   {"kty": "oct", "k": "c2VjcmV0"}
+//! ]}"#)?;
+//! // The symmetric key is skipped; the RSA key keeps its members.
+//! assert_eq!(jwks.keys.len(), 1);
+//! let key = jwks.find("2011-04-29").unwrap();
+//! assert_eq!(key.thumbprint(), "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
+//! # Ok::<(), serde_json::Error>(())
+//! ```
 
 use serde::{Deserialize, Deserializer, Serialize};
 

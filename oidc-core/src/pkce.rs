@@ -1,5 +1,22 @@
 //! Proof Key for Code Exchange (RFC 7636) with the `S256` method only: `plain` offers no
 //! protection against a leaked authorization request, so it is refused (RFC 9700 §2.1.1).
+//!
+//! ```
+//! use oidc_core::pkce::{CodeChallenge, CodeChallengeMethod, CodeVerifier, PkceError};
+//!
+//! // Client: keep the verifier, send the challenge with `code_challenge_method=S256`.
+//! let verifier = CodeVerifier::generate();
+//! let challenge = CodeChallenge::from_verifier(&verifier);
+//!
+//! // Server, authorization request: parse and store the challenge.
+//! assert_eq!(CodeChallengeMethod::parse("plain"), Err(PkceError::PlainNotSupported));
+//! let stored = CodeChallenge::parse(challenge.as_str())?;
+//!
+//! // Server, token request: the verifier must hash to the stored challenge.
+//! let received = CodeVerifier::parse(verifier.secret().to_owned())?;
+//! assert!(stored.verify(&received));
+//! # Ok::<(), PkceError>(())
+//! ```
 
 use std::fmt;
 
@@ -8,7 +25,8 @@ use subtle::ConstantTimeEq as _;
 
 use crate::encoding::{b64url, is_b64url_char, random_b64url, sha256};
 
-/// A PKCE value that could not be parsed.
+/// A PKCE value that could not be parsed (RFC 7636 §4.1–§4.3); a server answers it with
+/// `invalid_request` (§4.4.1).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PkceError {
     /// The verifier is not 43 to 128 characters of `[A-Za-z0-9-._~]` (RFC 7636 §4.1).

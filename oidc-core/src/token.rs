@@ -1,5 +1,27 @@
 //! Token endpoint requests and responses (RFC 6749 §4.1.3, §5.1, §6; OpenID Connect Core 1.0
 //! §3.1.3.3).
+//!
+//! ```
+//! use oidc_core::error::ErrorCode;
+//! use oidc_core::token::{TokenRequest, TokenResponse};
+//! use oidc_core::types::{AccessToken, Scopes};
+//!
+//! let body = b"grant_type=refresh_token&refresh_token=r1&scope=openid";
+//! let TokenRequest::RefreshToken { refresh_token, scope, .. } = TokenRequest::from_form(body)?
+//! else {
+//!     unreachable!()
+//! };
+//! assert_eq!(refresh_token.secret(), "r1");
+//! assert_eq!(scope, Some(Scopes::parse("openid")?));
+//!
+//! let err = TokenRequest::from_form(b"grant_type=password").unwrap_err();
+//! assert_eq!(err.error_code(), ErrorCode::UnsupportedGrantType);
+//!
+//! let mut response = TokenResponse::bearer(AccessToken::generate());
+//! response.expires_in = Some(3600);
+//! assert!(!serde_json::to_string(&response)?.contains("null"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use std::collections::HashMap;
 
@@ -123,8 +145,8 @@ pub enum TokenRequest {
     },
 }
 
-/// Why a token request body was refused; [`TokenRequestError::error_code`] gives the RFC 6749
-/// §5.2 code to answer with.
+/// Why a token request body was refused (RFC 6749 §3.2, §4.1.3, §6);
+/// [`TokenRequestError::error_code`] gives the RFC 6749 §5.2 code to answer with.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TokenRequestError {
     /// The body is not UTF-8 `application/x-www-form-urlencoded`, or too large.

@@ -6,6 +6,25 @@
 //! normalization. Secret types ([`AuthorizationCode`], [`AccessToken`], [`RefreshToken`],
 //! [`ClientSecret`]) redact `Debug`, expose the value only through `.secret()`, compare in
 //! constant time and give the [`TokenHash`] that a server stores instead of the value.
+//!
+//! ```
+//! use oidc_core::types::{AccessToken, RedirectUri, Scopes, TokenHash};
+//!
+//! // Issue a token, store only its hash, find it again from what the client presents.
+//! let token = AccessToken::generate();
+//! let stored: TokenHash = token.hash();
+//! let presented = AccessToken::parse(token.secret())?;
+//! assert_eq!(presented.hash(), stored);
+//! assert_eq!(format!("{presented:?}"), "AccessToken([redacted])");
+//!
+//! // Redirect URIs match byte for byte only.
+//! let registered = RedirectUri::parse("https://app.example.com/cb")?;
+//! assert_ne!(registered, RedirectUri::parse("https://app.example.com/cb/")?);
+//!
+//! let granted = Scopes::parse("openid profile email")?;
+//! assert!(Scopes::parse("openid email")?.is_subset(&granted));
+//! # Ok::<(), oidc_core::types::ParseError>(())
+//! ```
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -16,7 +35,9 @@ use url::Url;
 
 use crate::encoding::{b64url, random_b64url, sha256};
 
-/// A value that could not be parsed into one of this module's types.
+/// A value that could not be parsed into one of this module's types: the syntax rules are those
+/// of RFC 6749 Appendix A (parameter characters), §3.3 (scope tokens), §3.1.2 (redirect URIs) and
+/// RFC 3986 (URIs).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {
     /// The text is not an absolute URL.

@@ -18,7 +18,8 @@ use crate::jwk::{Jwk, JwkParams};
 /// RSA modulus size of generated keys, in bits (RFC 7518 §3.3 requires at least 2048).
 const RSA_BITS: u32 = 2048;
 
-/// A signing key could not be generated or read.
+/// A signing key could not be generated or read (key requirements: RFC 7518 §3.3 for RSA, §3.4
+/// for ECDSA).
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     /// The PEM text is not a private key of the algorithm's type (PKCS#8 or traditional PEM).
@@ -34,7 +35,7 @@ pub enum KeyError {
     Crypto(String),
 }
 
-/// A token could not be signed.
+/// A token could not be signed (RFC 7515 §5.1).
 #[derive(Debug, thiserror::Error)]
 pub enum SignError {
     /// The claims could not be serialized to JSON.

@@ -33,7 +33,7 @@ pub enum Algorithm {
     ES256,
 }
 
-/// An `alg` value outside the allow-list.
+/// An `alg` value outside the allow-list (RFC 7518 §3.1, RFC 8725 §3.1).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unsupported JWS algorithm {0:?}")]
 pub struct UnsupportedAlgorithm(pub String);

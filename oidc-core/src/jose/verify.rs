@@ -18,7 +18,8 @@ pub const MAX_TOKEN_LEN: usize = 16 * 1024;
 /// Default clock-skew allowance for `exp` and `iat`, in seconds.
 const DEFAULT_LEEWAY_SECS: i64 = 60;
 
-/// Why an ID token was refused. Each check has its own variant, so a caller can log the reason
+/// Why an ID token was refused (the checks of OpenID Connect Core 1.0 §3.1.3.7 and RFC 8725
+/// §3). Each check has its own variant, so a caller can log the reason
 /// and react to [`VerifyError::UnknownKid`] by fetching the JWK Set again once.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VerifyError {

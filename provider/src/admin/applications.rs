@@ -1,5 +1,5 @@
 //! Applications (OAuth clients) in the admin site: list, register, edit, delete, and a new
-//! secret on demand. A secret is shown once, in the response that created it, never again.
+//! secret on demand. A secret is shown once, on the page right after it was made, never again.
 
 use actix_session::Session;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -19,6 +19,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/applications/new", web::get().to(new_form))
         .route("/applications/{id}", web::get().to(edit_form))
         .route("/applications/{id}", web::post().to(update))
+        .route("/applications/{id}/credentials", web::get().to(credentials))
         .route(
             "/applications/{id}/secret",
             web::post().to(regenerate_secret),
@@ -190,26 +191,68 @@ struct SecretPage {
     frame: Frame,
     client_id: String,
     name: String,
+    confidential: bool,
     client_secret: Option<String>,
     created: bool,
 }
 
-fn secret_page(
-    state: &AppState,
+/// A secret waiting to be shown once, kept in the (encrypted) session between the form post
+/// and the page that shows it, so reloading that page neither repeats the post nor shows the
+/// secret again.
+#[derive(Serialize, Deserialize)]
+struct PendingSecret {
+    client_id: String,
+    secret: String,
+    created: bool,
+}
+
+const PENDING_SECRET_KEY: &str = "admin_pending_secret";
+
+fn show_secret_once(
     session: &Session,
-    admin: &crate::storage::users::User,
     client: &Client,
     secret: Option<PlainSecret>,
     created: bool,
-) -> HttpResponse {
+) -> Result<HttpResponse, AdminError> {
+    if let Some(secret) = secret {
+        let pending = PendingSecret {
+            client_id: client.id.clone(),
+            secret: secret.secret().to_owned(),
+            created,
+        };
+        session
+            .insert(PENDING_SECRET_KEY, pending)
+            .map_err(|e| AdminError::Unexpected(e.into()))?;
+    } else if created {
+        flash(session, &format!("Registered “{}”.", client.name));
+    }
+    Ok(see_other(&format!(
+        "/admin/applications/{}/credentials",
+        urlencode(&client.id)
+    )))
+}
+
+async fn credentials(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AdminError> {
+    let admin = require_admin(&req, &state, &session).await?;
+    let client = find_client(&state, path.into_inner()).await?;
+    let pending = session
+        .remove_as::<PendingSecret>(PENDING_SECRET_KEY)
+        .and_then(Result::ok)
+        .filter(|p| p.client_id == client.id);
     let context = SecretPage {
-        frame: Frame::new(session, admin, "applications"),
+        frame: Frame::new(&session, &admin, "applications"),
         client_id: client.id.clone(),
         name: client.name.clone(),
-        client_secret: secret.map(|s| s.secret().to_owned()),
-        created,
+        confidential: client.is_confidential(),
+        created: pending.as_ref().is_some_and(|p| p.created),
+        client_secret: pending.map(|p| p.secret),
     };
-    page(state, "admin/application_secret.html", &context)
+    Ok(page(&state, "admin/application_secret.html", &context))
 }
 
 fn input_error(error: ClientError) -> Result<String, AdminError> {
@@ -248,7 +291,7 @@ async fn create(
     match created {
         Ok((client, secret)) => {
             tracing::info!(client_id = %client.id, admin = %admin.username, "application registered");
-            Ok(secret_page(&state, &session, &admin, &client, secret, true))
+            show_secret_once(&session, &client, secret, true)
         }
         Err(e) => {
             let message = input_error(e)?;
@@ -323,14 +366,9 @@ async fn update(
         .await;
     match updated {
         Ok(None) => Err(AdminError::NotFound),
-        Ok(Some((client, Some(secret)))) => Ok(secret_page(
-            &state,
-            &session,
-            &admin,
-            &client,
-            Some(secret),
-            false,
-        )),
+        Ok(Some((client, Some(secret)))) => {
+            show_secret_once(&session, &client, Some(secret), false)
+        }
         Ok(Some((client, None))) => {
             flash(&session, &format!("Saved “{}”.", client.name));
             Ok(see_other(&format!(
@@ -381,14 +419,7 @@ async fn regenerate_secret(
         .await?
         .ok_or(AdminError::NotFound)?;
     tracing::info!(client_id = %client.id, admin = %admin.username, "client secret regenerated");
-    Ok(secret_page(
-        &state,
-        &session,
-        &admin,
-        &client,
-        Some(secret),
-        false,
-    ))
+    show_secret_once(&session, &client, Some(secret), false)
 }
 
 async fn delete(

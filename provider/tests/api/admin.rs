@@ -41,8 +41,10 @@ async fn admin_creates_an_application_and_sees_the_secret_once() {
             ],
         )
         .await;
-    assert_eq!(response.status(), StatusCode::OK);
-    let html = response.text().await.expect("body");
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let credentials = location(&response);
+    let (status, html) = admin.get_html(&credentials).await;
+    assert_eq!(status, StatusCode::OK);
     let secret = secret_on(&html).expect("the secret is shown after creation");
     assert!(secret.len() >= 43, "256 bits: {secret}");
     let client_id = client_id_on(&html);
@@ -59,8 +61,9 @@ async fn admin_creates_an_application_and_sees_the_secret_once() {
     assert_ne!(client.secret_hash.as_deref(), Some(secret.as_str()));
     assert!(client.verify_secret(&secret));
 
-    // Never again: not in the list, not on the edit page.
+    // Never again: not on a reload, not in the list, not on the edit page.
     for path in [
+        credentials.clone(),
         "/admin/applications".to_owned(),
         format!("/admin/applications/{client_id}"),
     ] {
@@ -68,13 +71,15 @@ async fn admin_creates_an_application_and_sees_the_secret_once() {
         assert_eq!(status, 200, "{path}");
         assert!(page.contains("Tutorial app"));
         assert!(!page.contains(&secret), "{path} shows the secret");
+        assert!(secret_on(&page).is_none(), "{path}");
     }
 
     // Regenerating replaces it: the old one stops working.
     let path = format!("/admin/applications/{client_id}");
     let response = admin.submit(&path, &format!("{path}/secret"), &[]).await;
-    assert_eq!(response.status(), StatusCode::OK);
-    let new_secret = secret_on(&response.text().await.expect("body")).expect("new secret");
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let (_, html) = admin.get_html(&location(&response)).await;
+    let new_secret = secret_on(&html).expect("new secret");
     assert_ne!(new_secret, secret);
     let id = client_id.clone();
     let client = app

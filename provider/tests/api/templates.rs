@@ -38,7 +38,7 @@ fn sample(name: &str) -> Option<serde_json::Value> {
             json!({"frame": frame(), "id": "webapp", "form": app_form, "error": "bad"})
         }
         "admin/application_secret.html" => {
-            json!({"frame": frame(), "client_id": "webapp", "name": "Web app", "client_secret": "s3cret", "created": true})
+            json!({"frame": frame(), "client_id": "webapp", "name": "Web app", "confidential": true, "client_secret": "s3cret", "created": true})
         }
         "admin/users.html" => json!({"frame": frame(), "users": [
             {"id": "1", "username": "alice", "name": "Alice", "email": "a@example.com", "is_admin": true, "is_active": false, "last_login": null}

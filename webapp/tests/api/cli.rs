@@ -1,9 +1,10 @@
-//! The binary: `secret`, configuration errors naming the setting (from `.env` too), and
-//! `healthcheck`.
+//! The binary: `secret`, configuration errors naming the setting (from `.env` too), `serve`
+//! with the provider down, and `healthcheck`.
 
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
-use testkit::{Stack, bind_loopback};
+use testkit::bind_loopback;
 
 fn webapp() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_webapp"));
@@ -56,27 +57,61 @@ fn settings_are_read_from_dot_env() {
     assert!(!stderr.contains("OIDC_CLIENT_ID"), "{stderr}");
 }
 
-// Multi-threaded: the blocking child-process wait must not stall the services.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn healthcheck_reports_whether_the_web_app_answers() {
-    let stack = Stack::start().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let up = webapp()
-        .arg("healthcheck")
-        .current_dir(dir.path())
-        .env("WEBAPP_ADDR", format!("127.0.0.1:{}", stack.webapp.port))
-        .status()
-        .unwrap();
-    assert!(up.success());
+/// A port nothing listens on right now.
+fn free_port() -> u16 {
+    let listener = bind_loopback().unwrap();
+    listener.local_addr().unwrap().port()
+}
 
-    let closed = bind_loopback().unwrap();
-    let port = closed.local_addr().unwrap().port();
-    drop(closed);
-    let down = webapp()
-        .arg("healthcheck")
-        .current_dir(dir.path())
-        .env("WEBAPP_ADDR", format!("127.0.0.1:{port}"))
-        .status()
-        .unwrap();
-    assert!(!down.success());
+/// Kills the child when the test ends, however it ends.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn serve_starts_without_the_provider_and_healthcheck_sees_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let unreachable_issuer = format!("http://127.0.0.1:{}", free_port());
+    let healthcheck = |addr: &str| {
+        webapp()
+            .arg("healthcheck")
+            .current_dir(dir.path())
+            .env("WEBAPP_ADDR", addr)
+            .stderr(Stdio::null())
+            .status()
+            .unwrap()
+            .success()
+    };
+    assert!(!healthcheck(&addr), "nothing runs yet");
+
+    let _server = Running(
+        webapp()
+            .arg("serve")
+            .current_dir(dir.path())
+            .env("WEBAPP_ADDR", &addr)
+            .env("WEBAPP_URL", format!("http://{addr}"))
+            .env(
+                "WEBAPP_SESSION_SECRET",
+                "a-session-secret-of-at-least-32-bytes",
+            )
+            .env("OIDC_ISSUER", &unreachable_issuer)
+            .env("OIDC_CLIENT_ID", "webapp")
+            .env("OIDC_CLIENT_SECRET", "client-secret")
+            .env("WEBAPP_LOG", "off")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !healthcheck(&addr) {
+        assert!(Instant::now() < deadline, "webapp serve did not come up");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

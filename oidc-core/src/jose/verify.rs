@@ -232,6 +232,7 @@ pub struct IdTokenVerifier {
     keys: Vec<VerificationKey>,
     allowed: Vec<Algorithm>,
     leeway: i64,
+    accept_expired: bool,
 }
 
 fn decode_part(part: &str, what: &str) -> Result<Vec<u8>, VerifyError> {
@@ -248,6 +249,7 @@ impl IdTokenVerifier {
             keys: Vec::new(),
             allowed: Algorithm::ALL.to_vec(),
             leeway: DEFAULT_LEEWAY_SECS,
+            accept_expired: false,
         };
         verifier.set_jwks(&jwks);
         verifier
@@ -256,6 +258,14 @@ impl IdTokenVerifier {
     /// Sets the clock-skew allowance for `exp` and `iat`, in seconds (default 60).
     pub fn leeway(mut self, secs: u32) -> Self {
         self.leeway = i64::from(secs);
+        self
+    }
+
+    /// Accepts tokens whose `exp` has passed (every other check still applies). Only for ID
+    /// tokens used as hints, e.g. the `id_token_hint` of a logout request, which OpenID Connect
+    /// RP-Initiated Logout 1.0 §2 recommends accepting after expiry; never for sign-in.
+    pub fn accept_expired(mut self, accept: bool) -> Self {
+        self.accept_expired = accept;
         self
     }
 
@@ -410,7 +420,7 @@ impl IdTokenVerifier {
             None if claims.aud.len() > 1 => return Err(VerifyError::MissingAuthorizedParty),
             _ => {}
         }
-        if now.saturating_sub(self.leeway) >= claims.exp {
+        if !self.accept_expired && now.saturating_sub(self.leeway) >= claims.exp {
             return Err(VerifyError::Expired {
                 exp: claims.exp,
                 now,

@@ -246,6 +246,17 @@ fn expired_token_is_rejected_after_the_leeway() {
     strict
         .verify_at(&token, Some(&nonce()), None, c.exp - 1)
         .unwrap();
+    // Hints may be old: accept_expired lifts only the expiry check.
+    let hints = verifier(&[rsa_key()]).accept_expired(true);
+    hints
+        .verify_at(&token, Some(&nonce()), None, c.exp + 86_400)
+        .unwrap();
+    assert_eq!(
+        hints
+            .verify_at(&token, Some(&Nonce::new("x")), None, c.exp + 86_400)
+            .unwrap_err(),
+        VerifyError::NonceMismatch
+    );
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::http::StatusCode;
-use actix_web::middleware::DefaultHeaders;
+use actix_web::middleware::{DefaultHeaders, Logger};
 use actix_web::{App, HttpResponse, HttpServer, web};
 use anyhow::Context as _;
 
@@ -180,6 +180,7 @@ fn serve(state: AppState, listener: TcpListener, secret: CookieSecret) -> anyhow
         App::new()
             .wrap(crate::identity::session::middleware(&secret, secure))
             .wrap(security_headers())
+            .wrap(request_log())
             .app_data(data.clone())
             .app_data(
                 web::FormConfig::default()
@@ -223,6 +224,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(crate::identity::login::configure)
         .configure(crate::admin::configure)
         .configure(crate::oauth::configure);
+}
+
+/// One line per request: method, path (never the query, which can carry ID-token hints),
+/// status and duration. Health checks are left out.
+fn request_log() -> Logger {
+    Logger::new("%{request}xi %s %Dms")
+        .custom_request_replace("request", |req| format!("{} {}", req.method(), req.path()))
+        .exclude("/healthz")
 }
 
 /// The headers of SECURITY.md on every response.

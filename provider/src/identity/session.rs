@@ -35,9 +35,15 @@ pub fn middleware(secret: &CookieSecret, secure: bool) -> SessionMiddleware<Cook
         .build()
 }
 
-/// Who is logged in, if anyone. An unreadable value counts as logged out.
+/// How long a login lasts. The cookie store keeps no server-side record to expire, so the
+/// age is checked against the login time carried in the (authenticated) cookie itself.
+pub const MAX_LOGIN_AGE_SECS: i64 = 24 * 3600;
+
+/// Who is logged in, if anyone. An unreadable value, or a login older than
+/// [`MAX_LOGIN_AGE_SECS`], counts as logged out.
 pub fn current_login(session: &Session) -> Option<Login> {
-    session.get::<Login>(LOGIN_KEY).ok().flatten()
+    let login = session.get::<Login>(LOGIN_KEY).ok().flatten()?;
+    (crate::storage::now() - login.auth_time <= MAX_LOGIN_AGE_SECS).then_some(login)
 }
 
 /// Starts a fresh session for `user_id`: everything stored before the login is dropped and the
@@ -61,4 +67,35 @@ pub fn log_in(
 /// Ends the session: the cookie is removed.
 pub fn log_out(session: &Session) {
     session.purge();
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_session::SessionExt as _;
+
+    use super::*;
+    use crate::storage::now;
+
+    #[test]
+    fn logins_expire_and_log_in_replaces_the_session() {
+        let request = actix_web::test::TestRequest::default().to_srv_request();
+        let session = request.get_session();
+        let stale = Login {
+            user_id: "u1".to_owned(),
+            auth_time: now() - MAX_LOGIN_AGE_SECS - 1,
+        };
+        session.insert(LOGIN_KEY, stale).expect("insert");
+        session.insert("planted", "value").expect("insert");
+        assert_eq!(current_login(&session), None);
+
+        log_in(&session, "u2", now()).expect("log in");
+        assert_eq!(
+            current_login(&session).map(|l| l.user_id).as_deref(),
+            Some("u2")
+        );
+        assert!(!session.contains_key("planted"));
+
+        log_out(&session);
+        assert_eq!(current_login(&session), None);
+    }
 }

@@ -494,3 +494,72 @@ async fn admin_rotates_and_retires_keys() {
     let (_, page) = admin.get_html("/admin/keys").await;
     assert!(page.contains("retired"));
 }
+
+#[tokio::test]
+async fn admin_registers_a_public_application_without_a_secret() {
+    let app = spawn_app().await;
+    let admin = app.admin_browser().await;
+    let response = admin
+        .submit(
+            "/admin/applications/new",
+            "/admin/applications",
+            &[
+                ("client_id", "spa"),
+                ("name", "Single page app"),
+                ("client_type", "public"),
+                ("redirect_uris", "https://spa.example/cb"),
+                ("algorithm", "ES256"),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let (_, html) = admin.get_html(&location(&response)).await;
+    assert!(secret_on(&html).is_none());
+    assert!(html.contains("public application"));
+    let client = app
+        .state
+        .db
+        .run(|conn| provider::storage::clients::find(conn, "spa"))
+        .await
+        .expect("query")
+        .expect("client");
+    assert!(client.secret_hash.is_none() && !client.is_confidential());
+    // Regenerating a secret makes no sense for it.
+    let response = admin
+        .submit(
+            "/admin/applications/spa",
+            "/admin/applications/spa/secret",
+            &[],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn an_admin_cannot_lock_themselves_out() {
+    let app = spawn_app().await;
+    let admin = app.admin_browser().await;
+    let me = app
+        .state
+        .db
+        .run(|conn| {
+            provider::storage::users::find_by_username(conn, crate::helpers::ADMIN_USERNAME)
+        })
+        .await
+        .expect("query")
+        .expect("admin");
+    let page = format!("/admin/users/{}", me.id);
+    let response = admin
+        .submit(&page, &format!("{page}/active"), &[("active", "false")])
+        .await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let response = admin
+        .submit(&page, &page, &[("email", "admin@example.com")])
+        .await;
+    assert_eq!(
+        response.status(),
+        StatusCode::BAD_REQUEST,
+        "dropping own admin flag"
+    );
+    assert_eq!(admin.get("/admin").await.status(), StatusCode::OK);
+}

@@ -1,5 +1,7 @@
 //! Logging setup for the binary (tests stay silent: they never call this).
 
+use std::io::IsTerminal as _;
+
 use tracing_subscriber::EnvFilter;
 
 /// Installs a formatting subscriber filtered by `filter` (the `PROVIDER_LOG` setting, e.g.
@@ -10,5 +12,7 @@ pub fn init(filter: &str) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colours only on a terminal, not in container logs.
+        .with_ansi(std::io::stderr().is_terminal())
         .try_init();
 }

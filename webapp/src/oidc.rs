@@ -9,8 +9,8 @@ use openidconnect::core::{
     CoreAuthDisplay, CoreAuthenticationFlow, CoreClaimName, CoreClaimType, CoreClient,
     CoreClientAuthMethod, CoreGenderClaim, CoreGrantType, CoreIdToken, CoreIdTokenClaims,
     CoreJsonWebKey, CoreJsonWebKeySet, CoreJweContentEncryptionAlgorithm,
-    CoreJweKeyManagementAlgorithm, CoreResponseMode, CoreResponseType, CoreSubjectIdentifierType,
-    CoreTokenResponse, CoreUserInfoClaims,
+    CoreJweKeyManagementAlgorithm, CoreJwsSigningAlgorithm, CoreResponseMode, CoreResponseType,
+    CoreSubjectIdentifierType, CoreTokenResponse, CoreUserInfoClaims,
 };
 use openidconnect::{
     AccessToken, AccessTokenHash, AdditionalProviderMetadata, AuthType, AuthorizationCode,
@@ -525,8 +525,26 @@ impl Oidc {
         nonce: Option<&Nonce>,
     ) -> Result<CoreIdTokenClaims, IdTokenFailure> {
         let client = self.client(provider);
+        // Asymmetric algorithms only: an HMAC "signature" keyed with something public (or the
+        // client secret) proves nothing about the provider, and `none` proves nothing at all.
+        let allowed: Vec<CoreJwsSigningAlgorithm> = provider
+            .metadata
+            .id_token_signing_alg_values_supported()
+            .iter()
+            .filter(|alg| {
+                !matches!(
+                    alg,
+                    CoreJwsSigningAlgorithm::HmacSha256
+                        | CoreJwsSigningAlgorithm::HmacSha384
+                        | CoreJwsSigningAlgorithm::HmacSha512
+                        | CoreJwsSigningAlgorithm::None
+                )
+            })
+            .cloned()
+            .collect();
         let verifier = client
             .id_token_verifier()
+            .set_allowed_algs(allowed)
             .set_issue_time_verifier_fn(|iat| {
                 let now = chrono::Utc::now().timestamp();
                 if iat.timestamp() > now + CLOCK_SKEW_SECS {
@@ -707,5 +725,349 @@ fn tokens_from(
             .map(|t| t.secret().clone())
             .or_else(|| previous_refresh_token.map(str::to_owned)),
         id_token: response.id_token().map(|t| t.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine as _;
+    use oidc_core::jose::{Algorithm, SigningKey};
+    use serde_json::json;
+    use sha2::{Digest as _, Sha256};
+    use std::str::FromStr as _;
+
+    /// Nothing listens here: these tests never reach a provider.
+    const ISSUER: &str = "http://127.0.0.1:1";
+    const CLIENT_ID: &str = "webapp";
+    const CLIENT_SECRET: &str = "client-secret-for-tests-0123456789";
+    const ACCESS_TOKEN: &str = "access-token-1";
+    const NONCE: &str = "nonce-1";
+
+    struct Fixture {
+        oidc: Oidc,
+        provider: Provider,
+        key: SigningKey,
+    }
+
+    fn fixture() -> Fixture {
+        let settings = Settings::new(
+            "http://127.0.0.1:3000",
+            ISSUER,
+            CLIENT_ID,
+            CLIENT_SECRET,
+            "0123456789abcdef0123456789abcdef",
+        )
+        .unwrap();
+        let oidc = Oidc::new(settings).unwrap();
+        let key = SigningKey::generate(Algorithm::RS256).unwrap();
+        let metadata: Metadata = serde_json::from_value(json!({
+            "issuer": ISSUER,
+            "authorization_endpoint": format!("{ISSUER}/oauth/authorize"),
+            "token_endpoint": format!("{ISSUER}/oauth/token"),
+            "userinfo_endpoint": format!("{ISSUER}/oauth/userinfo"),
+            "jwks_uri": format!("{ISSUER}/oauth/jwks"),
+            "end_session_endpoint": format!("{ISSUER}/oauth/logout"),
+            "response_types_supported": ["code"],
+            "subject_types_supported": ["public"],
+            // A provider advertising HS256 too must not make HMAC tokens acceptable.
+            "id_token_signing_alg_values_supported": ["RS256", "ES256", "HS256"],
+            "authorization_response_iss_parameter_supported": true,
+        }))
+        .unwrap();
+        let jwks: CoreJsonWebKeySet =
+            serde_json::from_value(json!({ "keys": [key.public_jwk()] })).unwrap();
+        let provider = Provider {
+            metadata,
+            jwks: RwLock::new(Arc::new(jwks)),
+            jwks_refetch: tokio::sync::Mutex::new(()),
+        };
+        Fixture {
+            oidc,
+            provider,
+            key,
+        }
+    }
+
+    fn now() -> i64 {
+        chrono::Utc::now().timestamp()
+    }
+
+    fn good_claims() -> serde_json::Value {
+        let at_hash = oidc_core::jose::at_hash(
+            &oidc_core::types::AccessToken::new(ACCESS_TOKEN),
+            Algorithm::RS256,
+        );
+        json!({
+            "iss": ISSUER,
+            "sub": "user-1",
+            "aud": CLIENT_ID,
+            "iat": now(),
+            "exp": now() + 300,
+            "nonce": NONCE,
+            "at_hash": at_hash,
+            "name": "Alice Example",
+            "email": "alice@example.com",
+        })
+    }
+
+    fn with(
+        mut claims: serde_json::Value,
+        name: &str,
+        value: serde_json::Value,
+    ) -> serde_json::Value {
+        if value.is_null() {
+            claims.as_object_mut().unwrap().remove(name);
+        } else {
+            claims[name] = value;
+        }
+        claims
+    }
+
+    fn verify(fixture: &Fixture, token: &str) -> Result<CoreIdTokenClaims, IdTokenFailure> {
+        let token = CoreIdToken::from_str(token)
+            .map_err(|e| IdTokenFailure::Invalid(format!("unparseable: {e}")))?;
+        fixture.oidc.verify_with_current_keys(
+            &fixture.provider,
+            &token,
+            &AccessToken::new(ACCESS_TOKEN.to_owned()),
+            Some(&Nonce::new(NONCE.to_owned())),
+        )
+    }
+
+    fn assert_rejected(fixture: &Fixture, token: &str, what: &str) {
+        match verify(fixture, token) {
+            Err(IdTokenFailure::Invalid(_)) => {}
+            Err(IdTokenFailure::UnknownKey) => panic!("{what}: reported as an unknown key"),
+            Ok(_) => panic!("{what}: accepted"),
+        }
+    }
+
+    fn b64(bytes: &[u8]) -> String {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {
+        let mut block = [0u8; 64];
+        if key.len() > 64 {
+            block[..32].copy_from_slice(&Sha256::digest(key));
+        } else {
+            block[..key.len()].copy_from_slice(key);
+        }
+        let pad = |byte: u8| block.iter().map(|k| k ^ byte).collect::<Vec<u8>>();
+        let inner = Sha256::new()
+            .chain_update(pad(0x36))
+            .chain_update(message)
+            .finalize();
+        Sha256::new()
+            .chain_update(pad(0x5c))
+            .chain_update(inner)
+            .finalize()
+            .to_vec()
+    }
+
+    fn hs256_token(secret: &[u8], claims: &serde_json::Value) -> String {
+        let header = b64(br#"{"alg":"HS256","typ":"JWT"}"#);
+        let payload = b64(claims.to_string().as_bytes());
+        let signature = hmac_sha256(secret, format!("{header}.{payload}").as_bytes());
+        format!("{header}.{payload}.{}", b64(&signature))
+    }
+
+    #[test]
+    fn a_correct_id_token_is_accepted_with_its_claims() {
+        let fixture = fixture();
+        let token = fixture.key.sign(&good_claims()).unwrap();
+        let claims = verify(&fixture, &token).unwrap_or_else(|_| panic!("valid token refused"));
+        assert_eq!(claims.subject().as_str(), "user-1");
+        assert_eq!(
+            claims.email().map(|e| e.as_str()),
+            Some("alice@example.com")
+        );
+    }
+
+    #[test]
+    fn every_failed_check_rejects_the_token() {
+        let fixture = fixture();
+        let cases = [
+            (
+                "wrong iss",
+                with(good_claims(), "iss", json!("http://127.0.0.1:2")),
+            ),
+            (
+                "iss with trailing slash",
+                with(good_claims(), "iss", json!(format!("{ISSUER}/"))),
+            ),
+            ("missing iss", with(good_claims(), "iss", json!(null))),
+            (
+                "aud of another client",
+                with(good_claims(), "aud", json!("someone-else")),
+            ),
+            (
+                "aud with an untrusted extra",
+                with(good_claims(), "aud", json!([CLIENT_ID, "other"])),
+            ),
+            ("expired", with(good_claims(), "exp", json!(now() - 10))),
+            (
+                "issued in the future",
+                with(good_claims(), "iat", json!(now() + 3600)),
+            ),
+            (
+                "wrong nonce",
+                with(good_claims(), "nonce", json!("nonce-2")),
+            ),
+            ("missing nonce", with(good_claims(), "nonce", json!(null))),
+            (
+                "wrong at_hash",
+                with(good_claims(), "at_hash", json!("AAAAAAAAAAAAAAAAAAAAAA")),
+            ),
+            ("missing sub", with(good_claims(), "sub", json!(null))),
+        ];
+        for (what, claims) in cases {
+            let token = fixture.key.sign(&claims).unwrap();
+            assert_rejected(&fixture, &token, what);
+        }
+    }
+
+    #[test]
+    fn forged_signatures_are_rejected() {
+        let fixture = fixture();
+        let token = fixture.key.sign(&good_claims()).unwrap();
+
+        // A changed payload under the original signature.
+        let parts: Vec<&str> = token.split('.').collect();
+        let forged_payload = b64(with(good_claims(), "sub", json!("admin"))
+            .to_string()
+            .as_bytes());
+        assert_rejected(
+            &fixture,
+            &format!("{}.{forged_payload}.{}", parts[0], parts[2]),
+            "payload swapped",
+        );
+
+        // `alg: none`.
+        let header = b64(br#"{"alg":"none","typ":"JWT"}"#);
+        let payload = b64(good_claims().to_string().as_bytes());
+        assert_rejected(&fixture, &format!("{header}.{payload}."), "alg none");
+
+        // HS256 keyed with the public key, and with the client secret, even though the
+        // provider lists HS256.
+        let public_pem = serde_json::to_string(&fixture.key.public_jwk()).unwrap();
+        assert_rejected(
+            &fixture,
+            &hs256_token(public_pem.as_bytes(), &good_claims()),
+            "HS256 with the public key",
+        );
+        assert_rejected(
+            &fixture,
+            &hs256_token(CLIENT_SECRET.as_bytes(), &good_claims()),
+            "HS256 with the client secret",
+        );
+
+        // Garbage.
+        for junk in ["", "a.b.c", "not-a-jwt", "e30.e30.e30"] {
+            assert_rejected(&fixture, junk, junk);
+        }
+    }
+
+    #[test]
+    fn a_key_the_jwks_does_not_have_asks_for_a_refetch() {
+        let fixture = fixture();
+        let rotated = SigningKey::generate(Algorithm::RS256).unwrap();
+        let token = rotated.sign(&good_claims()).unwrap();
+        assert!(matches!(
+            verify(&fixture, &token),
+            Err(IdTokenFailure::UnknownKey)
+        ));
+
+        // Once the new key is in the set, the same token verifies.
+        let jwks: CoreJsonWebKeySet = serde_json::from_value(
+            json!({ "keys": [fixture.key.public_jwk(), rotated.public_jwk()] }),
+        )
+        .unwrap();
+        fixture.provider.set_jwks(jwks);
+        assert!(verify(&fixture, &token).is_ok());
+    }
+
+    #[test]
+    fn backchannel_rewrites_only_the_issuers_origin() {
+        let mut settings = Settings::new(
+            "http://localhost:3000",
+            "http://localhost:8000",
+            CLIENT_ID,
+            CLIENT_SECRET,
+            "0123456789abcdef0123456789abcdef",
+        )
+        .unwrap();
+        settings.backchannel_url =
+            Some(crate::config::BackchannelUrl::parse("http://provider:8000").unwrap());
+        let oidc = Oidc::new(settings).unwrap();
+        let rewrite = |u: &str| oidc.backchannel(&Url::parse(u).unwrap()).to_string();
+        assert_eq!(
+            rewrite("http://localhost:8000/oauth/token"),
+            "http://provider:8000/oauth/token"
+        );
+        assert_eq!(
+            rewrite("http://localhost:8000/api/profile?x=1"),
+            "http://provider:8000/api/profile?x=1"
+        );
+        // Endpoints on other hosts are left alone.
+        assert_eq!(
+            rewrite("https://api.example/profile"),
+            "https://api.example/profile"
+        );
+        assert_eq!(
+            rewrite("http://localhost:8001/oauth/token"),
+            "http://localhost:8001/oauth/token"
+        );
+    }
+
+    #[test]
+    fn authorization_requests_carry_pkce_state_nonce_and_scopes() {
+        let fixture = fixture();
+        let start = fixture.oidc.start_authorization(&fixture.provider);
+        let query: std::collections::HashMap<String, String> =
+            start.url.query_pairs().into_owned().collect();
+        assert!(
+            start
+                .url
+                .as_str()
+                .starts_with(&format!("{ISSUER}/oauth/authorize?"))
+        );
+        assert_eq!(query["response_type"], "code");
+        assert_eq!(query["client_id"], CLIENT_ID);
+        assert_eq!(
+            query["redirect_uri"],
+            "http://127.0.0.1:3000/api/auth/callback/provider"
+        );
+        assert_eq!(query["scope"], "openid profile email offline_access");
+        assert_eq!(query["state"], start.state);
+        assert_eq!(query["nonce"], start.nonce);
+        assert_eq!(query["code_challenge_method"], "S256");
+        let challenge = b64(&Sha256::digest(start.pkce_verifier.as_bytes()));
+        assert_eq!(query["code_challenge"], challenge);
+        // Fresh values every time.
+        let again = fixture.oidc.start_authorization(&fixture.provider);
+        assert_ne!(again.state, start.state);
+        assert_ne!(again.nonce, start.nonce);
+        assert_ne!(again.pkce_verifier, start.pkce_verifier);
+        assert!(fixture.oidc.requires_iss_parameter(&fixture.provider));
+    }
+
+    #[test]
+    fn logout_url_names_the_token_client_and_return_address() {
+        let fixture = fixture();
+        let url = fixture
+            .oidc
+            .logout_url(&fixture.provider, Some("id.token.value"))
+            .unwrap();
+        let query: std::collections::HashMap<String, String> =
+            url.query_pairs().into_owned().collect();
+        assert!(url.as_str().starts_with(&format!("{ISSUER}/oauth/logout?")));
+        assert_eq!(query["id_token_hint"], "id.token.value");
+        assert_eq!(query["client_id"], CLIENT_ID);
+        assert_eq!(
+            query["post_logout_redirect_uri"],
+            "http://127.0.0.1:3000/api/auth/signin"
+        );
     }
 }

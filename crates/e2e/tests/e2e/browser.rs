@@ -6,6 +6,7 @@
 //! where that is a failure. `SAVE_SCREENSHOTS=1` writes the README's screenshots to
 //! `docs/screenshots/`.
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail, ensure};
@@ -51,7 +52,10 @@ async fn browser_scenarios() {
                      chromium and chromium-driver (scripts/install-test-deps)"
                 );
             }
-            eprintln!(
+            // Written to the stderr handle, not with eprintln!, which the test harness
+            // captures and shows only for failing tests: a skip must be seen.
+            let _ = writeln!(
+                std::io::stderr(),
                 "\n*** SKIPPED: browser tests (e2e::browser): {why}. Install Debian's chromium \
                  and chromium-driver with scripts/install-test-deps to run them. ***\n"
             );

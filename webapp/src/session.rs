@@ -126,8 +126,10 @@ pub fn current_user(session: &Session, now: i64) -> Option<UserSession> {
 /// sign-in that does not stick.
 const MAX_SERIALIZED_USER_BYTES: usize = 2600;
 
-/// The session as it fits in a cookie: without the ID token if needed (logout then goes without
-/// `id_token_hint`, and the provider asks the user to confirm); an error if even that is too big.
+/// The session as it fits in a cookie. What is dropped first costs least: the ID token (logout
+/// then goes without `id_token_hint`, and the provider asks the user to confirm), then the
+/// refresh token (the user signs in again, usually without a prompt, when the access token
+/// expires). An error if even the access token alone is too big.
 pub fn fit_in_cookie(user: &UserSession) -> Result<UserSession, anyhow::Error> {
     let size = |user: &UserSession| {
         // Stored as a JSON string inside the session's JSON map: quotes get escaped.
@@ -135,18 +137,23 @@ pub fn fit_in_cookie(user: &UserSession) -> Result<UserSession, anyhow::Error> {
             .map(|s| s.len())
             .unwrap_or(usize::MAX)
     };
-    if size(user) <= MAX_SERIALIZED_USER_BYTES {
-        return Ok(user.clone());
+    let mut fitted = user.clone();
+    if size(&fitted) <= MAX_SERIALIZED_USER_BYTES {
+        return Ok(fitted);
     }
-    let mut smaller = user.clone();
-    smaller.id_token = None;
-    if size(&smaller) <= MAX_SERIALIZED_USER_BYTES {
+    fitted.id_token = None;
+    if size(&fitted) <= MAX_SERIALIZED_USER_BYTES {
         tracing::info!("tokens too large for the session cookie: the ID token is not kept");
-        return Ok(smaller);
+        return Ok(fitted);
+    }
+    fitted.refresh_token = None;
+    if size(&fitted) <= MAX_SERIALIZED_USER_BYTES {
+        tracing::info!("tokens too large for the session cookie: only the access token is kept");
+        return Ok(fitted);
     }
     anyhow::bail!(
-        "the provider's tokens are too large for a cookie session ({} bytes)",
-        size(&smaller)
+        "the provider's access token is too large for a cookie session ({} bytes)",
+        size(&fitted)
     )
 }
 
@@ -268,7 +275,7 @@ mod tests {
     }
 
     #[test]
-    fn oversized_sessions_drop_the_id_token_or_are_refused() {
+    fn oversized_sessions_drop_the_id_token_then_the_refresh_token() {
         let mut user = user();
         assert_eq!(fit_in_cookie(&user).unwrap(), user);
 
@@ -276,6 +283,11 @@ mod tests {
         user.access_token = "a".repeat(500);
         let fitted = fit_in_cookie(&user).unwrap();
         assert_eq!(fitted.id_token, None);
+        assert_eq!(fitted.access_token, user.access_token);
+
+        user.refresh_token = Some("r".repeat(2200));
+        let fitted = fit_in_cookie(&user).unwrap();
+        assert_eq!((fitted.id_token, fitted.refresh_token), (None, None));
         assert_eq!(fitted.access_token, user.access_token);
 
         user.access_token = "a".repeat(3000);

@@ -172,3 +172,30 @@ pub fn is_unique_violation(error: &diesel::result::Error) -> bool {
         diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_hashes_match_the_protocol_crate() {
+        // The endpoints hash presented tokens with oidc-core; the storage must agree byte for byte.
+        for secret in ["", "abc", "a-much-longer-secret-with-symbols-_~."] {
+            assert_eq!(
+                hash_secret(secret),
+                oidc_core::types::TokenHash::of(secret).as_str()
+            );
+        }
+    }
+
+    #[test]
+    fn ids_are_128_bit_base64url() {
+        let id = new_id();
+        assert_eq!(id.len(), 22);
+        assert!(
+            id.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        );
+        assert_ne!(id, new_id());
+    }
+}

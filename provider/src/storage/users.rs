@@ -314,3 +314,33 @@ pub fn touch_last_login(conn: &mut Conn, id: &str) -> Result<(), StorageError> {
         .execute(conn)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn input_rules() {
+        assert!(Username::parse("alice.example@corp").is_ok());
+        for bad in ["", " ", "has space", "emoji😀", &"x".repeat(65)] {
+            assert_eq!(
+                Username::parse(bad),
+                Err(UserInputError::Username),
+                "{bad:?}"
+            );
+        }
+        assert!(validate_password("12345678").is_ok());
+        assert!(validate_password("1234567").is_err());
+        assert!(validate_email("").is_ok());
+        assert!(validate_email("a@example.com").is_ok());
+        for bad in [
+            "a",
+            "a@b",
+            "@example.com",
+            "a b@example.com",
+            "a@b@example.com",
+        ] {
+            assert!(validate_email(bad).is_err(), "{bad}");
+        }
+    }
+}

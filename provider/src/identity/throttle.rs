@@ -12,6 +12,9 @@ use crate::config::LoginThrottleSettings;
 
 /// Entries kept before expired ones are swept, bounding memory under a spray of usernames.
 const SWEEP_AT: usize = 10_000;
+/// Hard bound on tracked keys per kind: past it, new keys are not tracked until old ones
+/// expire (memory stays bounded under a distributed spray; known keys keep counting).
+const MAX_KEYS: usize = 200_000;
 
 #[derive(Debug, Clone, Copy)]
 struct Window {
@@ -98,6 +101,9 @@ impl LoginThrottle {
             (&mut counters.accounts, account_key(username)),
             (&mut counters.addresses, address.to_owned()),
         ] {
+            if map.len() >= MAX_KEYS && !map.contains_key(&key) {
+                continue;
+            }
             let entry = map.entry(key).or_insert(Window {
                 started: now,
                 failures: 0,

@@ -231,6 +231,11 @@ impl ErrorKind {
 
 /// A friendly error page: a title, a sentence and a way on, never internals.
 pub fn error_page(kind: ErrorKind) -> HttpResponse {
+    error_page_with(kind, Layout::anonymous())
+}
+
+/// [`error_page`] with the visitor's layout (who is signed in, the sign-out button).
+pub fn error_page_with(kind: ErrorKind, layout: Layout) -> HttpResponse {
     let (title, message) = kind.texts();
     let (action_href, action_label) = match kind {
         ErrorKind::NotFound | ErrorKind::Default => ("/", "Go to the home page"),
@@ -240,7 +245,7 @@ pub fn error_page(kind: ErrorKind) -> HttpResponse {
         kind.status(),
         "error.html",
         &ErrorPage {
-            layout: Layout::anonymous(),
+            layout,
             title,
             message,
             action_href,

@@ -4,7 +4,8 @@ pub mod auth;
 pub mod health;
 pub mod home;
 
-use actix_web::web;
+use actix_session::Session;
+use actix_web::{HttpResponse, web};
 
 use crate::pages::{self, ErrorKind};
 
@@ -13,5 +14,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.configure(health::configure)
         .configure(auth::configure)
         .configure(home::configure)
-        .default_service(web::to(|| async { pages::error_page(ErrorKind::NotFound) }));
+        .default_service(web::to(not_found));
+}
+
+/// Only signed-in users get here (the gate is in front), so the layout shows them.
+async fn not_found(session: Session) -> HttpResponse {
+    pages::error_page_with(ErrorKind::NotFound, auth::layout(&session))
 }

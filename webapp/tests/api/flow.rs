@@ -71,6 +71,11 @@ async fn sign_in_returns_to_the_page_first_asked_for() {
     );
     // The page itself does not exist: a friendly 404 for a signed-in user.
     assert_eq!(landed.status, 404);
+    assert!(landed.contains("Page not found"));
+    assert_eq!(
+        landed.select_text("#signed-in-as").unwrap().as_deref(),
+        Some("Alice Example")
+    );
 }
 
 #[tokio::test]

@@ -282,3 +282,112 @@ async fn bad_configuration_refuses_to_start_naming_the_setting() {
     );
     assert!(one_line_error(&out).contains("PROVIDER_ADDR"));
 }
+
+/// A `provider serve` child process; killed with SIGKILL when dropped.
+struct ServeProcess {
+    child: std::process::Child,
+    base: String,
+}
+
+impl ServeProcess {
+    async fn start(db: &Path) -> Self {
+        let port = {
+            let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            probe.local_addr().expect("addr").port()
+        };
+        let base = format!("http://127.0.0.1:{port}");
+        let child = Command::new(env!("CARGO_BIN_EXE_provider"))
+            .arg("serve")
+            .env_clear()
+            .env("PROVIDER_DATABASE_URL", db)
+            .env("PROVIDER_BCRYPT_COST", "4")
+            .env("PROVIDER_LOG", "off")
+            .env("PROVIDER_ADDR", format!("127.0.0.1:{port}"))
+            .env("PROVIDER_ISSUER", &base)
+            .env(
+                "PROVIDER_BOOTSTRAP_ADMIN_USERNAME",
+                crate::helpers::ADMIN_USERNAME,
+            )
+            .env(
+                "PROVIDER_BOOTSTRAP_ADMIN_PASSWORD",
+                crate::helpers::ADMIN_PASSWORD,
+            )
+            .current_dir(db.parent().expect("folder"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start provider serve");
+        let process = Self { child, base };
+        let client = reqwest::Client::new();
+        for _ in 0..300 {
+            let healthy = client
+                .get(format!("{}/healthz", process.base))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if healthy {
+                return process;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("provider serve did not become healthy");
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        // SIGKILL: no graceful shutdown, nothing flushed on the way out.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn data_survives_sigkill_of_the_server() {
+    let dir = tempfile::tempdir().expect("dir");
+    let db = dir.path().join("killed.db");
+    let server = ServeProcess::start(&db).await;
+    let admin = crate::helpers::Browser::new(&server.base);
+    let login = admin
+        .login(
+            crate::helpers::ADMIN_USERNAME,
+            crate::helpers::ADMIN_PASSWORD,
+        )
+        .await;
+    assert_eq!(login.status(), reqwest::StatusCode::SEE_OTHER);
+    let response = admin
+        .submit(
+            "/admin/applications/new",
+            "/admin/applications",
+            &[
+                ("client_id", "survivor"),
+                ("name", "Survivor"),
+                ("client_type", "confidential"),
+                ("redirect_uris", "https://app.example/cb"),
+                ("algorithm", "RS256"),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), reqwest::StatusCode::SEE_OTHER);
+    let (_, html) = admin
+        .get_html("/admin/applications/survivor/credentials")
+        .await;
+    assert!(html.contains("client-secret"));
+    let keys_before = stdout(&provider_async(&db, &["keys", "list"], &[]).await);
+    drop(server);
+
+    let server = ServeProcess::start(&db).await;
+    let list = stdout(&provider_async(&db, &["client", "list"], &[]).await);
+    assert!(list.contains("survivor"), "{list}");
+    let keys_after = stdout(&provider_async(&db, &["keys", "list"], &[]).await);
+    assert_eq!(keys_before, keys_after);
+    let again = crate::helpers::Browser::new(&server.base);
+    let login = again
+        .login(
+            crate::helpers::ADMIN_USERNAME,
+            crate::helpers::ADMIN_PASSWORD,
+        )
+        .await;
+    assert_eq!(login.status(), reqwest::StatusCode::SEE_OTHER);
+}

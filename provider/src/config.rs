@@ -212,6 +212,10 @@ pub struct Settings {
     /// How often to look for signing keys changed by another process, in seconds
     /// (`PROVIDER_KEYS_RELOAD_SECS`).
     pub keys_reload_secs: u64,
+    /// Take the client address for login throttling from the last `X-Forwarded-For` entry
+    /// (`PROVIDER_TRUST_FORWARDED_FOR`); only behind a reverse proxy that appends it, since
+    /// clients can send the header themselves.
+    pub trust_forwarded_for: bool,
     /// Login throttling (`PROVIDER_LOGIN_MAX_FAILURES_PER_ACCOUNT`,
     /// `PROVIDER_LOGIN_MAX_FAILURES_PER_ADDRESS`, `PROVIDER_LOGIN_THROTTLE_WINDOW_SECS`).
     pub login_throttle: LoginThrottleSettings,
@@ -236,6 +240,7 @@ impl Default for Settings {
             workers: None,
             db_pool_size: 8,
             keys_reload_secs: 10,
+            trust_forwarded_for: false,
             login_throttle: LoginThrottleSettings::default(),
             bootstrap: Bootstrap::default(),
         }
@@ -298,6 +303,10 @@ impl Settings {
                 .transpose()?,
             db_pool_size: number(&get, "PROVIDER_DB_POOL_SIZE", defaults.db_pool_size)?,
             keys_reload_secs: number(&get, "PROVIDER_KEYS_RELOAD_SECS", defaults.keys_reload_secs)?,
+            trust_forwarded_for: get("PROVIDER_TRUST_FORWARDED_FOR")
+                .map(|v| boolean(&v, "PROVIDER_TRUST_FORWARDED_FOR"))
+                .transpose()?
+                .unwrap_or(defaults.trust_forwarded_for),
             login_throttle: LoginThrottleSettings {
                 max_failures_per_account: number(
                     &get,
@@ -501,6 +510,17 @@ fn parse_number<T: std::str::FromStr>(value: &str, name: &'static str) -> Result
         .map_err(|_| ConfigError::new(name, format!("must be a whole number (got {value:?})")))
 }
 
+fn boolean(value: &str, name: &'static str) -> Result<bool, ConfigError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(ConfigError::new(
+            name,
+            format!("must be true or false (got {value:?})"),
+        )),
+    }
+}
+
 fn number<T: std::str::FromStr>(
     get: &impl Fn(&str) -> Option<String>,
     name: &'static str,
@@ -630,6 +650,7 @@ mod tests {
             ("PROVIDER_CODE_TTL_SECS", "0"),
             ("PROVIDER_ACCESS_TOKEN_TTL_SECS", "-5"),
             ("PROVIDER_DATABASE_URL", ":memory:"),
+            ("PROVIDER_TRUST_FORWARDED_FOR", "maybe"),
         ] {
             let err = settings(&[(name, value)]).expect_err(name);
             assert_eq!(err.setting, name);

@@ -135,8 +135,22 @@ pub struct LoginForm {
     next: Option<String>,
 }
 
-/// The client address used for throttling: the TCP peer (headers can be forged).
-fn client_address(req: &HttpRequest) -> String {
+/// The client address used for throttling: the TCP peer, or, behind a trusted reverse proxy,
+/// the last `X-Forwarded-For` entry (the one that proxy appended; earlier ones are the
+/// client's word).
+fn client_address(req: &HttpRequest, trust_forwarded_for: bool) -> String {
+    if trust_forwarded_for {
+        let forwarded = req
+            .headers()
+            .get_all("x-forwarded-for")
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .rfind(|v| !v.is_empty());
+        if let Some(address) = forwarded {
+            return address.to_owned();
+        }
+    }
     req.peer_addr()
         .map_or_else(|| "unknown".to_owned(), |a| a.ip().to_string())
 }
@@ -155,7 +169,7 @@ async fn login(
     }
     let next = safe_next(form.next.as_deref());
     let username = form.username.trim().to_owned();
-    let address = client_address(&req);
+    let address = client_address(&req, state.settings.trust_forwarded_for);
 
     if let Err(throttled) = state.throttle.check(&username, &address) {
         let mut response = render_login(

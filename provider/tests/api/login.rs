@@ -255,3 +255,48 @@ async fn login_hint_and_next_are_carried_by_the_form() {
     );
     assert!(!html.contains("state=\">"), "escaped in the page");
 }
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_addresses_come_from_x_forwarded_for() {
+    let app = spawn_app_with(|s| {
+        s.trust_forwarded_for = true;
+        s.login_throttle.max_failures_per_account = 100;
+        s.login_throttle.max_failures_per_address = 2;
+    })
+    .await;
+    let browser = app.new_browser();
+    let attempt = |forwarded: &'static str, username: &'static str| {
+        let browser = browser.clone();
+        async move {
+            let token = browser.csrf_token("/login").await;
+            browser
+                .client
+                .post(format!("{}/login", browser.base))
+                .header("X-Forwarded-For", forwarded)
+                .form(&[
+                    ("username", username),
+                    ("password", "guess"),
+                    ("csrf_token", token.as_str()),
+                ])
+                .send()
+                .await
+                .expect("POST")
+                .status()
+        }
+    };
+    // The proxy appended the real address last; the first entry is the client's claim.
+    assert_eq!(
+        attempt("1.1.1.1, 10.0.0.1", "a").await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        attempt("2.2.2.2, 10.0.0.1", "b").await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        attempt("3.3.3.3, 10.0.0.1", "c").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // Someone else behind the same proxy is not affected.
+    assert_eq!(attempt("10.0.0.2", "d").await, StatusCode::UNAUTHORIZED);
+}

@@ -77,6 +77,7 @@ pub struct TestProvider {
     /// A listener bound for the web app before the client was registered, so the redirect URI
     /// names a port that is really the web app's.
     reserved_webapp_listener: Mutex<Option<TcpListener>>,
+    state: provider::state::AppState,
     server: JoinHandle<()>,
     _dir: TempDir,
 }
@@ -161,6 +162,7 @@ impl TestProvider {
         let application = provider::startup::Application::from_listener(settings, listener)
             .await
             .context("starting the provider")?;
+        let state = application.state().clone();
         let server = tokio::spawn(async move {
             if let Err(error) = application.run_until_stopped().await {
                 eprintln!("testkit: the provider stopped with an error: {error:#}");
@@ -179,6 +181,7 @@ impl TestProvider {
             user,
             database_path,
             reserved_webapp_listener: Mutex::new(reserved_webapp_listener),
+            state,
             server,
             _dir: dir,
         })
@@ -187,6 +190,12 @@ impl TestProvider {
     /// `{issuer}{path}`; `path` starts with `/`.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.issuer)
+    }
+
+    /// The running provider's shared state (database, signing keys, settings), for tests that
+    /// change it behind the HTTP interface, e.g. rotating the signing key.
+    pub fn state(&self) -> &provider::state::AppState {
+        &self.state
     }
 
     /// The listener reserved for the web app this provider's client was registered for, once.

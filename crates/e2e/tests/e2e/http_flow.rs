@@ -383,3 +383,44 @@ async fn wrong_password_shows_an_error_on_the_login_page() {
     let session = session_json(&stack, &browser).await;
     assert!(session.get("user").is_none(), "no session: {session}");
 }
+
+#[tokio::test]
+async fn sign_in_works_after_the_provider_rotates_its_signing_key() {
+    let stack = Stack::start().await.expect("stack starts");
+    // A first sign-in makes the web app fetch and cache the provider's keys.
+    let first = Browser::new();
+    let home = stack.sign_in(&first).await.unwrap();
+    assert_signed_in_home(&stack, &home);
+
+    let kid = stack
+        .provider
+        .state()
+        .keys
+        .rotate(oidc_core::jose::Algorithm::RS256)
+        .await
+        .expect("the provider rotates its RS256 key");
+    let jwks: Value = reqwest::get(stack.provider.url("/oauth/jwks"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let kids: Vec<&str> = jwks["keys"]
+        .as_array()
+        .expect("a JWKS has keys")
+        .iter()
+        .filter_map(|key| key["kid"].as_str())
+        .collect();
+    assert!(
+        kids.contains(&kid.as_str()),
+        "the new key is published: {jwks}"
+    );
+
+    // The next ID token carries a kid the web app has not seen: it must fetch the keys again.
+    let second = Browser::new();
+    let home = stack.sign_in(&second).await.unwrap();
+    assert_signed_in_home(&stack, &home);
+    // The first session is unaffected.
+    let again = first.visit(stack.webapp.url("/")).await.unwrap();
+    assert_signed_in_home(&stack, &again);
+}

@@ -227,13 +227,10 @@ impl Session {
             .with_context(|| format!("no element {selector:?} appeared within {STEP_TIMEOUT:?}"))
     }
 
-    /// Clicks the button (or submit input) whose text starts with `label`.
+    /// Clicks the button (or submit input) whose text starts with `label`, waiting for it to
+    /// appear.
     pub async fn click_button(&self, label: &str) -> anyhow::Result<()> {
-        let xpath = format!(
-            "//button[starts-with(normalize-space(.), {label})] | \
-             //input[@type='submit'][starts-with(@value, {label})]",
-            label = xpath_literal(label)
-        );
+        let xpath = button_xpath(label);
         let button = self
             .client
             .wait()
@@ -246,6 +243,25 @@ impl Session {
             .await
             .with_context(|| format!("clicking {label:?}"))?;
         Ok(())
+    }
+
+    /// Clicks the button whose text starts with `label` if the page has one now; returns
+    /// whether it did.
+    pub async fn click_button_if_present(&self, label: &str) -> anyhow::Result<bool> {
+        let buttons = self
+            .client
+            .find_all(Locator::XPath(&button_xpath(label)))
+            .await?;
+        match buttons.first() {
+            Some(button) => {
+                button
+                    .click()
+                    .await
+                    .with_context(|| format!("clicking {label:?}"))?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
     }
 
     /// Types `value` into the field named `name`.
@@ -301,6 +317,15 @@ impl Session {
         }
         saved
     }
+}
+
+/// The submit buttons whose text (or value) starts with `label`.
+fn button_xpath(label: &str) -> String {
+    format!(
+        "//button[starts-with(normalize-space(.), {label})] | \
+         //input[@type='submit'][starts-with(@value, {label})]",
+        label = xpath_literal(label)
+    )
 }
 
 /// `value` as an XPath string literal (XPath 1.0 has no escapes: quotes are switched).

@@ -363,9 +363,9 @@ impl Report {
         );
         let _ = writeln!(
             out,
-            "| Scenario | Concurrency | Throughput /s | p50 ms | p99 ms | Errors | Share of limit | Provider CPU | Generator CPU |"
+            "| Scenario | Concurrency | Throughput /s | p50 ms | p99 ms | Errors | Share of limit | Provider CPU | Generator CPU | Other CPU |"
         );
-        let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         for r in &self.runs {
             let share = self
                 .fractions
@@ -376,7 +376,7 @@ impl Report {
                 });
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {:.2} | {:.2} | {} | {} | {:.2} | {:.2} |",
+                "| {} | {} | {} | {:.2} | {:.2} | {} | {} | {:.2} | {:.2} | {:.2} |",
                 r.name,
                 r.concurrency,
                 if r.per_sec >= 100.0 {
@@ -389,9 +389,14 @@ impl Report {
                 r.errors,
                 share,
                 r.provider_cpu,
-                r.generator_cpu
+                r.generator_cpu,
+                r.other_cpu
             );
         }
+        let _ = writeln!(
+            out,
+            "\nCPU columns: cores used on average during the run by the provider, by the load generator, and by everything else on the machine."
+        );
         if !self.client_comparison.is_empty() {
             let costs: Vec<String> = self
                 .client_comparison

@@ -333,7 +333,8 @@ fn provider_env(
     redirect_uri: &str,
     webapp_url: &str,
 ) -> Vec<(String, String)> {
-    let mut env: Vec<(String, String)> = [
+    // Everything else (PROVIDER_LOG included) is the provider's default or the caller's environment.
+    [
         ("PROVIDER_ISSUER", issuer.to_owned()),
         ("PROVIDER_ADDR", format!("127.0.0.1:{port}")),
         (
@@ -366,12 +367,7 @@ fn provider_env(
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
-    .collect();
-    // The provider's log level is the operator's choice; warnings only unless told otherwise.
-    if std::env::var_os("PROVIDER_LOG").is_none() {
-        env.push(("PROVIDER_LOG".into(), "warn".into()));
-    }
-    env
+    .collect()
 }
 
 #[allow(clippy::too_many_arguments)]

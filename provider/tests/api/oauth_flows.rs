@@ -645,3 +645,78 @@ async fn logout_with_hint_of_another_user_asks_for_confirmation() {
     );
     assert!(is_signed_in(&app, &alice).await);
 }
+
+#[tokio::test]
+async fn concurrent_signed_in_flows_complete_without_server_errors() {
+    let app = std::sync::Arc::new(OAuthApp::spawn().await);
+    let browser = Browser::new();
+    app.code_for_alice(&browser).await;
+    let mut flows = tokio::task::JoinSet::new();
+    for _ in 0..48 {
+        let app = app.clone();
+        let browser = browser.clone();
+        flows.spawn(async move {
+            let pkce = Pkce::new();
+            let response = browser
+                .get(&app.authorize_url(&pkce, &[("prompt", "none")]))
+                .await;
+            assert_eq!(response.status(), StatusCode::FOUND);
+            let location = url::Url::parse(response.headers()[LOCATION].to_str().unwrap()).unwrap();
+            let code = location
+                .query_pairs()
+                .find(|(k, _)| k == "code")
+                .expect("a code")
+                .1
+                .into_owned();
+            let tokens = app.exchange(&code, &pkce.verifier).await;
+            assert_eq!(tokens.status(), StatusCode::OK);
+            let tokens: serde_json::Value = tokens.json().await.unwrap();
+            let refreshed = app
+                .token_request(
+                    (CLIENT_ID, CLIENT_SECRET),
+                    &[
+                        ("grant_type", "refresh_token"),
+                        ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+                    ],
+                )
+                .await;
+            assert_eq!(refreshed.status(), StatusCode::OK);
+            let refreshed: serde_json::Value = refreshed.json().await.unwrap();
+            let info = app
+                .http
+                .get(app.url("/oauth/userinfo"))
+                .bearer_auth(refreshed["access_token"].as_str().unwrap())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(info.status(), StatusCode::OK);
+        });
+    }
+    while let Some(result) = flows.join_next().await {
+        result.expect("a flow failed");
+    }
+}
+
+#[tokio::test]
+async fn concurrent_redemptions_of_one_code_issue_tokens_at_most_once() {
+    let app = std::sync::Arc::new(OAuthApp::spawn().await);
+    let browser = Browser::new();
+    let (code, pkce) = app.code_for_alice(&browser).await;
+    let verifier = std::sync::Arc::new(pkce.verifier);
+    let code = std::sync::Arc::new(code);
+    let mut attempts = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let (app, code, verifier) = (app.clone(), code.clone(), verifier.clone());
+        attempts.spawn(async move { app.exchange(&code, &verifier).await.status() });
+    }
+    let mut ok = 0;
+    while let Some(status) = attempts.join_next().await {
+        let status = status.unwrap();
+        assert!(
+            status == StatusCode::OK || status == StatusCode::BAD_REQUEST,
+            "{status}"
+        );
+        ok += usize::from(status == StatusCode::OK);
+    }
+    assert!(ok <= 1, "{ok} redemptions succeeded");
+}

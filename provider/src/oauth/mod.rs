@@ -9,7 +9,7 @@ mod keys;
 mod logout;
 mod params;
 mod revocation;
-pub mod scopes;
+mod scopes;
 mod token;
 mod userinfo;
 
@@ -17,9 +17,6 @@ use actix_web::web;
 
 use crate::state::AppState;
 use crate::storage::StorageError;
-
-pub use discovery::metadata;
-pub use params::MAX_FORM_BYTES;
 
 /// Mounts every OAuth/OpenID Connect route (paths as advertised in discovery).
 pub fn configure(cfg: &mut web::ServiceConfig) {

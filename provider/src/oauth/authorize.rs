@@ -26,7 +26,7 @@ use crate::state::AppState;
 use crate::storage::grants::{self, AuthorizationCodeRow, Grant};
 use crate::storage::{StorageError, new_id, now};
 
-use super::clients::{self, RegisteredClient};
+use super::clients::{self, GrantType, RegisteredClient};
 use super::keys;
 use super::params::{Params, ParamsError};
 use super::scopes;
@@ -215,7 +215,7 @@ async fn validate(state: &AppState, mut params: Params) -> Result<AuthorizationR
     {
         return Err(Stop::page("The state parameter is too long."));
     }
-    if !client.allows_code {
+    if !client.allows_grant(GrantType::AuthorizationCode) {
         return Err(fail(
             ErrorCode::UnauthorizedClient,
             "this client may not use the authorization code grant",

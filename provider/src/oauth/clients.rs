@@ -8,80 +8,19 @@
 use actix_web::HttpRequest;
 use actix_web::http::header;
 use base64::Engine as _;
-use diesel::prelude::*;
-use oidc_core::types::{ClientSecret, TokenHash};
+use oidc_core::types::ClientSecret;
 
-use crate::storage::Conn;
-use crate::storage::schema::clients;
+pub use crate::storage::clients::{Client as RegisteredClient, GrantType};
+use crate::storage::{Conn, StorageError};
 
 use super::params::Params;
 
-/// A registered client with its JSON columns parsed.
-#[derive(Debug, Clone)]
-pub struct RegisteredClient {
-    pub id: String,
-    pub name: String,
-    secret_hash: Option<String>,
-    pub is_public: bool,
-    pub redirect_uris: Vec<String>,
-    pub post_logout_redirect_uris: Vec<String>,
-    pub allows_refresh: bool,
-    pub allows_code: bool,
-    pub skip_authorization: bool,
-    pub id_token_alg: String,
-}
-
-#[derive(Queryable, Selectable)]
-#[diesel(table_name = clients)]
-struct ClientRow {
-    id: String,
-    name: String,
-    secret_hash: Option<String>,
-    client_type: String,
-    redirect_uris: String,
-    post_logout_redirect_uris: String,
-    grant_types: String,
-    skip_authorization: bool,
-    id_token_signed_response_alg: String,
-}
-
-impl RegisteredClient {
-    /// Whether `uri` is byte for byte one of the registered redirect URIs (RFC 9700 §4.1.3).
-    pub fn has_redirect_uri(&self, uri: &str) -> bool {
-        self.redirect_uris.iter().any(|r| r == uri)
-    }
-
-    /// Whether `uri` is byte for byte one of the registered post-logout redirect URIs.
-    pub fn has_post_logout_redirect_uri(&self, uri: &str) -> bool {
-        self.post_logout_redirect_uris.iter().any(|r| r == uri)
-    }
-}
-
-/// A client by id; a row with unreadable JSON counts as absent rather than failing the request.
-pub fn find_client(conn: &mut Conn, client_id: &str) -> QueryResult<Option<RegisteredClient>> {
-    let row = clients::table
-        .find(client_id)
-        .select(ClientRow::as_select())
-        .first(conn)
-        .optional()?;
-    Ok(row.and_then(|row| {
-        let redirect_uris = serde_json::from_str(&row.redirect_uris).ok()?;
-        let post_logout_redirect_uris =
-            serde_json::from_str(&row.post_logout_redirect_uris).unwrap_or_default();
-        let grant_types: Vec<&str> = row.grant_types.split_whitespace().collect();
-        Some(RegisteredClient {
-            allows_refresh: grant_types.contains(&"refresh_token"),
-            allows_code: grant_types.contains(&"authorization_code"),
-            id: row.id,
-            name: row.name,
-            is_public: row.client_type == "public" || row.secret_hash.is_none(),
-            secret_hash: row.secret_hash,
-            redirect_uris,
-            post_logout_redirect_uris,
-            skip_authorization: row.skip_authorization,
-            id_token_alg: row.id_token_signed_response_alg,
-        })
-    }))
+/// A client by id.
+pub fn find_client(
+    conn: &mut Conn,
+    client_id: &str,
+) -> Result<Option<RegisteredClient>, StorageError> {
+    crate::storage::clients::find(conn, client_id)
 }
 
 /// How a client presented itself.
@@ -177,11 +116,9 @@ pub fn authenticate(
     credentials: &ClientCredentials,
 ) -> Result<RegisteredClient, AuthenticateError> {
     let client = find_client(conn, &credentials.client_id)?.ok_or(ClientAuthError::Failed)?;
-    let ok = match (&client.secret_hash, &credentials.secret) {
-        (Some(stored), Some(secret)) => {
-            secret.matches_hash(&TokenHash::from_stored(stored.clone()))
-        }
-        (None, None) => client.is_public,
+    let ok = match (&credentials.secret, client.is_confidential()) {
+        (Some(secret), true) => client.verify_secret(secret.secret()),
+        (None, false) => true,
         _ => false,
     };
     if ok {
@@ -197,5 +134,5 @@ pub enum AuthenticateError {
     #[error(transparent)]
     Client(#[from] ClientAuthError),
     #[error(transparent)]
-    Query(#[from] diesel::result::Error),
+    Storage(#[from] StorageError),
 }

@@ -72,7 +72,7 @@ impl From<AuthenticateError> for OAuthError {
     fn from(e: AuthenticateError) -> Self {
         match e {
             AuthenticateError::Client(e) => e.into(),
-            AuthenticateError::Query(e) => e.into(),
+            AuthenticateError::Storage(e) => e.into(),
         }
     }
 }

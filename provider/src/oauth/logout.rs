@@ -83,9 +83,7 @@ async fn validate(
         Some(id) => Some(
             state
                 .db
-                .run(move |conn| {
-                    clients::find_client(conn, &id).map_err(crate::storage::StorageError::from)
-                })
+                .run(move |conn| clients::find_client(conn, &id))
                 .await
                 .map_err(server_error)?
                 .ok_or_else(|| {

@@ -90,7 +90,7 @@ pub async fn introspect(
         .db
         .run(move |conn| -> Result<Introspection, OAuthError> {
             let client = clients::authenticate(conn, &credentials)?;
-            if client.is_public {
+            if !client.is_confidential() {
                 // Public clients cannot authenticate, so they cannot introspect.
                 return Err(clients::ClientAuthError::Failed.into());
             }

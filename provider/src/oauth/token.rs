@@ -19,7 +19,7 @@ use crate::state::AppState;
 use crate::storage::grants::{self, AccessTokenRow, ClaimsUser, RefreshTokenRow};
 use crate::storage::{Conn, now};
 
-use super::clients::{self, RegisteredClient};
+use super::clients::{self, GrantType, RegisteredClient};
 use super::error::OAuthError;
 use super::keys;
 use super::params::Params;
@@ -242,7 +242,7 @@ fn refresh(
 ) -> Result<Result<Issued, OAuthError>, OAuthError> {
     let at = now();
     let token_hash = token.hash().into_string();
-    if !client.allows_refresh {
+    if !client.allows_grant(GrantType::RefreshToken) {
         return Ok(Err(OAuthError::new(
             ErrorCode::UnauthorizedClient,
             "this client may not use refresh tokens",
@@ -359,7 +359,7 @@ fn issue_tokens(
             created_at: at,
         },
     )?;
-    let refresh_token = if client.allows_refresh {
+    let refresh_token = if client.allows_grant(GrantType::RefreshToken) {
         let token = RefreshToken::generate();
         grants::insert_refresh_token(
             conn,
@@ -401,7 +401,7 @@ fn id_token(state: &AppState, issued: &Issued) -> Result<String, OAuthError> {
     claims.profile = scopes::standard_claims(&issued.user, &issued.scope);
     keys::sign_id_token(
         state,
-        &issued.client.id_token_alg,
+        &issued.client.id_token_signed_response_alg,
         &mut claims,
         &issued.access_token,
     )

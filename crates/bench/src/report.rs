@@ -269,7 +269,7 @@ impl Report {
         for r in &self.runs {
             let _ = writeln!(
                 out,
-                "{:<15} {:>4} {:>8} {:>6} {:>10.1} {:>9.2} {:>9.2} {:>6.2} {:>6.2} {:>6.2} {:>8.1}",
+                "{:<15} {:>4} {:>8} {:>6} {:>10.1} {:>9.2} {:>9.2} {:>6.2} {:>6.2} {:>6.2} {:>9.0} {:>8.0} {:>8.1}",
                 r.name,
                 r.concurrency,
                 r.operations,
@@ -280,6 +280,8 @@ impl Report {
                 r.provider_cpu,
                 r.generator_cpu,
                 r.other_cpu,
+                r.provider_cpu_us_per_op,
+                r.generator_cpu_us_per_op,
                 mib(r.provider_rss_max_kib)
             );
         }
@@ -363,9 +365,12 @@ impl Report {
         );
         let _ = writeln!(
             out,
-            "| Scenario | Concurrency | Throughput /s | p50 ms | p99 ms | Errors | Share of limit | Provider CPU | Generator CPU | Other CPU |"
+            "| Scenario | Concurrency | Throughput /s | p50 ms | p99 ms | Errors | Share of limit | Provider CPU | Generator CPU | Other CPU | Provider CPU per op |"
         );
-        let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(
+            out,
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        );
         for r in &self.runs {
             let share = self
                 .fractions
@@ -376,7 +381,7 @@ impl Report {
                 });
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {:.2} | {:.2} | {} | {} | {:.2} | {:.2} | {:.2} |",
+                "| {} | {} | {} | {:.2} | {:.2} | {} | {} | {:.2} | {:.2} | {:.2} | {:.0} µs |",
                 r.name,
                 r.concurrency,
                 if r.per_sec >= 100.0 {
@@ -390,12 +395,13 @@ impl Report {
                 share,
                 r.provider_cpu,
                 r.generator_cpu,
-                r.other_cpu
+                r.other_cpu,
+                r.provider_cpu_us_per_op
             );
         }
         let _ = writeln!(
             out,
-            "\nCPU columns: cores used on average during the run by the provider, by the load generator, and by everything else on the machine."
+            "\nCPU columns: cores used on average during the run by the provider, by the load generator, and by everything else on the machine; CPU per op is the provider's CPU time per operation (from /proc, 10 ms ticks)."
         );
         if !self.client_comparison.is_empty() {
             let costs: Vec<String> = self

@@ -112,6 +112,10 @@ pub struct RunResult {
     pub provider_cpu: f64,
     pub generator_cpu: f64,
     pub other_cpu: f64,
+    /// Provider CPU time per operation (µs): what an operation costs, even on a busy machine.
+    pub provider_cpu_us_per_op: f64,
+    /// Generator CPU time per operation (µs).
+    pub generator_cpu_us_per_op: f64,
     /// Highest provider RSS sampled during the run (KiB).
     pub provider_rss_max_kib: u64,
     pub tcp_connects: u64,
@@ -367,6 +371,8 @@ pub async fn run(
         provider_cpu,
         generator_cpu,
         other_cpu: (machine_busy - provider_cpu - generator_cpu).max(0.0),
+        provider_cpu_us_per_op: provider_cpu * seconds * 1e6 / operations.max(1) as f64,
+        generator_cpu_us_per_op: generator_cpu * seconds * 1e6 / operations.max(1) as f64,
         provider_rss_max_kib,
         tcp_connects,
     })

@@ -16,6 +16,8 @@ pub struct Rate {
     pub threads: usize,
     pub operations: u64,
     pub seconds: f64,
+    /// CPU time per operation (µs), from this process's CPU time while measuring.
+    pub cpu_us_per_op: f64,
 }
 
 /// Runs `op` on `threads` threads until each has spent at least `min_time`, then reports the
@@ -24,6 +26,7 @@ fn measure<F>(threads: usize, min_time: Duration, make_op: impl Fn() -> F) -> Ra
 where
     F: FnMut() + Send + 'static,
 {
+    let cpu_before = crate::procfs::cpu_seconds(std::process::id()).unwrap_or(0.0);
     let handles: Vec<_> = (0..threads)
         .map(|_| {
             let mut op = make_op();
@@ -45,11 +48,13 @@ where
         operations += count;
         seconds = seconds.max(elapsed.as_secs_f64());
     }
+    let cpu = crate::procfs::cpu_seconds(std::process::id()).unwrap_or(0.0) - cpu_before;
     Rate {
         per_sec: operations as f64 / seconds,
         threads,
         operations,
         seconds,
+        cpu_us_per_op: cpu * 1e6 / operations as f64,
     }
 }
 

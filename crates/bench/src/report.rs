@@ -253,7 +253,7 @@ impl Report {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "\n{:<15} {:>4} {:>8} {:>6} {:>10} {:>9} {:>9} {:>6} {:>6} {:>6} {:>8}",
+            "\n{:<15} {:>4} {:>8} {:>6} {:>10} {:>9} {:>9} {:>6} {:>6} {:>6} {:>9} {:>8} {:>8}",
             "scenario",
             "c",
             "ops",
@@ -264,6 +264,8 @@ impl Report {
             "prov",
             "gen",
             "other",
+            "prov µs/op",
+            "gen µs/op",
             "RSS MiB"
         );
         for r in &self.runs {
@@ -287,7 +289,7 @@ impl Report {
         }
         let _ = writeln!(
             out,
-            "(prov/gen/other: CPU cores used by the provider, this generator, everything else)"
+            "(prov/gen/other: CPU cores used by the provider, this generator, everything else; µs/op: CPU time per operation)"
         );
         for r in self.runs.iter().filter(|r| !r.error_samples.is_empty()) {
             let _ = writeln!(out, "errors in {} c={}:", r.name, r.concurrency);
@@ -297,10 +299,12 @@ impl Report {
         }
         let _ = writeln!(
             out,
-            "\nlimits: bcrypt cost {} {:.1} hashes/s, RS256 {:.0} signatures/s ({} threads)",
+            "\nlimits: bcrypt cost {} {:.1} hashes/s ({:.0} ms CPU each), RS256 {:.0} signatures/s ({:.0} µs CPU each) ({} threads)",
             self.limits.bcrypt_cost,
             self.limits.bcrypt.per_sec,
+            self.limits.bcrypt.cpu_us_per_op / 1000.0,
             self.limits.rs256.per_sec,
+            self.limits.rs256.cpu_us_per_op,
             self.limits.rs256.threads
         );
         for f in &self.fractions {
@@ -357,11 +361,13 @@ impl Report {
         }
         let _ = writeln!(
             out,
-            "\nLimits measured in the same run ({} threads): bcrypt cost {}: {:.1} hashes/s; RS256 (2048-bit key): {} signatures/s.\n",
+            "\nLimits measured in the same run ({} threads): bcrypt cost {}: {:.1} hashes/s ({:.0} ms CPU each); RS256 (2048-bit key, the provider's signer): {} signatures/s ({:.0} µs CPU each).\n",
             self.limits.bcrypt.threads,
             self.limits.bcrypt_cost,
             self.limits.bcrypt.per_sec,
-            thousands(self.limits.rs256.per_sec)
+            self.limits.bcrypt.cpu_us_per_op / 1000.0,
+            thousands(self.limits.rs256.per_sec),
+            self.limits.rs256.cpu_us_per_op
         );
         let _ = writeln!(
             out,

@@ -312,6 +312,24 @@ impl ServeProcess {
                 "PROVIDER_BOOTSTRAP_ADMIN_PASSWORD",
                 crate::helpers::ADMIN_PASSWORD,
             )
+            .env(
+                "PROVIDER_BOOTSTRAP_USER_USERNAME",
+                crate::helpers::USER_USERNAME,
+            )
+            .env(
+                "PROVIDER_BOOTSTRAP_USER_PASSWORD",
+                crate::helpers::USER_PASSWORD,
+            )
+            .env("PROVIDER_BOOTSTRAP_USER_EMAIL", "alice@example.com")
+            .env("PROVIDER_BOOTSTRAP_CLIENT_ID", crate::helpers::CLIENT_ID)
+            .env(
+                "PROVIDER_BOOTSTRAP_CLIENT_SECRET",
+                crate::helpers::CLIENT_SECRET,
+            )
+            .env(
+                "PROVIDER_BOOTSTRAP_CLIENT_REDIRECT_URIS",
+                crate::helpers::REDIRECT_URI,
+            )
             .current_dir(db.parent().expect("folder"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -390,4 +408,258 @@ async fn data_survives_sigkill_of_the_server() {
         )
         .await;
     assert_eq!(login.status(), reqwest::StatusCode::SEE_OTHER);
+}
+
+/// Walks an authorization request of the `webapp` client at `base` as alice with the browser's
+/// cookies: logs in when the provider asks, clicks "Authorize" on a consent page when
+/// `consent_allowed` (a consent page fails the test otherwise). Returns the code.
+async fn code_at(
+    browser: &crate::helpers::Browser,
+    base: &str,
+    pkce: &crate::oauth_helpers::Pkce,
+    consent_allowed: bool,
+) -> String {
+    use reqwest::StatusCode;
+    let mut url = url::Url::parse(&format!("{base}/oauth/authorize")).expect("url");
+    url.query_pairs_mut()
+        .append_pair("client_id", crate::helpers::CLIENT_ID)
+        .append_pair("redirect_uri", crate::helpers::REDIRECT_URI)
+        .append_pair("response_type", "code")
+        .append_pair("scope", "openid profile email offline_access")
+        .append_pair("state", "state-1")
+        .append_pair("nonce", "nonce-1")
+        .append_pair("code_challenge", &pkce.challenge)
+        .append_pair("code_challenge_method", "S256");
+    let mut response = browser.get(url.as_str()).await;
+    for _ in 0..10 {
+        if response.status().is_redirection() {
+            let location = crate::helpers::location(&response);
+            if let Some(query) =
+                location.strip_prefix(&format!("{}?", crate::helpers::REDIRECT_URI))
+            {
+                return url::form_urlencoded::parse(query.as_bytes())
+                    .find(|(k, _)| k == "code")
+                    .unwrap_or_else(|| panic!("no code: {location}"))
+                    .1
+                    .into_owned();
+            }
+            if let Some(query) = location.strip_prefix("/login?") {
+                let next = url::form_urlencoded::parse(query.as_bytes())
+                    .find(|(k, _)| k == "next")
+                    .expect("next")
+                    .1
+                    .into_owned();
+                response = browser
+                    .login_next(
+                        crate::helpers::USER_USERNAME,
+                        crate::helpers::USER_PASSWORD,
+                        Some(&next),
+                    )
+                    .await;
+                assert_eq!(response.status(), StatusCode::SEE_OTHER, "login");
+                continue;
+            }
+            response = browser.get(&location).await;
+            continue;
+        }
+        let status = response.status();
+        let body = response.text().await.expect("body");
+        assert!(
+            status == StatusCode::OK && body.contains("action=\"/oauth/authorize/decision\""),
+            "neither a redirect nor the consent page: {status} {body}"
+        );
+        assert!(consent_allowed, "consent asked again: {body}");
+        let mut fields = crate::oauth_helpers::hidden_fields(&body);
+        fields.push(("decision".into(), "authorize".into()));
+        let form: Vec<(&str, &str)> = fields
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        response = browser.post_form("/oauth/authorize/decision", &form).await;
+    }
+    panic!("no code after ten steps");
+}
+
+/// A token request of the `webapp` client at `base` with HTTP Basic authentication.
+async fn token_at(base: &str, form: &[(&str, &str)]) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(format!("{base}/oauth/token"))
+        .basic_auth(
+            crate::helpers::CLIENT_ID,
+            Some(crate::helpers::CLIENT_SECRET),
+        )
+        .form(form)
+        .send()
+        .await
+        .expect("token request")
+}
+
+/// Redeems `code` at `base`; returns the status and the JSON body.
+async fn redeem_at(
+    base: &str,
+    code: &str,
+    pkce: &crate::oauth_helpers::Pkce,
+) -> (reqwest::StatusCode, serde_json::Value) {
+    let response = token_at(
+        base,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", crate::helpers::REDIRECT_URI),
+            ("code_verifier", &pkce.verifier),
+        ],
+    )
+    .await;
+    let status = response.status();
+    (status, response.json().await.expect("JSON body"))
+}
+
+/// Refreshes at `base`; returns the status and the JSON body.
+async fn refresh_at(base: &str, refresh_token: &str) -> (reqwest::StatusCode, serde_json::Value) {
+    let response = token_at(
+        base,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+        ],
+    )
+    .await;
+    let status = response.status();
+    (status, response.json().await.expect("JSON body"))
+}
+
+/// The status of a userinfo request at `base` with `access_token`.
+async fn userinfo_at(base: &str, access_token: &str) -> reqwest::StatusCode {
+    reqwest::Client::new()
+        .get(format!("{base}/oauth/userinfo"))
+        .bearer_auth(access_token)
+        .send()
+        .await
+        .expect("userinfo request")
+        .status()
+}
+
+#[tokio::test]
+async fn consents_and_issued_tokens_survive_sigkill_mid_flow() {
+    use reqwest::StatusCode;
+    let dir = tempfile::tempdir().expect("dir");
+    let db = dir.path().join("killed.db");
+    let server = ServeProcess::start(&db).await;
+    let browser = crate::helpers::Browser::new(&server.base);
+    let first = crate::oauth_helpers::Pkce::new();
+    let code = code_at(&browser, &server.base, &first, true).await;
+    let (status, tokens) = redeem_at(&server.base, &code, &first).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let access = tokens["access_token"].as_str().expect("access token");
+    let refresh = tokens["refresh_token"].as_str().expect("refresh token");
+    assert_eq!(userinfo_at(&server.base, access).await, StatusCode::OK);
+    // Mid-flow: a second code is issued and not yet redeemed when the process dies.
+    let pending = crate::oauth_helpers::Pkce::new();
+    let pending_code = code_at(&browser, &server.base, &pending, false).await;
+    drop(server);
+
+    let server = ServeProcess::start(&db).await;
+    // Issued tokens still work, and the code issued before the kill can be redeemed.
+    assert_eq!(userinfo_at(&server.base, access).await, StatusCode::OK);
+    let (status, body) = redeem_at(&server.base, &pending_code, &pending).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = refresh_at(&server.base, refresh).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        userinfo_at(&server.base, body["access_token"].as_str().expect("access")).await,
+        StatusCode::OK
+    );
+    // The used mark of the first code survived too.
+    let (status, body) = redeem_at(&server.base, &code, &first).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"], "invalid_grant");
+    // The consent survived: a fresh browser logs in and gets a code without a consent page.
+    let fresh = crate::helpers::Browser::new(&server.base);
+    let pkce = crate::oauth_helpers::Pkce::new();
+    let code = code_at(&fresh, &server.base, &pkce, false).await;
+    assert_eq!(
+        redeem_at(&server.base, &code, &pkce).await.0,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn two_server_processes_on_one_database_serve_one_flow_between_them() {
+    use reqwest::StatusCode;
+    let dir = tempfile::tempdir().expect("dir");
+    let db = dir.path().join("shared.db");
+    // Both start at once on a fresh database: one set of keys, accounts and cookie key.
+    let (a, b) = tokio::join!(ServeProcess::start(&db), ServeProcess::start(&db));
+    let jwks = |base: String| async move {
+        reqwest::get(format!("{base}/oauth/jwks"))
+            .await
+            .expect("jwks")
+            .text()
+            .await
+            .expect("body")
+    };
+    assert_eq!(jwks(a.base.clone()).await, jwks(b.base.clone()).await);
+
+    // A code issued by one process is redeemed at the other; tokens work at both.
+    let browser = crate::helpers::Browser::new(&a.base);
+    let pkce = crate::oauth_helpers::Pkce::new();
+    let code = code_at(&browser, &a.base, &pkce, true).await;
+    let (status, tokens) = redeem_at(&b.base, &code, &pkce).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let access = tokens["access_token"].as_str().expect("access");
+    assert_eq!(userinfo_at(&a.base, access).await, StatusCode::OK);
+    assert_eq!(userinfo_at(&b.base, access).await, StatusCode::OK);
+    // The code is spent for both.
+    assert_eq!(
+        redeem_at(&a.base, &code, &pkce).await.0,
+        StatusCode::BAD_REQUEST
+    );
+
+    // Consent given at one is honoured at the other.
+    let other = crate::helpers::Browser::new(&b.base);
+    let pkce = crate::oauth_helpers::Pkce::new();
+    let code = code_at(&other, &b.base, &pkce, false).await;
+    let (status, tokens) = redeem_at(&a.base, &code, &pkce).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+
+    // Rotation at one, reuse detection at the other.
+    let refresh = tokens["refresh_token"]
+        .as_str()
+        .expect("refresh")
+        .to_owned();
+    let (status, rotated) = refresh_at(&a.base, &refresh).await;
+    assert_eq!(status, StatusCode::OK, "{rotated}");
+    let (status, body) = refresh_at(&b.base, &refresh).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"], "invalid_grant");
+    let newest = rotated["access_token"].as_str().expect("access");
+    assert_eq!(userinfo_at(&a.base, newest).await, StatusCode::UNAUTHORIZED);
+
+    // Both serve at once: flows alternate between the processes, each step at the other one.
+    let mut flows = tokio::task::JoinSet::new();
+    for i in 0..12 {
+        let (here, there) = if i % 2 == 0 {
+            (a.base.clone(), b.base.clone())
+        } else {
+            (b.base.clone(), a.base.clone())
+        };
+        let browser = crate::helpers::Browser {
+            base: here.clone(),
+            client: other.client.clone(),
+        };
+        flows.spawn(async move {
+            let pkce = crate::oauth_helpers::Pkce::new();
+            let code = code_at(&browser, &here, &pkce, false).await;
+            let (status, tokens) = redeem_at(&there, &code, &pkce).await;
+            assert_eq!(status, StatusCode::OK, "{tokens}");
+            let refresh = tokens["refresh_token"].as_str().expect("refresh");
+            let (status, refreshed) = refresh_at(&here, refresh).await;
+            assert_eq!(status, StatusCode::OK, "{refreshed}");
+            let access = refreshed["access_token"].as_str().expect("access");
+            assert_eq!(userinfo_at(&there, access).await, StatusCode::OK);
+        });
+    }
+    while let Some(flow) = flows.join_next().await {
+        flow.expect("a flow across the two processes failed");
+    }
 }

@@ -300,3 +300,52 @@ async fn behind_a_trusted_proxy_addresses_come_from_x_forwarded_for() {
     // Someone else behind the same proxy is not affected.
     assert_eq!(attempt("10.0.0.2", "d").await, StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn throttled_address_spares_legitimate_users_at_other_addresses() {
+    let app = spawn_app_with(|s| {
+        s.trust_forwarded_for = true;
+        s.login_throttle.max_failures_per_account = 100;
+        s.login_throttle.max_failures_per_address = 3;
+    })
+    .await;
+    let attempt = |forwarded: &'static str, username: &'static str, password: &'static str| {
+        let browser = app.new_browser();
+        async move {
+            let token = browser.csrf_token("/login").await;
+            browser
+                .client
+                .post(format!("{}/login", browser.base))
+                .header("X-Forwarded-For", forwarded)
+                .form(&[
+                    ("username", username),
+                    ("password", password),
+                    ("csrf_token", token.as_str()),
+                ])
+                .send()
+                .await
+                .expect("POST")
+                .status()
+        }
+    };
+    for username in ["a", "b", USER_USERNAME] {
+        assert_eq!(
+            attempt("192.0.2.1", username, "guess").await,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    // The guessing address is throttled, even with the right password.
+    assert_eq!(
+        attempt("192.0.2.1", ADMIN_USERNAME, ADMIN_PASSWORD).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // The same accounts from other addresses log in.
+    assert_eq!(
+        attempt("198.51.100.7", USER_USERNAME, USER_PASSWORD).await,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        attempt("198.51.100.8", ADMIN_USERNAME, ADMIN_PASSWORD).await,
+        StatusCode::SEE_OTHER
+    );
+}

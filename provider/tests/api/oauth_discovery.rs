@@ -101,3 +101,73 @@ async fn jwks_publishes_every_key_with_kid_use_alg_and_is_cacheable() {
     }
     assert!(keys.iter().any(|k| k["alg"] == "RS256"));
 }
+
+/// The `kid` in the header of a JWT.
+fn kid_of(token: &str) -> String {
+    use base64::Engine as _;
+    let header = token.split('.').next().expect("a header");
+    let header: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(header)
+            .expect("base64url"),
+    )
+    .expect("JSON header");
+    header["kid"].as_str().expect("a kid").to_owned()
+}
+
+/// Verifies an ID token of alice's flow against the key set published right now.
+async fn verify_with_published_keys(
+    app: &OAuthApp,
+    id_token: &str,
+) -> Result<(), oidc_core::jose::VerifyError> {
+    let jwks: oidc_core::jwk::JwkSet = app
+        .http
+        .get(app.url("/oauth/jwks"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    oidc_core::jose::IdTokenVerifier::new(
+        oidc_core::types::IssuerUrl::parse(&app.issuer).unwrap(),
+        oidc_core::types::ClientId::new(crate::oauth_helpers::CLIENT_ID),
+        jwks,
+    )
+    .verify(
+        id_token,
+        Some(&oidc_core::types::Nonce::new("nonce-456")),
+        None,
+    )
+    .map(|_| ())
+}
+
+#[tokio::test]
+async fn rotated_key_signs_new_tokens_and_old_tokens_verify_until_retired() {
+    let app = OAuthApp::spawn().await;
+    let before = app.tokens_for_alice().await;
+    let old_token = before["id_token"].as_str().unwrap().to_owned();
+    let old_kid = kid_of(&old_token);
+
+    let new_kid = app
+        .state
+        .keys
+        .rotate(oidc_core::jose::Algorithm::RS256)
+        .await
+        .unwrap();
+    assert_ne!(new_kid, old_kid);
+    let after = app.tokens_for_alice().await;
+    let new_token = after["id_token"].as_str().unwrap().to_owned();
+    assert_eq!(kid_of(&new_token), new_kid, "new tokens use the new key");
+    verify_with_published_keys(&app, &new_token).await.unwrap();
+    verify_with_published_keys(&app, &old_token)
+        .await
+        .expect("the old key is still published");
+
+    app.state.keys.retire(&old_kid).await.unwrap();
+    let error = verify_with_published_keys(&app, &old_token)
+        .await
+        .unwrap_err();
+    assert!(error.is_unknown_key(), "{error:?}");
+    verify_with_published_keys(&app, &new_token).await.unwrap();
+}

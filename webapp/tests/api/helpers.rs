@@ -200,3 +200,156 @@ pub async fn sign_in(browser: &Browser, stack: &Stack) -> anyhow::Result<Page> {
     let callback = run_until_callback(browser, stack).await?;
     browser.visit(callback.as_str()).await
 }
+
+/// What the [`BackchannelProxy`] changes in the provider's answers.
+#[derive(Default)]
+struct ProxyRules {
+    /// Served instead of the provider's JWK Set.
+    frozen_jwks: Option<String>,
+    /// Put into token responses instead of the ID token the provider issued.
+    id_token: Option<String>,
+    /// The last ID token the provider issued.
+    seen_id_token: Option<String>,
+}
+
+/// An HTTP proxy in front of the provider for the web app's server-side calls: it counts the
+/// JWK Set fetches and can serve an outdated key set or a foreign ID token, as a compromised or
+/// misbehaving path to the provider would.
+pub struct BackchannelProxy {
+    /// The port the web app's back-channel points at.
+    pub port: u16,
+    jwks_fetches: Arc<AtomicUsize>,
+    rules: Arc<Mutex<ProxyRules>>,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl BackchannelProxy {
+    /// Starts relaying every request to `127.0.0.1:{target}`.
+    pub async fn start(target: u16) -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let jwks_fetches = Arc::new(AtomicUsize::new(0));
+        let rules: Arc<Mutex<ProxyRules>> = Arc::default();
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let state = actix_web::web::Data::new((
+            format!("http://127.0.0.1:{target}"),
+            http,
+            jwks_fetches.clone(),
+            rules.clone(),
+        ));
+        let server = actix_web::HttpServer::new(move || {
+            actix_web::App::new()
+                .app_data(state.clone())
+                .default_service(actix_web::web::to(relay))
+        })
+        .workers(1)
+        .listen(listener)
+        .unwrap()
+        .run();
+        let handle = server.handle();
+        tokio::spawn(server);
+        Self {
+            port,
+            jwks_fetches,
+            rules,
+            handle,
+        }
+    }
+
+    /// `http://127.0.0.1:{port}`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// How many times the JWK Set was asked for through this proxy.
+    pub fn jwks_fetches(&self) -> usize {
+        self.jwks_fetches.load(Ordering::SeqCst)
+    }
+
+    /// Serves `jwks` instead of the provider's key set (`None`: the provider's again).
+    pub fn freeze_jwks(&self, jwks: Option<String>) {
+        self.rules.lock().unwrap().frozen_jwks = jwks;
+    }
+
+    /// The last ID token the provider issued through this proxy.
+    pub fn seen_id_token(&self) -> Option<String> {
+        self.rules.lock().unwrap().seen_id_token.clone()
+    }
+
+    /// Replaces the ID token of token responses with `id_token` (`None`: the genuine one).
+    pub fn replace_id_token(&self, id_token: Option<String>) {
+        self.rules.lock().unwrap().id_token = id_token;
+    }
+}
+
+impl Drop for BackchannelProxy {
+    fn drop(&mut self) {
+        drop(self.handle.stop(false));
+    }
+}
+
+type ProxyState = (
+    String,
+    reqwest::Client,
+    Arc<AtomicUsize>,
+    Arc<Mutex<ProxyRules>>,
+);
+
+async fn relay(
+    request: actix_web::HttpRequest,
+    body: actix_web::web::Bytes,
+    state: actix_web::web::Data<ProxyState>,
+) -> actix_web::HttpResponse {
+    let (target, http, jwks_fetches, rules) = state.get_ref();
+    let path = request.uri().path();
+    if path == "/oauth/jwks" {
+        jwks_fetches.fetch_add(1, Ordering::SeqCst);
+        if let Some(jwks) = rules.lock().unwrap().frozen_jwks.clone() {
+            return actix_web::HttpResponse::Ok()
+                .content_type("application/json")
+                .body(jwks);
+        }
+    }
+    let path_and_query = request
+        .uri()
+        .path_and_query()
+        .map_or(path, |p| p.as_str())
+        .to_owned();
+    let method = reqwest::Method::from_bytes(request.method().as_str().as_bytes()).unwrap();
+    let mut outbound = http.request(method, format!("{target}{path_and_query}"));
+    for (name, value) in request.headers() {
+        if name != "host" {
+            outbound = outbound.header(name.as_str(), value.as_bytes());
+        }
+    }
+    let Ok(answer) = outbound.body(body.to_vec()).send().await else {
+        return actix_web::HttpResponse::BadGateway().finish();
+    };
+    let status = actix_web::http::StatusCode::from_u16(answer.status().as_u16()).unwrap();
+    let mut response = actix_web::HttpResponse::build(status);
+    for (name, value) in answer.headers() {
+        if !matches!(
+            name.as_str(),
+            "content-length" | "transfer-encoding" | "connection"
+        ) {
+            response.insert_header((name.as_str(), value.as_bytes()));
+        }
+    }
+    let mut bytes = answer.bytes().await.unwrap_or_default().to_vec();
+    if path == "/oauth/token" {
+        if let Ok(mut json) = serde_json::from_slice::<serde_json::Value>(&bytes) {
+            let mut rules = rules.lock().unwrap();
+            if let Some(issued) = json.get("id_token").and_then(|t| t.as_str()) {
+                rules.seen_id_token = Some(issued.to_owned());
+                if let Some(replacement) = rules.id_token.clone() {
+                    json["id_token"] = serde_json::Value::String(replacement);
+                    bytes = serde_json::to_vec(&json).unwrap();
+                }
+            }
+        }
+    }
+    response.body(bytes)
+}

@@ -1,7 +1,10 @@
 //! Key rotation at the provider needs no restart of the web app: an unknown `kid` makes it
 //! fetch the JWKS again.
 
-use testkit::{Browser, Stack, login_form};
+use testkit::{Browser, Stack, TestProvider, TestWebapp, login_form};
+use webapp::config::BackchannelUrl;
+
+use crate::helpers::{BackchannelProxy, assert_signed_out, run_until_callback};
 
 async fn jwks_kids(browser: &Browser, stack: &Stack) -> Vec<String> {
     let jwks: serde_json::Value = browser
@@ -60,4 +63,90 @@ async fn key_rotation_at_the_provider_without_a_web_app_restart() {
     // The first session is unaffected.
     let home = first.get(stack.webapp.url("/")).await.unwrap();
     assert_eq!(home.status, 200);
+}
+
+/// A stack whose web app reaches the provider through a [`BackchannelProxy`].
+async fn stack_behind_proxy() -> (Stack, BackchannelProxy) {
+    let provider = TestProvider::start().await.unwrap();
+    let proxy = BackchannelProxy::start(provider.port).await;
+    let backchannel = BackchannelUrl::parse(&proxy.url()).unwrap();
+    let webapp = TestWebapp::start_with(&provider, |settings| {
+        settings.backchannel_url = Some(backchannel);
+    })
+    .await
+    .unwrap();
+    (Stack { webapp, provider }, proxy)
+}
+
+#[tokio::test]
+async fn unknown_kid_fetches_the_jwks_again_once_then_refuses_the_sign_in() {
+    let (stack, proxy) = stack_behind_proxy().await;
+    let first = Browser::new();
+    let home = stack.sign_in(&first).await.unwrap();
+    assert_eq!(home.status, 200, "{}", home.text());
+    let fetched = proxy.jwks_fetches();
+    assert!(fetched >= 1, "keys fetched at discovery");
+
+    // The web app keeps seeing the old key set while the provider signs with a new key.
+    let old_jwks = reqwest::get(stack.provider.url("/oauth/jwks"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    proxy.freeze_jwks(Some(old_jwks));
+    stack
+        .provider
+        .state()
+        .keys
+        .rotate(oidc_core::jose::Algorithm::RS256)
+        .await
+        .unwrap();
+
+    let second = Browser::new();
+    let callback = run_until_callback(&second, &stack).await.unwrap();
+    let page = second.get(callback.as_str()).await.unwrap();
+    assert_eq!(page.status, 400, "{}", page.body);
+    assert!(
+        page.contains("Sign-in could not be completed"),
+        "{}",
+        page.body
+    );
+    assert_eq!(
+        proxy.jwks_fetches(),
+        fetched + 1,
+        "the key set is fetched again exactly once"
+    );
+    assert_signed_out(&second, &stack.webapp).await;
+
+    // Once the provider's real key set comes through, the same kind of sign-in works.
+    proxy.freeze_jwks(None);
+    let third = Browser::new();
+    let home = stack.sign_in(&third).await.unwrap();
+    assert_eq!(home.status, 200, "{}", home.text());
+    assert!(home.contains(&stack.provider.user.email));
+    assert_eq!(proxy.jwks_fetches(), fetched + 2);
+}
+
+#[tokio::test]
+async fn id_token_of_another_sign_in_is_refused_without_a_session() {
+    let (stack, proxy) = stack_behind_proxy().await;
+    let first = Browser::new();
+    let home = stack.sign_in(&first).await.unwrap();
+    assert_eq!(home.status, 200, "{}", home.text());
+    // Genuinely signed by the provider, for this client and this user, but issued for another
+    // sign-in: its nonce and at_hash do not match this one.
+    let stolen = proxy.seen_id_token().expect("an ID token went through");
+    proxy.replace_id_token(Some(stolen));
+
+    let second = Browser::new();
+    let callback = run_until_callback(&second, &stack).await.unwrap();
+    let page = second.get(callback.as_str()).await.unwrap();
+    assert_eq!(page.status, 400, "{}", page.body);
+    assert!(
+        page.contains("Sign-in could not be completed"),
+        "{}",
+        page.body
+    );
+    assert_signed_out(&second, &stack.webapp).await;
 }

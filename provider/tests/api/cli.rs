@@ -663,3 +663,33 @@ async fn two_server_processes_on_one_database_serve_one_flow_between_them() {
         flow.expect("a flow across the two processes failed");
     }
 }
+
+#[tokio::test]
+async fn corrupt_files_and_a_code_lifetime_over_ten_minutes_refuse_to_start() {
+    let dir = tempfile::tempdir().expect("dir");
+    let db = dir.path().join("bad.db");
+    // Authorization codes live at most ten minutes.
+    let err = one_line_error(&provider_with_env(
+        &db,
+        &["serve"],
+        None,
+        &[("PROVIDER_CODE_TTL_SECS", "601")],
+    ));
+    assert!(err.contains("PROVIDER_CODE_TTL_SECS"), "{err}");
+    // A generated cookie key file that was damaged is not silently replaced.
+    let key_file = dir.path().join("provider.secret_key");
+    std::fs::write(&key_file, "not a key").expect("write key file");
+    let err = one_line_error(&provider(&db, &["serve"], None));
+    assert!(err.contains("PROVIDER_SECRET_KEY"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(&key_file).expect("key file"),
+        "not a key"
+    );
+    std::fs::remove_file(&key_file).expect("remove key file");
+    // A `.env` that does not parse.
+    std::fs::write(dir.path().join(".env"), "PROVIDER_ISSUER=\"unterminated\n").expect("write");
+    let out = provider(&db, &["serve"], None);
+    assert!(!out.status.success(), "should fail");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.starts_with("error: ") && err.contains(".env"), "{err}");
+}

@@ -93,3 +93,31 @@ async fn provider_logout_can_be_turned_off() {
     );
     assert!(started.contains(&stack.provider.user.email));
 }
+
+#[tokio::test]
+async fn sign_out_with_another_browsers_csrf_token_is_refused() {
+    let stack = Stack::start().await.unwrap();
+    let victim = Browser::new();
+    stack.sign_in(&victim).await.unwrap();
+    // An attacker's own, valid token does not sign the victim out.
+    let attacker = Browser::new();
+    let attackers_page = attacker
+        .get(stack.webapp.url("/api/auth/signout"))
+        .await
+        .unwrap();
+    let attackers_form = attackers_page.form_with_button("Sign out").unwrap();
+    let attackers_token = attackers_form.get("csrfToken").unwrap().to_owned();
+    let page = victim
+        .get(stack.webapp.url("/api/auth/signout"))
+        .await
+        .unwrap();
+    let mut form = page.form_with_button("Sign out").unwrap();
+    assert_ne!(form.get("csrfToken"), Some(attackers_token.as_str()));
+    form.set("csrfToken", &attackers_token);
+    let refused = victim.submit_once(&form).await.unwrap();
+    assert_eq!(refused.status, 403);
+    assert_eq!(
+        session_json(&victim, &stack.webapp).await["user"]["name"],
+        "Alice Example"
+    );
+}

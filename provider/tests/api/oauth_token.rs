@@ -761,3 +761,53 @@ async fn public_client_authenticates_with_none_and_pkce() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn code_replayed_after_a_refresh_revokes_the_refreshed_tokens_too() {
+    let app = OAuthApp::spawn().await;
+    let browser = Browser::new();
+    let (code, pkce) = app.code_for_alice(&browser).await;
+    let first = app.exchange(&code, &pkce.verifier).await;
+    assert_eq!(first.status(), StatusCode::OK);
+    let first: serde_json::Value = first.json().await.unwrap();
+    let refreshed = app
+        .token_request(
+            (CLIENT_ID, CLIENT_SECRET),
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", first["refresh_token"].as_str().unwrap()),
+            ],
+        )
+        .await;
+    assert_eq!(refreshed.status(), StatusCode::OK);
+    let refreshed: serde_json::Value = refreshed.json().await.unwrap();
+    let access = refreshed["access_token"].as_str().unwrap();
+    assert_eq!(userinfo_status(&app, access).await, StatusCode::OK);
+
+    let replay = app.exchange(&code, &pkce.verifier).await;
+    assert_eq!(
+        error_of(replay, StatusCode::BAD_REQUEST).await,
+        "invalid_grant"
+    );
+    // Everything that descends from the first redemption is gone.
+    assert_eq!(
+        userinfo_status(&app, access).await,
+        StatusCode::UNAUTHORIZED
+    );
+    let again = app
+        .token_request(
+            (CLIENT_ID, CLIENT_SECRET),
+            &[
+                ("grant_type", "refresh_token"),
+                (
+                    "refresh_token",
+                    refreshed["refresh_token"].as_str().unwrap(),
+                ),
+            ],
+        )
+        .await;
+    assert_eq!(
+        error_of(again, StatusCode::BAD_REQUEST).await,
+        "invalid_grant"
+    );
+}

@@ -66,6 +66,40 @@ pub struct Options {
     pub settle_seconds: f64,
 }
 
+impl Options {
+    /// Rejects values that would make the run meaningless, naming the option.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let seconds = |name: &str, value: f64, allow_zero: bool| {
+            let ok = value.is_finite()
+                && (value > 0.0 || (allow_zero && value == 0.0))
+                && value <= 3600.0;
+            anyhow::ensure!(
+                ok,
+                "--{name} must be a number of seconds in (0, 3600], not {value}"
+            );
+            Ok(())
+        };
+        seconds("seconds", self.seconds, false)?;
+        seconds("login-seconds", self.login_seconds, false)?;
+        seconds("settle-seconds", self.settle_seconds, true)?;
+        anyhow::ensure!(
+            !self.concurrency.is_empty()
+                && self.concurrency.iter().all(|&c| (1..=4096).contains(&c)),
+            "--concurrency must list levels between 1 and 4096"
+        );
+        anyhow::ensure!(self.max_ops >= 1, "--max-ops must be at least 1");
+        anyhow::ensure!(
+            (1..=64).contains(&self.limit_threads),
+            "--limit-threads must be between 1 and 64"
+        );
+        anyhow::ensure!(
+            (4..=31).contains(&self.bcrypt_cost),
+            "--bcrypt-cost must be between 4 and 31 (bcrypt's range)"
+        );
+        Ok(())
+    }
+}
+
 /// The credentials and settings the provider is bootstrapped with.
 struct Seed {
     username: String,
@@ -76,6 +110,7 @@ struct Seed {
 
 /// Runs the benchmark and returns its report (nothing written).
 pub async fn run(options: &Options) -> anyhow::Result<Report> {
+    options.validate()?;
     let provider_bin = match &options.provider_bin {
         Some(path) => path.clone(),
         None => sibling_binary("provider")?,
@@ -424,4 +459,30 @@ async fn settle(options: &Options) {
 
 fn ms(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn parse(args: &[&str]) -> Options {
+        Options::parse_from(std::iter::once("bench").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn defaults_are_valid_and_bad_values_name_their_option() {
+        parse(&[]).validate().expect("defaults");
+        for (args, option) in [
+            (&["--seconds=-1"][..], "--seconds"),
+            (&["--login-seconds", "NaN"][..], "--login-seconds"),
+            (&["--concurrency", "0"][..], "--concurrency"),
+            (&["--bcrypt-cost", "3"][..], "--bcrypt-cost"),
+            (&["--limit-threads", "0"][..], "--limit-threads"),
+            (&["--max-ops", "0"][..], "--max-ops"),
+        ] {
+            let error = parse(args).validate().expect_err(option).to_string();
+            assert!(error.contains(option), "{error}");
+        }
+    }
 }

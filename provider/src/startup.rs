@@ -108,6 +108,7 @@ pub async fn prepare(settings: Settings) -> anyhow::Result<AppState> {
         db,
         templates,
         hasher,
+        discovery: Arc::default(),
     };
     crate::bootstrap::run(&state).await?;
     Ok(state)

@@ -24,4 +24,6 @@ pub struct AppState {
     pub throttle: LoginThrottle,
     /// The signing keys, parsed once, and the cached JWKS.
     pub keys: KeyStore,
+    /// The discovery document, serialized on first use: it depends only on the settings.
+    pub discovery: Arc<std::sync::OnceLock<actix_web::web::Bytes>>,
 }

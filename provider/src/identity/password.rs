@@ -22,8 +22,9 @@ pub struct PasswordHasher {
     cost: u32,
     permits: Arc<Semaphore>,
     /// A hash of a random password at the same cost, verified instead when the user does not
-    /// exist, so that an unknown username takes as long as a wrong password.
-    dummy_hash: Arc<str>,
+    /// exist, so that an unknown username takes as long as a wrong password. Computed in the
+    /// background after start-up: at cost 12 it takes longer than the whole start should.
+    dummy_hash: Arc<tokio::sync::OnceCell<String>>,
 }
 
 impl std::fmt::Debug for PasswordHasher {
@@ -38,13 +39,31 @@ impl PasswordHasher {
     /// A hasher at `cost` running at most one hash per core at a time.
     pub async fn new(cost: u32) -> Result<Self, PasswordError> {
         let parallel = std::thread::available_parallelism().map_or(2, usize::from);
-        let dummy = crate::storage::new_id();
-        let dummy_hash = run_blocking(move || bcrypt::hash(dummy, cost)).await??;
-        Ok(Self {
+        let hasher = Self {
             cost,
             permits: Arc::new(Semaphore::new(parallel.max(1))),
-            dummy_hash: dummy_hash.into(),
-        })
+            dummy_hash: Arc::new(tokio::sync::OnceCell::new()),
+        };
+        let background = hasher.clone();
+        tokio::spawn(async move {
+            if let Err(e) = background.dummy_hash().await {
+                tracing::warn!("computing the dummy password hash failed: {e}");
+            }
+        });
+        Ok(hasher)
+    }
+
+    async fn dummy_hash(&self) -> Result<String, PasswordError> {
+        let cost = self.cost;
+        self.dummy_hash
+            .get_or_try_init(|| async move {
+                let dummy = crate::storage::new_id();
+                run_blocking(move || bcrypt::hash(dummy, cost))
+                    .await?
+                    .map_err(Into::into)
+            })
+            .await
+            .cloned()
     }
 
     /// The configured bcrypt cost.
@@ -70,7 +89,10 @@ impl PasswordHasher {
     ) -> Result<bool, PasswordError> {
         let _permit = self.acquire().await?;
         let known = hash.is_some();
-        let hash = hash.unwrap_or_else(|| self.dummy_hash.to_string());
+        let hash = match hash {
+            Some(hash) => hash,
+            None => self.dummy_hash().await?,
+        };
         let matched =
             run_blocking(move || bcrypt::verify(password, &hash).unwrap_or(false)).await?;
         Ok(known && matched)

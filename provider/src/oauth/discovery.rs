@@ -66,7 +66,18 @@ pub async fn openid_configuration(state: web::Data<AppState>) -> Result<HttpResp
             format!("public, max-age={CACHE_SECS}"),
         ))
         .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"))
-        .json(metadata(&state)?))
+        .content_type("application/json")
+        .body(document(&state)?))
+}
+
+/// The serialized discovery document, built once per provider.
+fn document(state: &AppState) -> Result<web::Bytes, OAuthError> {
+    if let Some(doc) = state.discovery.get() {
+        return Ok(doc.clone());
+    }
+    let json = serde_json::to_vec(&metadata(state)?)
+        .map_err(|e| OAuthError::Unexpected(anyhow::Error::from(e)))?;
+    Ok(state.discovery.get_or_init(|| json.into()).clone())
 }
 
 /// `GET /oauth/jwks`: every published key (active and still-verifying ones), cacheable.

@@ -543,7 +543,7 @@ pub fn find(conn: &mut Conn, id: &str) -> Result<Option<Client>, StorageError> {
     clients::table
         .find(id)
         .select(ClientRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?
         .map(Client::from_row)
         .transpose()

@@ -125,7 +125,7 @@ pub fn find_claims_user(conn: &mut Conn, user_id: &str) -> QueryResult<Option<Cl
     users::table
         .find(user_id)
         .select(ClaimsUser::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 
@@ -137,7 +137,7 @@ pub fn find_claims_user_by_subject(
     users::table
         .filter(users::subject.eq(subject))
         .select(ClaimsUser::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 
@@ -163,7 +163,7 @@ pub fn find_grant(conn: &mut Conn, grant_id: &str) -> QueryResult<Option<Grant>>
     grants::table
         .find(grant_id)
         .select(Grant::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 
@@ -172,7 +172,7 @@ pub fn find_code(conn: &mut Conn, code_hash: &str) -> QueryResult<Option<Authori
     authorization_codes::table
         .find(code_hash)
         .select(AuthorizationCodeRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 
@@ -213,7 +213,7 @@ pub fn find_refresh_token(
     refresh_tokens::table
         .find(token_hash)
         .select(RefreshTokenRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 
@@ -234,7 +234,7 @@ pub fn find_access_token(conn: &mut Conn, token_hash: &str) -> QueryResult<Optio
     access_tokens::table
         .find(token_hash)
         .select(AccessTokenRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 
@@ -319,7 +319,7 @@ pub fn find_consent(
     consents::table
         .find((user_id, client_id))
         .select(Consent::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 

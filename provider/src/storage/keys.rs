@@ -154,7 +154,7 @@ pub fn retire(conn: &mut Conn, kid: &str) -> Result<RetireOutcome, StorageError>
         let status: Option<String> = signing_keys::table
             .find(kid)
             .select(signing_keys::status)
-            .first(conn)
+            .get_result(conn)
             .optional()?;
         match status.as_deref() {
             None => Ok(RetireOutcome::NotFound),

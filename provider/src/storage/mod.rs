@@ -1,5 +1,9 @@
 //! The database: a pool of SQLite connections tuned for concurrent use, embedded migrations,
 //! and the queries of each table in its own module.
+//!
+//! Lookups by key use `get_result`, not `first`: `first` binds `LIMIT ?`, and SQLite re-plans a
+//! statement whose LIMIT binding changes, which defeats the prepared-statement cache (measured:
+//! most of the CPU of a userinfo request went to recompiling the token lookup).
 
 pub mod clients;
 pub mod grants;
@@ -67,6 +71,9 @@ impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for ConnectionSe
 #[derive(Clone)]
 pub struct Db {
     pool: Pool<ConnectionManager<SqliteConnection>>,
+    /// One permit per pooled connection: callers wait here, on the executor, instead of each
+    /// holding a blocking thread that waits for a connection (threads piled up under load).
+    permits: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for Db {
@@ -87,9 +94,14 @@ impl Db {
         let pool = Pool::builder()
             .max_size(pool_size)
             .connection_timeout(Duration::from_secs(10))
+            // Connections to a local file do not go stale; skip the `SELECT 1` per checkout.
+            .test_on_check_out(false)
             .connection_customizer(Box::new(ConnectionSettings))
             .build(manager)?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            permits: std::sync::Arc::new(tokio::sync::Semaphore::new(pool_size.max(1) as usize)),
+        })
     }
 
     /// Applies pending migrations; called at start, before the port accepts requests.
@@ -118,6 +130,11 @@ impl Db {
         T: Send + 'static,
         E: From<StorageError> + Send + 'static,
     {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|e| StorageError::Task(e.to_string()))?;
         let pool = self.pool.clone();
         tokio::task::spawn_blocking(move || {
             let mut conn = pool.get().map_err(StorageError::from)?;

@@ -230,7 +230,7 @@ pub fn find(conn: &mut Conn, id: &str) -> Result<Option<User>, StorageError> {
     Ok(users::table
         .find(id)
         .select(User::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?)
 }
 
@@ -239,7 +239,7 @@ pub fn find_by_username(conn: &mut Conn, username: &str) -> Result<Option<User>,
     Ok(users::table
         .filter(users::username.eq(username))
         .select(User::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?)
 }
 

@@ -634,44 +634,46 @@ async fn issue_code(
         created_at: at,
     };
     let scope = request.scope.clone();
-    let outcome = super::write(state, move |conn| -> Result<Option<Issue>, Stop> {
-        let previous = grants::find_consent(conn, &grant.user_id, &grant.client_id)?;
-        let previous = previous
-            .and_then(|c| Scopes::parse(&c.scope).ok())
-            .unwrap_or_default();
-        match check {
-            Some(check) => {
-                let user = grants::find_claims_user(conn, &grant.user_id)?;
-                let Some(user) = user.filter(|u| u.is_active) else {
-                    return Ok(Some(Issue::NoUser));
-                };
-                if check.hint_subject.is_some_and(|s| s != user.subject) {
-                    return Ok(Some(Issue::WrongUser));
+    let outcome = state
+        .db
+        .write(move |conn| -> Result<Option<Issue>, Stop> {
+            let previous = grants::find_consent(conn, &grant.user_id, &grant.client_id)?;
+            let previous = previous
+                .and_then(|c| Scopes::parse(&c.scope).ok())
+                .unwrap_or_default();
+            match check {
+                Some(check) => {
+                    let user = grants::find_claims_user(conn, &grant.user_id)?;
+                    let Some(user) = user.filter(|u| u.is_active) else {
+                        return Ok(Some(Issue::NoUser));
+                    };
+                    if check.hint_subject.is_some_and(|s| s != user.subject) {
+                        return Ok(Some(Issue::WrongUser));
+                    }
+                    let consented = scope.is_subset(&previous);
+                    if check.force_consent || (!check.skip_authorization && !consented) {
+                        return Ok(Some(Issue::NeedsConsent(user.username)));
+                    }
                 }
-                let consented = scope.is_subset(&previous);
-                if check.force_consent || (!check.skip_authorization && !consented) {
-                    return Ok(Some(Issue::NeedsConsent(user.username)));
+                None => {
+                    // Remember everything agreed to so far, so a narrower request asks nothing.
+                    let mut agreed = scope;
+                    for s in previous.iter() {
+                        agreed.insert(s.clone());
+                    }
+                    grants::upsert_consent(
+                        conn,
+                        &grant.user_id,
+                        &grant.client_id,
+                        &agreed.to_string(),
+                        at,
+                    )?;
                 }
             }
-            None => {
-                // Remember everything agreed to so far, so a narrower request asks nothing.
-                let mut agreed = scope;
-                for s in previous.iter() {
-                    agreed.insert(s.clone());
-                }
-                grants::upsert_consent(
-                    conn,
-                    &grant.user_id,
-                    &grant.client_id,
-                    &agreed.to_string(),
-                    at,
-                )?;
-            }
-        }
-        grants::insert_grant_with_code(conn, &grant, &row)?;
-        Ok(None)
-    })
-    .await?;
+            grants::insert_grant_with_code(conn, &grant, &row)?;
+            Ok(None)
+        })
+        .await?;
     if let Some(outcome) = outcome {
         return Ok(outcome);
     }

@@ -27,22 +27,24 @@ pub async fn revoke(
         .take("token")
         .ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
     let hash = AccessToken::new(token).hash().into_string();
-    super::write(&state, move |conn| -> Result<(), OAuthError> {
-        let client = clients::authenticate(conn, &credentials)?;
-        let at = now();
-        if let Some(access) = grants::find_access_token(conn, &hash)? {
-            if access.client_id == client.id {
-                grants::revoke_access_token(conn, &hash, at)?;
+    state
+        .db
+        .write(move |conn| -> Result<(), OAuthError> {
+            let client = clients::authenticate(conn, &credentials)?;
+            let at = now();
+            if let Some(access) = grants::find_access_token(conn, &hash)? {
+                if access.client_id == client.id {
+                    grants::revoke_access_token(conn, &hash, at)?;
+                }
+            } else if let Some(refresh) = grants::find_refresh_token(conn, &hash)? {
+                // RFC 7009 §2.1: revoking a refresh token also ends the access tokens of its grant.
+                if refresh.client_id == client.id {
+                    grants::revoke_grant_family(conn, &refresh.grant_id, at)?;
+                }
             }
-        } else if let Some(refresh) = grants::find_refresh_token(conn, &hash)? {
-            // RFC 7009 §2.1: revoking a refresh token also ends the access tokens of its grant.
-            if refresh.client_id == client.id {
-                grants::revoke_grant_family(conn, &refresh.grant_id, at)?;
-            }
-        }
-        Ok(())
-    })
-    .await?;
+            Ok(())
+        })
+        .await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .finish())

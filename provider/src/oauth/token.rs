@@ -69,30 +69,31 @@ pub async fn token(
         access: state.settings.access_token_ttl_secs,
         refresh: state.settings.refresh_token_ttl_secs,
     };
-    let issued = super::write(
-        &state,
-        move |conn| -> Result<Result<Issued, OAuthError>, OAuthError> {
-            let client = clients::authenticate(conn, &credentials)?;
-            match request {
-                GrantRequest::AuthorizationCode {
-                    code,
-                    redirect_uri,
-                    verifier,
-                } => redeem_code(
-                    conn,
-                    client,
-                    &code,
-                    redirect_uri.as_deref(),
-                    &verifier,
-                    lifetimes,
-                ),
-                GrantRequest::RefreshToken { token, scope } => {
-                    refresh(conn, client, &token, scope, lifetimes)
+    let issued = state
+        .db
+        .write(
+            move |conn| -> Result<Result<Issued, OAuthError>, OAuthError> {
+                let client = clients::authenticate(conn, &credentials)?;
+                match request {
+                    GrantRequest::AuthorizationCode {
+                        code,
+                        redirect_uri,
+                        verifier,
+                    } => redeem_code(
+                        conn,
+                        client,
+                        &code,
+                        redirect_uri.as_deref(),
+                        &verifier,
+                        lifetimes,
+                    ),
+                    GrantRequest::RefreshToken { token, scope } => {
+                        refresh(conn, client, &token, scope, lifetimes)
+                    }
                 }
-            }
-        },
-    )
-    .await??;
+            },
+        )
+        .await??;
 
     let id_token = if issued.scope.contains("openid") {
         Some(id_token(&state, &issued)?)

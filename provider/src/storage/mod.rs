@@ -156,6 +156,9 @@ impl Db {
             })?;
         }
         let path = path.to_string_lossy();
+        // The writer connects first, so a new database is switched to WAL once, before the
+        // pool opens its connections together.
+        let writer = Arc::new(Writer::start(Self::connect(&path)?)?);
         let manager = ConnectionManager::<SqliteConnection>::new(path.as_ref());
         let pool = Pool::builder()
             .max_size(pool_size)
@@ -167,7 +170,7 @@ impl Db {
         Ok(Self {
             pool,
             permits: Arc::new(Semaphore::new(pool_size.max(1) as usize)),
-            writer: Arc::new(Writer::start(Self::connect(&path)?)?),
+            writer,
         })
     }
 

@@ -1,0 +1,5 @@
+//! What both services need around actix-web and that is not about OpenID Connect: a deadline on
+//! reading request bodies, and logging that keeps `ERROR` for faults of the server.
+
+pub mod body;
+pub mod logging;

@@ -212,6 +212,9 @@ pub struct Settings {
     /// How often to look for signing keys changed by another process, in seconds
     /// (`PROVIDER_KEYS_RELOAD_SECS`).
     pub keys_reload_secs: u64,
+    /// Seconds a client may take to send a request body once its head has arrived
+    /// (`PROVIDER_BODY_TIMEOUT_SECS`); a late body is answered 408.
+    pub body_timeout_secs: u64,
     /// Take the client address for login throttling from the last `X-Forwarded-For` entry
     /// (`PROVIDER_TRUST_FORWARDED_FOR`); only behind a reverse proxy that appends it, since
     /// clients can send the header themselves.
@@ -240,6 +243,7 @@ impl Default for Settings {
             workers: None,
             db_pool_size: 8,
             keys_reload_secs: 10,
+            body_timeout_secs: 10,
             trust_forwarded_for: false,
             login_throttle: LoginThrottleSettings::default(),
             bootstrap: Bootstrap::default(),
@@ -303,6 +307,11 @@ impl Settings {
                 .transpose()?,
             db_pool_size: number(&get, "PROVIDER_DB_POOL_SIZE", defaults.db_pool_size)?,
             keys_reload_secs: number(&get, "PROVIDER_KEYS_RELOAD_SECS", defaults.keys_reload_secs)?,
+            body_timeout_secs: number(
+                &get,
+                "PROVIDER_BODY_TIMEOUT_SECS",
+                defaults.body_timeout_secs,
+            )?,
             trust_forwarded_for: get("PROVIDER_TRUST_FORWARDED_FOR")
                 .map(|v| boolean(&v, "PROVIDER_TRUST_FORWARDED_FOR"))
                 .transpose()?
@@ -408,6 +417,12 @@ impl Settings {
         if self.keys_reload_secs == 0 {
             return Err(ConfigError::new(
                 "PROVIDER_KEYS_RELOAD_SECS",
+                "must be at least 1",
+            ));
+        }
+        if self.body_timeout_secs == 0 {
+            return Err(ConfigError::new(
+                "PROVIDER_BODY_TIMEOUT_SECS",
                 "must be at least 1",
             ));
         }

@@ -11,6 +11,8 @@ use actix_web::middleware::{DefaultHeaders, Logger};
 use actix_web::{App, HttpResponse, HttpServer, web};
 use anyhow::Context as _;
 
+use servicekit::body::{BodyDeadline, BodyLimits};
+
 use crate::config::{CookieSecret, Settings};
 use crate::identity::password::PasswordHasher;
 use crate::identity::throttle::LoginThrottle;
@@ -24,6 +26,10 @@ use crate::storage::Db;
 /// `form-action`: browsers apply it to the redirect that follows a form post, which would
 /// block the consent form's redirect back to the application.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; base-uri 'none'; frame-ancestors 'none'";
+
+/// Largest request body read. Above the forms' own limits (64 KiB for pages, 16 KiB for the
+/// OAuth endpoints), so that those keep answering their own errors; beyond it, 413.
+const BODY_LIMIT_BYTES: usize = 256 * 1024;
 
 /// A built, not yet running, provider.
 pub struct Application {
@@ -176,9 +182,14 @@ fn read_key_file(path: &std::path::Path) -> anyhow::Result<CookieSecret> {
 fn serve(state: AppState, listener: TcpListener, secret: CookieSecret) -> anyhow::Result<Server> {
     let workers = state.settings.workers;
     let secure = state.settings.secure_cookies();
+    let body_limits = BodyLimits {
+        timeout: std::time::Duration::from_secs(state.settings.body_timeout_secs),
+        max_bytes: BODY_LIMIT_BYTES,
+    };
     let data = web::Data::new(state);
     let mut server = HttpServer::new(move || {
         App::new()
+            .wrap(BodyDeadline::new(body_limits))
             .wrap(crate::identity::session::middleware(&secret, secure))
             .wrap(security_headers())
             .wrap(request_log())

@@ -11,6 +11,8 @@ const GENERATED_SECRET_BYTES: usize = 48;
 pub const MIN_SESSION_SECRET_BYTES: usize = 32;
 /// NextAuth's default session lifetime: 30 days, renewed while the user keeps coming back.
 pub const DEFAULT_SESSION_MAX_AGE: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+/// Default time a client may take to send a request body.
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One setting that is missing or invalid.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -289,6 +291,9 @@ pub struct Settings {
     pub api_url: Option<Url>,
     /// `WEBAPP_SESSION_MAX_AGE_SECS` (default 30 days, sliding).
     pub session_max_age: Duration,
+    /// `WEBAPP_BODY_TIMEOUT_SECS` (default 10): time a client may take to send a request body
+    /// once its head has arrived; a late body is answered 408.
+    pub body_timeout: Duration,
 }
 
 impl Settings {
@@ -410,6 +415,19 @@ impl Settings {
                     .ok_or_else(|| "must be a number of seconds, at least 60".into()),
             ),
         };
+        let body_timeout = match get("WEBAPP_BODY_TIMEOUT_SECS") {
+            None => Some(DEFAULT_BODY_TIMEOUT),
+            Some(v) => check(
+                &mut errors,
+                "WEBAPP_BODY_TIMEOUT_SECS",
+                v.trim()
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|secs| *secs >= 1)
+                    .map(Duration::from_secs)
+                    .ok_or_else(|| "must be a number of seconds, at least 1".into()),
+            ),
+        };
 
         match (
             url,
@@ -422,6 +440,7 @@ impl Settings {
             provider_logout,
             api_url,
             session_max_age,
+            body_timeout,
         ) {
             (
                 Some(url),
@@ -434,6 +453,7 @@ impl Settings {
                 Some(provider_logout),
                 Some(api_url),
                 Some(session_max_age),
+                Some(body_timeout),
             ) if errors.is_empty() => Ok(Self {
                 url,
                 addr,
@@ -448,6 +468,7 @@ impl Settings {
                 provider_logout,
                 api_url,
                 session_max_age,
+                body_timeout,
             }),
             _ => Err(ConfigError(errors)),
         }

@@ -1,12 +1,11 @@
 //! The web app binary: parse the command line, set up logging, run.
 
 use clap::Parser as _;
-use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let filter = EnvFilter::try_from_env("WEBAPP_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).init();
+    // Malformed requests of clients are counted, not logged as errors; no colours off a terminal.
+    servicekit::logging::init(&std::env::var("WEBAPP_LOG").unwrap_or_else(|_| "info".into()));
     let cli = webapp::cli::Cli::parse();
     match webapp::cli::run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,

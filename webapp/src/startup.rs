@@ -12,6 +12,8 @@ use actix_web::error::InternalError;
 use actix_web::middleware::{DefaultHeaders, from_fn};
 use actix_web::{App, HttpServer, web};
 
+use servicekit::body::{BodyDeadline, BodyLimits};
+
 use crate::config::Settings;
 use crate::flow::{FlowCookie, UsedStates};
 use crate::gate;
@@ -23,6 +25,8 @@ use crate::state::{AppState, KeyPurpose, derive_key};
 
 /// Largest form body accepted (the forms have two short fields).
 const FORM_LIMIT_BYTES: usize = 16 * 1024;
+/// Largest request body read at all (the forms' own limit answers below it; 413 above).
+const BODY_LIMIT_BYTES: usize = 4 * FORM_LIMIT_BYTES;
 
 /// A bound, ready-to-run web app.
 pub struct Application {
@@ -58,6 +62,10 @@ impl Application {
             refresh: RefreshCoordinator::default(),
             settings,
         });
+        let body_limits = BodyLimits {
+            timeout: state.settings.body_timeout,
+            max_bytes: BODY_LIMIT_BYTES,
+        };
         let session_cookie_name = if secure {
             // `__Host-`: only ever set by this origin over https, for the whole site.
             "__Host-webapp.session"
@@ -99,8 +107,10 @@ impl Application {
                         .into()
                 }))
                 .configure(routes::configure)
-                // Middleware runs outside-in from the last `wrap`: headers, then session, then gate.
+                // Middleware runs outside-in from the last `wrap`: headers, session, the body's
+                // deadline (before any route or the gate can wait on a body), then the gate.
                 .wrap(from_fn(gate::gate))
+                .wrap(BodyDeadline::new(body_limits))
                 .wrap(sessions)
                 .wrap(security_headers())
         })

@@ -4,6 +4,7 @@ mod admin;
 mod cli;
 mod health;
 mod helpers;
+mod http_limits;
 mod login;
 mod storage;
 mod templates;

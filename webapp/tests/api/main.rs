@@ -7,6 +7,7 @@ mod cli;
 mod cookies;
 mod flow;
 mod helpers;
+mod http_limits;
 mod keys;
 mod redirects;
 mod refresh;

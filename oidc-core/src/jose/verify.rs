@@ -123,7 +123,7 @@ impl std::fmt::Debug for KeyVerifier {
 }
 
 #[derive(Debug, Clone)]
-struct VerificationKey {
+pub(super) struct VerificationKey {
     kid: Option<String>,
     alg: Algorithm,
     verifier: KeyVerifier,
@@ -178,6 +178,26 @@ struct Header {
     kid: Option<String>,
     #[serde(default)]
     crit: Option<serde_json::Value>,
+    /// Read as any JSON value so that ID-token verification, which ignores `typ`, accepts
+    /// exactly what it accepted before; the logout-token check looks at it.
+    #[serde(default)]
+    typ: Option<serde_json::Value>,
+}
+
+/// A compact JWS whose structure, algorithm, key and signature have been checked.
+pub(super) struct VerifiedJws {
+    pub(super) alg: Algorithm,
+    /// The header's `typ`, if any (`null` reads as absent).
+    pub(super) typ: Option<serde_json::Value>,
+    pub(super) payload: Vec<u8>,
+}
+
+/// The keys of `jwks` that can verify an allowed algorithm.
+pub(super) fn keys_from_jwks(jwks: &JwkSet) -> Vec<VerificationKey> {
+    jwks.keys
+        .iter()
+        .filter_map(VerificationKey::from_jwk)
+        .collect()
 }
 
 /// Verifies ID tokens of one issuer for one client (OpenID Connect Core 1.0 §3.1.3.7).
@@ -278,11 +298,7 @@ impl IdTokenVerifier {
 
     /// Replaces the keys, e.g. after fetching the JWK Set again on [`VerifyError::UnknownKid`].
     pub fn set_jwks(&mut self, jwks: &JwkSet) {
-        self.keys = jwks
-            .keys
-            .iter()
-            .filter_map(VerificationKey::from_jwk)
-            .collect();
+        self.keys = keys_from_jwks(jwks);
     }
 
     /// Number of usable keys.
@@ -320,79 +336,11 @@ impl IdTokenVerifier {
         access_token: Option<&AccessToken>,
         now: i64,
     ) -> Result<IdTokenClaims, VerifyError> {
-        let (alg, payload) = self.verify_signature(token)?;
+        let VerifiedJws { alg, payload, .. } = verify_jws(token, &self.keys, &self.allowed)?;
         let claims: IdTokenClaims = serde_json::from_slice(&payload)
             .map_err(|e| VerifyError::InvalidClaims(e.to_string()))?;
         self.check_claims(&claims, alg, expected_nonce, access_token, now)?;
         Ok(claims)
-    }
-
-    /// Checks the JWS structure, algorithm, key and signature; returns the algorithm and the
-    /// payload bytes.
-    fn verify_signature(&self, token: &str) -> Result<(Algorithm, Vec<u8>), VerifyError> {
-        if token.len() > MAX_TOKEN_LEN {
-            return Err(VerifyError::Malformed("token too long".into()));
-        }
-        let mut parts = token.split('.');
-        let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(VerifyError::Malformed(
-                "not three dot-separated parts".into(),
-            ));
-        };
-        let header: Header = serde_json::from_slice(&decode_part(header_b64, "header")?)
-            .map_err(|e| VerifyError::Malformed(format!("header: {e}")))?;
-        let alg = Algorithm::parse(&header.alg)
-            .ok()
-            .filter(|a| self.allowed.contains(a))
-            .ok_or_else(|| {
-                VerifyError::UnsupportedAlgorithm(header.alg.chars().take(32).collect())
-            })?;
-        if header.crit.is_some() {
-            return Err(VerifyError::UnsupportedCriticalHeader);
-        }
-        let signature = decode_part(signature_b64, "signature")?;
-        let payload = decode_part(payload_b64, "payload")?;
-        let message = token
-            .as_bytes()
-            .get(..header_b64.len() + 1 + payload_b64.len())
-            .ok_or_else(|| VerifyError::Malformed("truncated".into()))?;
-
-        let candidates: Vec<&VerificationKey> = match &header.kid {
-            Some(kid) => {
-                let named: Vec<_> = self
-                    .keys
-                    .iter()
-                    .filter(|k| k.kid.as_deref() == Some(kid.as_str()))
-                    .collect();
-                if named.is_empty() {
-                    return Err(VerifyError::UnknownKid(Some(
-                        kid.chars().take(128).collect(),
-                    )));
-                }
-                let fitting: Vec<_> = named.into_iter().filter(|k| k.alg == alg).collect();
-                if fitting.is_empty() {
-                    return Err(VerifyError::KeyAlgorithmMismatch {
-                        kid: kid.chars().take(128).collect(),
-                        alg,
-                    });
-                }
-                fitting
-            }
-            None => {
-                let fitting: Vec<_> = self.keys.iter().filter(|k| k.alg == alg).collect();
-                if fitting.is_empty() {
-                    return Err(VerifyError::UnknownKid(None));
-                }
-                fitting
-            }
-        };
-        if candidates.iter().any(|k| k.verify(message, &signature)) {
-            Ok((alg, payload))
-        } else {
-            Err(VerifyError::BadSignature)
-        }
     }
 
     fn check_claims(
@@ -445,5 +393,78 @@ impl IdTokenVerifier {
             }
         }
         Ok(())
+    }
+}
+
+/// Checks the JWS structure, the algorithm against `allowed`, the key by `kid` among `keys` and
+/// the signature; returns the algorithm, the header's `typ` and the payload bytes.
+pub(super) fn verify_jws(
+    token: &str,
+    keys: &[VerificationKey],
+    allowed: &[Algorithm],
+) -> Result<VerifiedJws, VerifyError> {
+    if token.len() > MAX_TOKEN_LEN {
+        return Err(VerifyError::Malformed("token too long".into()));
+    }
+    let mut parts = token.split('.');
+    let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(VerifyError::Malformed(
+            "not three dot-separated parts".into(),
+        ));
+    };
+    let header: Header = serde_json::from_slice(&decode_part(header_b64, "header")?)
+        .map_err(|e| VerifyError::Malformed(format!("header: {e}")))?;
+    let alg = Algorithm::parse(&header.alg)
+        .ok()
+        .filter(|a| allowed.contains(a))
+        .ok_or_else(|| VerifyError::UnsupportedAlgorithm(header.alg.chars().take(32).collect()))?;
+    if header.crit.is_some() {
+        return Err(VerifyError::UnsupportedCriticalHeader);
+    }
+    let signature = decode_part(signature_b64, "signature")?;
+    let payload = decode_part(payload_b64, "payload")?;
+    let message = token
+        .as_bytes()
+        .get(..header_b64.len() + 1 + payload_b64.len())
+        .ok_or_else(|| VerifyError::Malformed("truncated".into()))?;
+
+    let candidates: Vec<&VerificationKey> = match &header.kid {
+        Some(kid) => {
+            let named: Vec<_> = keys
+                .iter()
+                .filter(|k| k.kid.as_deref() == Some(kid.as_str()))
+                .collect();
+            if named.is_empty() {
+                return Err(VerifyError::UnknownKid(Some(
+                    kid.chars().take(128).collect(),
+                )));
+            }
+            let fitting: Vec<_> = named.into_iter().filter(|k| k.alg == alg).collect();
+            if fitting.is_empty() {
+                return Err(VerifyError::KeyAlgorithmMismatch {
+                    kid: kid.chars().take(128).collect(),
+                    alg,
+                });
+            }
+            fitting
+        }
+        None => {
+            let fitting: Vec<_> = keys.iter().filter(|k| k.alg == alg).collect();
+            if fitting.is_empty() {
+                return Err(VerifyError::UnknownKid(None));
+            }
+            fitting
+        }
+    };
+    if candidates.iter().any(|k| k.verify(message, &signature)) {
+        Ok(VerifiedJws {
+            alg,
+            typ: header.typ,
+            payload,
+        })
+    } else {
+        Err(VerifyError::BadSignature)
     }
 }

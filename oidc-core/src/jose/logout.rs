@@ -4,7 +4,7 @@
 use serde::Deserialize;
 
 use super::verify::{VerificationKey, VerifiedJws, VerifyError, keys_from_jwks, verify_jws};
-use super::{Algorithm, LOGOUT_TOKEN_TYPE};
+use super::{Algorithm, is_logout_type};
 use crate::claims::{Audience, BACKCHANNEL_LOGOUT_EVENT, LogoutTokenClaims};
 use crate::error::{ErrorCode, ErrorResponse};
 use crate::jwk::JwkSet;
@@ -400,14 +400,7 @@ fn check_type(typ: Option<&serde_json::Value>) -> Result<(), LogoutTokenError> {
             typ.to_string().chars().take(64).collect(),
         ));
     };
-    // RFC 7515 §4.1.9: media types compare case-insensitively and the "application/" prefix
-    // may be left out, so both spellings name the same type.
-    let bare = text
-        .get(..12)
-        .filter(|p| p.eq_ignore_ascii_case("application/"))
-        .and_then(|_| text.get(12..))
-        .unwrap_or(text);
-    if bare.eq_ignore_ascii_case(LOGOUT_TOKEN_TYPE) {
+    if is_logout_type(text) {
         Ok(())
     } else {
         Err(LogoutTokenError::WrongType(text.chars().take(64).collect()))

@@ -30,6 +30,18 @@ pub use verify::{IdTokenVerifier, MAX_TOKEN_LEN, VerifyError};
 /// §3.11), which keeps them apart from ID tokens (`JWT`).
 pub const LOGOUT_TOKEN_TYPE: &str = "logout+jwt";
 
+/// Whether a header `typ` names the logout-token type. RFC 7515 §4.1.9: media types compare
+/// case-insensitively and the "application/" prefix may be left out.
+#[cfg(feature = "jose")]
+fn is_logout_type(typ: &str) -> bool {
+    let bare = typ
+        .get(..12)
+        .filter(|p| p.eq_ignore_ascii_case("application/"))
+        .and_then(|_| typ.get(12..))
+        .unwrap_or(typ);
+    bare.eq_ignore_ascii_case(LOGOUT_TOKEN_TYPE)
+}
+
 /// The JWS algorithms this crate signs and verifies with (RFC 7518 §3.1): an allow-list by
 /// construction. There is no `none` and no HMAC variant, so a token claiming either is refused
 /// before any key is looked at (RFC 8725 §3.1, §3.2).

@@ -6,8 +6,8 @@ use josekit::jws::alg::rsassa::RsassaJwsVerifier;
 use serde::Deserialize;
 use subtle::ConstantTimeEq as _;
 
-use super::{Algorithm, at_hash};
-use crate::claims::IdTokenClaims;
+use super::{Algorithm, at_hash, is_logout_type};
+use crate::claims::{BACKCHANNEL_LOGOUT_EVENT, IdTokenClaims};
 use crate::encoding::b64url_decode;
 use crate::jwk::{Jwk, JwkParams, JwkSet};
 use crate::types::{AccessToken, ClientId, IssuerUrl, Nonce};
@@ -53,6 +53,10 @@ pub enum VerifyError {
     /// The signature does not verify with the key.
     #[error("bad signature")]
     BadSignature,
+    /// The header's `typ` names another kind of token (`logout+jwt`): a logout token is never
+    /// an ID token (RFC 8725 §3.11).
+    #[error("wrong token type {0:?} for an ID token")]
+    WrongType(String),
     /// The payload is not a JSON object with the required ID-token claims.
     #[error("invalid claims: {0}")]
     InvalidClaims(String),
@@ -184,6 +188,13 @@ struct Header {
     typ: Option<serde_json::Value>,
 }
 
+/// The one claim read to tell a logout token from an ID token.
+#[derive(Deserialize)]
+struct EventsProbe {
+    #[serde(default)]
+    events: Option<serde_json::Value>,
+}
+
 /// A compact JWS whose structure, algorithm, key and signature have been checked.
 pub(super) struct VerifiedJws {
     pub(super) alg: Algorithm,
@@ -204,7 +215,8 @@ pub(super) fn keys_from_jwks(jwks: &JwkSet) -> Vec<VerificationKey> {
 ///
 /// Checks, in order: the compact JWS form; `alg` against the allow-list ([`Algorithm`]: never
 /// `none` or HMAC); the key by `kid` in the JWK Set, of the type the algorithm needs; the
-/// signature; then the claims: `iss` byte for byte, `aud` (string or array) contains the client
+/// signature; that the token is no logout token (header `typ` `logout+jwt`, or the
+/// back-channel logout event among the claims); then the claims: `iss` byte for byte, `aud` (string or array) contains the client
 /// id, `azp` equals the client id when present and is present when `aud` has several values,
 /// `exp` and `iat` within the leeway (default 60 s), `nonce`, `at_hash`. Keys are parsed once
 /// when the verifier is built. Header parameters that point at keys elsewhere (`jku`, `x5u`,
@@ -336,9 +348,27 @@ impl IdTokenVerifier {
         access_token: Option<&AccessToken>,
         now: i64,
     ) -> Result<IdTokenClaims, VerifyError> {
-        let VerifiedJws { alg, payload, .. } = verify_jws(token, &self.keys, &self.allowed)?;
+        let VerifiedJws { alg, typ, payload } = verify_jws(token, &self.keys, &self.allowed)?;
+        if let Some(typ) = typ.as_ref().and_then(serde_json::Value::as_str)
+            && is_logout_type(typ)
+        {
+            return Err(VerifyError::WrongType(typ.chars().take(64).collect()));
+        }
         let claims: IdTokenClaims = serde_json::from_slice(&payload)
             .map_err(|e| VerifyError::InvalidClaims(e.to_string()))?;
+        // Logout tokens are signed with the same keys and carry sub, aud, iat and exp; without
+        // `typ` only their event tells them apart where no nonce is expected (id_token_hint).
+        let probe: EventsProbe = serde_json::from_slice(&payload)
+            .map_err(|e| VerifyError::InvalidClaims(e.to_string()))?;
+        if probe
+            .events
+            .as_ref()
+            .is_some_and(|e| e.get(BACKCHANNEL_LOGOUT_EVENT).is_some())
+        {
+            return Err(VerifyError::InvalidClaims(
+                "a logout token is not an ID token".into(),
+            ));
+        }
         self.check_claims(&claims, alg, expected_nonce, access_token, now)?;
         Ok(claims)
     }

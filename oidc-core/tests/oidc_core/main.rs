@@ -5,6 +5,7 @@
 mod common;
 mod fuzz;
 mod interop;
+mod logout;
 mod security;
 mod vectors;
 mod wire;

@@ -213,10 +213,15 @@ impl SigningKey {
     /// Signs logout-token claims (OpenID Connect Back-Channel Logout 1.0 §2.4) with header
     /// `{"alg", "typ": "logout+jwt", "kid"}`, the explicit type the specification recommends so
     /// that a logout token can never pass for an ID token. Claims that no relying party would
-    /// accept are refused: neither `sub` nor `sid`, an empty `jti`, or `events` without the
-    /// back-channel logout event.
+    /// accept are refused: neither `sub` nor `sid` (or empty ones), an empty `jti`, or `events`
+    /// without the back-channel logout event.
     pub fn sign_logout_token(&self, claims: &LogoutTokenClaims) -> Result<String, SignError> {
-        if claims.sub.is_none() && claims.sid.is_none() {
+        if claims.sub.as_ref().is_some_and(|s| s.as_str().is_empty()) {
+            return Err(SignError::InvalidClaims(
+                "a logout token's sub must not be empty",
+            ));
+        }
+        if claims.sub.is_none() && claims.sid.as_deref().is_none_or(str::is_empty) {
             return Err(SignError::InvalidClaims("a logout token needs sub or sid"));
         }
         if claims.jti.is_empty() {

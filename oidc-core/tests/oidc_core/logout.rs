@@ -143,7 +143,18 @@ fn the_signer_refuses_claims_no_relying_party_accepts() {
         rsa_key().sign_logout_token(&claims),
         Err(SignError::InvalidClaims(_))
     ));
+    claims.sid = Some(String::new());
+    assert!(matches!(
+        rsa_key().sign_logout_token(&claims),
+        Err(SignError::InvalidClaims(_))
+    ));
+    claims.sub = Some(Subject::new(""));
     claims.sid = Some("s".into());
+    assert!(matches!(
+        rsa_key().sign_logout_token(&claims),
+        Err(SignError::InvalidClaims(_))
+    ));
+    claims.sub = None;
     claims.jti.clear();
     assert!(matches!(
         rsa_key().sign_logout_token(&claims),
@@ -546,4 +557,29 @@ fn a_logout_token_is_not_accepted_as_an_id_token() {
         id_verifier.verify(&untyped, None, None),
         Err(oidc_core::jose::VerifyError::InvalidClaims(_))
     ));
+}
+
+#[test]
+fn discovery_advertises_back_channel_logout_only_when_set() {
+    let issuer = issuer();
+    let mut metadata = oidc_core::discovery::ProviderMetadata::new(
+        issuer.clone(),
+        issuer.join_path("authorize").unwrap(),
+        issuer.join_path("jwks").unwrap(),
+    );
+    let json = serde_json::to_value(&metadata).unwrap();
+    assert!(json.get("backchannel_logout_supported").is_none());
+    assert!(json.get("backchannel_logout_session_supported").is_none());
+
+    metadata.backchannel_logout_supported = Some(true);
+    metadata.backchannel_logout_session_supported = Some(false);
+    let json = serde_json::to_value(&metadata).unwrap();
+    assert_eq!(json["backchannel_logout_supported"], true);
+    assert_eq!(json["backchannel_logout_session_supported"], false);
+    let back: oidc_core::discovery::ProviderMetadata = serde_json::from_value(json).unwrap();
+    assert_eq!(back, metadata);
+
+    let mut wrong = serde_json::to_value(&metadata).unwrap();
+    wrong["backchannel_logout_supported"] = json!("yes");
+    assert!(serde_json::from_value::<oidc_core::discovery::ProviderMetadata>(wrong).is_err());
 }

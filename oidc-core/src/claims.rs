@@ -1,10 +1,12 @@
-//! ID-token and userinfo claims (OpenID Connect Core 1.0 §2, §5.1, §5.3.2).
+//! ID-token, userinfo and logout-token claims (OpenID Connect Core 1.0 §2, §5.1, §5.3.2;
+//! OpenID Connect Back-Channel Logout 1.0 §2.4).
 //!
 //! Absent claims are left out when serializing, never written as `null`; a `null` received from
 //! another implementation reads as absent.
 
 use serde::{Deserialize, Serialize};
 
+use crate::encoding::random_b64url;
 use crate::types::{ClientId, IssuerUrl, Nonce, Subject};
 
 /// The `aud` claim: one audience or several (RFC 7519 §4.1.3, OpenID Connect Core 1.0 §2).
@@ -151,4 +153,76 @@ pub struct UserInfo {
     /// The released claims.
     #[serde(flatten)]
     pub claims: StandardClaims,
+}
+
+/// The member of a logout token's `events` claim that marks it as a logout token (OpenID Connect
+/// Back-Channel Logout 1.0 §2.4).
+pub const BACKCHANNEL_LOGOUT_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
+
+/// The claims of a logout token (OpenID Connect Back-Channel Logout 1.0 §2.4), which a provider
+/// posts to a relying party's `backchannel_logout_uri` to end a session.
+///
+/// A logout token has no `nonce` (that tells it apart from an ID token) and names the session
+/// by `sub`, `sid` or both. Build one with [`LogoutTokenClaims::new`], sign it with
+/// `SigningKey::sign_logout_token` and verify it with `LogoutTokenVerifier` (feature `jose`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogoutTokenClaims {
+    /// Issuer identifier, exactly the provider's issuer URL.
+    pub iss: IssuerUrl,
+    /// The end user whose sessions end (absent: the session named by `sid`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub: Option<Subject>,
+    /// The client(s) the token is meant for.
+    pub aud: Audience,
+    /// Issue time, seconds since the Unix epoch.
+    pub iat: i64,
+    /// Expiry, seconds since the Unix epoch (required since the 1.0 final specification; the
+    /// specification recommends at most two minutes after `iat`).
+    pub exp: i64,
+    /// Unique token identifier, for the relying party's replay check.
+    pub jti: String,
+    /// A JSON object whose member [`BACKCHANNEL_LOGOUT_EVENT`] holds a JSON object (`{}`).
+    pub events: serde_json::Map<String, serde_json::Value>,
+    /// The session id at the provider (OpenID Connect Front-Channel Logout 1.0 §3), as given
+    /// in the ID tokens of that session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+}
+
+impl LogoutTokenClaims {
+    /// Claims for a token issued at `iat`, valid until `exp`, ending the sessions of `sub`, the
+    /// session `sid`, or both; `jti` is a fresh random value (128 bits) and `events` holds the
+    /// back-channel logout event with `{}`. At least one of `sub` and `sid` must be given, or
+    /// signing refuses the claims.
+    pub fn new(
+        iss: IssuerUrl,
+        aud: Audience,
+        sub: Option<Subject>,
+        sid: Option<String>,
+        iat: i64,
+        exp: i64,
+    ) -> Self {
+        let mut events = serde_json::Map::new();
+        events.insert(
+            BACKCHANNEL_LOGOUT_EVENT.to_owned(),
+            serde_json::Value::Object(serde_json::Map::new()),
+        );
+        Self {
+            iss,
+            sub,
+            aud,
+            iat,
+            exp,
+            jti: random_b64url(16),
+            events,
+            sid,
+        }
+    }
+
+    /// Whether `events` holds the back-channel logout event with a JSON object as its value.
+    pub fn has_logout_event(&self) -> bool {
+        self.events
+            .get(BACKCHANNEL_LOGOUT_EVENT)
+            .is_some_and(serde_json::Value::is_object)
+    }
 }

@@ -1,6 +1,6 @@
 //! Provider metadata served at `{issuer}/.well-known/openid-configuration` (OpenID Connect
-//! Discovery 1.0 §3 and §4, with the additions of RFC 8414 §2, RFC 9207 §3 and OpenID Connect
-//! RP-Initiated Logout 1.0 §2.1).
+//! Discovery 1.0 §3 and §4, with the additions of RFC 8414 §2, RFC 9207 §3, OpenID Connect
+//! RP-Initiated Logout 1.0 §2.1 and OpenID Connect Back-Channel Logout 1.0 §2.1).
 //!
 //! ```
 //! use oidc_core::discovery::ProviderMetadata;
@@ -127,6 +127,14 @@ pub struct ProviderMetadata {
     /// Whether authorization responses carry `iss` (RFC 9207 §3).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authorization_response_iss_parameter_supported: Option<bool>,
+    /// Whether the provider sends logout tokens to relying parties' back-channel logout URIs
+    /// (OpenID Connect Back-Channel Logout 1.0 §2.1; absent means `false`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backchannel_logout_supported: Option<bool>,
+    /// Whether those logout tokens carry `sid` (OpenID Connect Back-Channel Logout 1.0 §2.1;
+    /// absent means `false`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backchannel_logout_session_supported: Option<bool>,
 }
 
 impl ProviderMetadata {
@@ -167,6 +175,8 @@ impl ProviderMetadata {
             introspection_endpoint_auth_methods_supported: None,
             end_session_endpoint: None,
             authorization_response_iss_parameter_supported: None,
+            backchannel_logout_supported: None,
+            backchannel_logout_session_supported: None,
         }
     }
 

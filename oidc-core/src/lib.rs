@@ -8,15 +8,16 @@
 //!   the secret values (authorization codes, access and refresh tokens, client secrets), whose
 //!   `Debug` is redacted and whose `==` runs in constant time (RFC 6749, OpenID Connect Core 1.0).
 //! - [`pkce`]: Proof Key for Code Exchange with `S256` only (RFC 7636).
-//! - [`claims`]: ID-token, standard profile and userinfo claims (OpenID Connect Core 1.0 §2, §5).
+//! - [`claims`]: ID-token, standard profile, userinfo and logout-token claims (OpenID Connect
+//!   Core 1.0 §2, §5; Back-Channel Logout 1.0 §2.4).
 //! - [`token`]: token requests and responses (RFC 6749 §4.1.3, §5.1, §6).
 //! - [`error`]: error codes with their HTTP status, error responses and authorization redirects
 //!   (RFC 6749 §4.1.2, §5.2, RFC 6750 §3.1, RFC 9207).
 //! - [`discovery`]: provider metadata (OpenID Connect Discovery 1.0 §3).
 //! - [`jwk`]: JSON Web Keys and key sets with RFC 7638 thumbprints as key ids (RFC 7517).
-//! - [`jose`]: signing and verification of ID tokens with RS256 and ES256 and `at_hash`
-//!   (RFC 7515, RFC 7519, RFC 8725); key handling and verification need the default `jose`
-//!   feature.
+//! - [`jose`]: signing and verification of ID tokens and logout tokens with RS256 and ES256 and
+//!   `at_hash` (RFC 7515, RFC 7519, RFC 8725, Back-Channel Logout 1.0 §2.6); key handling and
+//!   verification need the default `jose` feature.
 //!
 //! # Example: sign an ID token, publish the key set, verify the token
 //!

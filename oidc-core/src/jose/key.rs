@@ -10,8 +10,8 @@ use josekit::jws::alg::ecdsa::EcdsaJwsSigner;
 use josekit::jws::alg::rsassa::RsassaJwsSigner;
 use serde::Serialize;
 
-use super::Algorithm;
-use crate::claims::IdTokenClaims;
+use super::{Algorithm, LOGOUT_TOKEN_TYPE};
+use crate::claims::{IdTokenClaims, LogoutTokenClaims};
 use crate::encoding::b64url;
 use crate::jwk::{Jwk, JwkParams};
 
@@ -44,6 +44,10 @@ pub enum SignError {
     /// The cryptographic library failed.
     #[error("signing failed: {0}")]
     Crypto(String),
+    /// The claims break a rule of their token type (e.g. a logout token naming neither `sub`
+    /// nor `sid`), so no relying party would accept the token.
+    #[error("invalid claims: {0}")]
+    InvalidClaims(&'static str),
 }
 
 enum Inner {
@@ -69,6 +73,8 @@ pub struct SigningKey {
     public_jwk: Jwk,
     /// The JOSE header of every token this key signs, base64url-encoded once.
     header_b64: String,
+    /// The header of logout tokens (`typ: logout+jwt`), base64url-encoded once.
+    logout_header_b64: String,
     inner: Inner,
 }
 
@@ -138,9 +144,12 @@ impl SigningKey {
             ..jwk
         };
         let header = serde_json::json!({ "alg": alg.as_str(), "typ": "JWT", "kid": kid });
+        let logout_header =
+            serde_json::json!({ "alg": alg.as_str(), "typ": LOGOUT_TOKEN_TYPE, "kid": kid });
         Ok(Self {
             alg,
             header_b64: b64url(header.to_string()),
+            logout_header_b64: b64url(logout_header.to_string()),
             kid,
             public_jwk,
             inner,
@@ -173,9 +182,17 @@ impl SigningKey {
 
     /// Signs `claims` as a compact JWS with header `{"alg", "typ": "JWT", "kid"}` (RFC 7515 §7.1).
     pub fn sign<T: Serialize + ?Sized>(&self, claims: &T) -> Result<String, SignError> {
+        self.sign_with_header(&self.header_b64, claims)
+    }
+
+    fn sign_with_header<T: Serialize + ?Sized>(
+        &self,
+        header_b64: &str,
+        claims: &T,
+    ) -> Result<String, SignError> {
         let payload = serde_json::to_vec(claims)?;
-        let mut token = String::with_capacity(self.header_b64.len() + payload.len() * 4 / 3 + 400);
-        token.push_str(&self.header_b64);
+        let mut token = String::with_capacity(header_b64.len() + payload.len() * 4 / 3 + 400);
+        token.push_str(header_b64);
         token.push('.');
         token.push_str(&b64url(&payload));
         let signature = match &self.inner {
@@ -191,6 +208,31 @@ impl SigningKey {
     /// Signs ID-token claims (OpenID Connect Core 1.0 §2).
     pub fn sign_id_token(&self, claims: &IdTokenClaims) -> Result<String, SignError> {
         self.sign(claims)
+    }
+
+    /// Signs logout-token claims (OpenID Connect Back-Channel Logout 1.0 §2.4) with header
+    /// `{"alg", "typ": "logout+jwt", "kid"}`, the explicit type the specification recommends so
+    /// that a logout token can never pass for an ID token. Claims that no relying party would
+    /// accept are refused: neither `sub` nor `sid` (or empty ones), an empty `jti`, or `events`
+    /// without the back-channel logout event.
+    pub fn sign_logout_token(&self, claims: &LogoutTokenClaims) -> Result<String, SignError> {
+        if claims.sub.as_ref().is_some_and(|s| s.as_str().is_empty()) {
+            return Err(SignError::InvalidClaims(
+                "a logout token's sub must not be empty",
+            ));
+        }
+        if claims.sub.is_none() && claims.sid.as_deref().is_none_or(str::is_empty) {
+            return Err(SignError::InvalidClaims("a logout token needs sub or sid"));
+        }
+        if claims.jti.is_empty() {
+            return Err(SignError::InvalidClaims("a logout token needs a jti"));
+        }
+        if !claims.has_logout_event() {
+            return Err(SignError::InvalidClaims(
+                "a logout token needs the back-channel logout event",
+            ));
+        }
+        self.sign_with_header(&self.logout_header_b64, claims)
     }
 }
 

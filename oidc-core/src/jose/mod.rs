@@ -1,8 +1,9 @@
-//! Signed ID tokens: JWS algorithms, signing keys, the ID-token verifier and `at_hash` (RFC 7515,
-//! RFC 7518 §3, RFC 7519, RFC 8725, OpenID Connect Core 1.0 §2, §3.1.3.6–§3.1.3.7).
+//! Signed ID tokens and logout tokens: JWS algorithms, signing keys, the ID-token and
+//! logout-token verifiers and `at_hash` (RFC 7515, RFC 7518 §3, RFC 7519, RFC 8725, OpenID
+//! Connect Core 1.0 §2, §3.1.3.6–§3.1.3.7, OpenID Connect Back-Channel Logout 1.0 §2.4–§2.6).
 //!
-//! [`Algorithm`] and [`at_hash`] are always available; [`SigningKey`] and [`IdTokenVerifier`]
-//! need the `jose` feature (default), which uses `josekit`.
+//! [`Algorithm`] and [`at_hash`] are always available; [`SigningKey`], [`IdTokenVerifier`] and
+//! [`LogoutTokenVerifier`] need the `jose` feature (default), which uses `josekit`.
 
 use std::fmt;
 
@@ -14,12 +15,32 @@ use crate::types::AccessToken;
 #[cfg(feature = "jose")]
 mod key;
 #[cfg(feature = "jose")]
+mod logout;
+#[cfg(feature = "jose")]
 mod verify;
 
 #[cfg(feature = "jose")]
 pub use key::{KeyError, SignError, SigningKey};
 #[cfg(feature = "jose")]
+pub use logout::{LogoutTokenError, LogoutTokenVerifier, VerifiedLogoutToken};
+#[cfg(feature = "jose")]
 pub use verify::{IdTokenVerifier, MAX_TOKEN_LEN, VerifyError};
+
+/// The JOSE header `typ` of logout tokens (OpenID Connect Back-Channel Logout 1.0 §2.4, RFC 8725
+/// §3.11), which keeps them apart from ID tokens (`JWT`).
+pub const LOGOUT_TOKEN_TYPE: &str = "logout+jwt";
+
+/// Whether a header `typ` names the logout-token type. RFC 7515 §4.1.9: media types compare
+/// case-insensitively and the "application/" prefix may be left out.
+#[cfg(feature = "jose")]
+fn is_logout_type(typ: &str) -> bool {
+    let bare = typ
+        .get(..12)
+        .filter(|p| p.eq_ignore_ascii_case("application/"))
+        .and_then(|_| typ.get(12..))
+        .unwrap_or(typ);
+    bare.eq_ignore_ascii_case(LOGOUT_TOKEN_TYPE)
+}
 
 /// The JWS algorithms this crate signs and verifies with (RFC 7518 §3.1): an allow-list by
 /// construction. There is no `none` and no HMAC variant, so a token claiming either is refused

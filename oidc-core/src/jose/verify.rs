@@ -6,8 +6,8 @@ use josekit::jws::alg::rsassa::RsassaJwsVerifier;
 use serde::Deserialize;
 use subtle::ConstantTimeEq as _;
 
-use super::{Algorithm, at_hash};
-use crate::claims::IdTokenClaims;
+use super::{Algorithm, at_hash, is_logout_type};
+use crate::claims::{BACKCHANNEL_LOGOUT_EVENT, IdTokenClaims};
 use crate::encoding::b64url_decode;
 use crate::jwk::{Jwk, JwkParams, JwkSet};
 use crate::types::{AccessToken, ClientId, IssuerUrl, Nonce};
@@ -53,6 +53,10 @@ pub enum VerifyError {
     /// The signature does not verify with the key.
     #[error("bad signature")]
     BadSignature,
+    /// The header's `typ` names another kind of token (`logout+jwt`): a logout token is never
+    /// an ID token (RFC 8725 §3.11).
+    #[error("wrong token type {0:?} for an ID token")]
+    WrongType(String),
     /// The payload is not a JSON object with the required ID-token claims.
     #[error("invalid claims: {0}")]
     InvalidClaims(String),
@@ -123,7 +127,7 @@ impl std::fmt::Debug for KeyVerifier {
 }
 
 #[derive(Debug, Clone)]
-struct VerificationKey {
+pub(super) struct VerificationKey {
     kid: Option<String>,
     alg: Algorithm,
     verifier: KeyVerifier,
@@ -178,13 +182,41 @@ struct Header {
     kid: Option<String>,
     #[serde(default)]
     crit: Option<serde_json::Value>,
+    /// Read as any JSON value so that ID-token verification, which ignores `typ`, accepts
+    /// exactly what it accepted before; the logout-token check looks at it.
+    #[serde(default)]
+    typ: Option<serde_json::Value>,
+}
+
+/// The one claim read to tell a logout token from an ID token.
+#[derive(Deserialize)]
+struct EventsProbe {
+    #[serde(default)]
+    events: Option<serde_json::Value>,
+}
+
+/// A compact JWS whose structure, algorithm, key and signature have been checked.
+pub(super) struct VerifiedJws {
+    pub(super) alg: Algorithm,
+    /// The header's `typ`, if any (`null` reads as absent).
+    pub(super) typ: Option<serde_json::Value>,
+    pub(super) payload: Vec<u8>,
+}
+
+/// The keys of `jwks` that can verify an allowed algorithm.
+pub(super) fn keys_from_jwks(jwks: &JwkSet) -> Vec<VerificationKey> {
+    jwks.keys
+        .iter()
+        .filter_map(VerificationKey::from_jwk)
+        .collect()
 }
 
 /// Verifies ID tokens of one issuer for one client (OpenID Connect Core 1.0 §3.1.3.7).
 ///
 /// Checks, in order: the compact JWS form; `alg` against the allow-list ([`Algorithm`]: never
 /// `none` or HMAC); the key by `kid` in the JWK Set, of the type the algorithm needs; the
-/// signature; then the claims: `iss` byte for byte, `aud` (string or array) contains the client
+/// signature; that the token is no logout token (header `typ` `logout+jwt`, or the
+/// back-channel logout event among the claims); then the claims: `iss` byte for byte, `aud` (string or array) contains the client
 /// id, `azp` equals the client id when present and is present when `aud` has several values,
 /// `exp` and `iat` within the leeway (default 60 s), `nonce`, `at_hash`. Keys are parsed once
 /// when the verifier is built. Header parameters that point at keys elsewhere (`jku`, `x5u`,
@@ -278,11 +310,7 @@ impl IdTokenVerifier {
 
     /// Replaces the keys, e.g. after fetching the JWK Set again on [`VerifyError::UnknownKid`].
     pub fn set_jwks(&mut self, jwks: &JwkSet) {
-        self.keys = jwks
-            .keys
-            .iter()
-            .filter_map(VerificationKey::from_jwk)
-            .collect();
+        self.keys = keys_from_jwks(jwks);
     }
 
     /// Number of usable keys.
@@ -320,79 +348,29 @@ impl IdTokenVerifier {
         access_token: Option<&AccessToken>,
         now: i64,
     ) -> Result<IdTokenClaims, VerifyError> {
-        let (alg, payload) = self.verify_signature(token)?;
+        let VerifiedJws { alg, typ, payload } = verify_jws(token, &self.keys, &self.allowed)?;
+        if let Some(typ) = typ.as_ref().and_then(serde_json::Value::as_str)
+            && is_logout_type(typ)
+        {
+            return Err(VerifyError::WrongType(typ.chars().take(64).collect()));
+        }
         let claims: IdTokenClaims = serde_json::from_slice(&payload)
             .map_err(|e| VerifyError::InvalidClaims(e.to_string()))?;
+        // Logout tokens are signed with the same keys and carry sub, aud, iat and exp; without
+        // `typ` only their event tells them apart where no nonce is expected (id_token_hint).
+        let probe: EventsProbe = serde_json::from_slice(&payload)
+            .map_err(|e| VerifyError::InvalidClaims(e.to_string()))?;
+        if probe
+            .events
+            .as_ref()
+            .is_some_and(|e| e.get(BACKCHANNEL_LOGOUT_EVENT).is_some())
+        {
+            return Err(VerifyError::InvalidClaims(
+                "a logout token is not an ID token".into(),
+            ));
+        }
         self.check_claims(&claims, alg, expected_nonce, access_token, now)?;
         Ok(claims)
-    }
-
-    /// Checks the JWS structure, algorithm, key and signature; returns the algorithm and the
-    /// payload bytes.
-    fn verify_signature(&self, token: &str) -> Result<(Algorithm, Vec<u8>), VerifyError> {
-        if token.len() > MAX_TOKEN_LEN {
-            return Err(VerifyError::Malformed("token too long".into()));
-        }
-        let mut parts = token.split('.');
-        let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(VerifyError::Malformed(
-                "not three dot-separated parts".into(),
-            ));
-        };
-        let header: Header = serde_json::from_slice(&decode_part(header_b64, "header")?)
-            .map_err(|e| VerifyError::Malformed(format!("header: {e}")))?;
-        let alg = Algorithm::parse(&header.alg)
-            .ok()
-            .filter(|a| self.allowed.contains(a))
-            .ok_or_else(|| {
-                VerifyError::UnsupportedAlgorithm(header.alg.chars().take(32).collect())
-            })?;
-        if header.crit.is_some() {
-            return Err(VerifyError::UnsupportedCriticalHeader);
-        }
-        let signature = decode_part(signature_b64, "signature")?;
-        let payload = decode_part(payload_b64, "payload")?;
-        let message = token
-            .as_bytes()
-            .get(..header_b64.len() + 1 + payload_b64.len())
-            .ok_or_else(|| VerifyError::Malformed("truncated".into()))?;
-
-        let candidates: Vec<&VerificationKey> = match &header.kid {
-            Some(kid) => {
-                let named: Vec<_> = self
-                    .keys
-                    .iter()
-                    .filter(|k| k.kid.as_deref() == Some(kid.as_str()))
-                    .collect();
-                if named.is_empty() {
-                    return Err(VerifyError::UnknownKid(Some(
-                        kid.chars().take(128).collect(),
-                    )));
-                }
-                let fitting: Vec<_> = named.into_iter().filter(|k| k.alg == alg).collect();
-                if fitting.is_empty() {
-                    return Err(VerifyError::KeyAlgorithmMismatch {
-                        kid: kid.chars().take(128).collect(),
-                        alg,
-                    });
-                }
-                fitting
-            }
-            None => {
-                let fitting: Vec<_> = self.keys.iter().filter(|k| k.alg == alg).collect();
-                if fitting.is_empty() {
-                    return Err(VerifyError::UnknownKid(None));
-                }
-                fitting
-            }
-        };
-        if candidates.iter().any(|k| k.verify(message, &signature)) {
-            Ok((alg, payload))
-        } else {
-            Err(VerifyError::BadSignature)
-        }
     }
 
     fn check_claims(
@@ -445,5 +423,78 @@ impl IdTokenVerifier {
             }
         }
         Ok(())
+    }
+}
+
+/// Checks the JWS structure, the algorithm against `allowed`, the key by `kid` among `keys` and
+/// the signature; returns the algorithm, the header's `typ` and the payload bytes.
+pub(super) fn verify_jws(
+    token: &str,
+    keys: &[VerificationKey],
+    allowed: &[Algorithm],
+) -> Result<VerifiedJws, VerifyError> {
+    if token.len() > MAX_TOKEN_LEN {
+        return Err(VerifyError::Malformed("token too long".into()));
+    }
+    let mut parts = token.split('.');
+    let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(VerifyError::Malformed(
+            "not three dot-separated parts".into(),
+        ));
+    };
+    let header: Header = serde_json::from_slice(&decode_part(header_b64, "header")?)
+        .map_err(|e| VerifyError::Malformed(format!("header: {e}")))?;
+    let alg = Algorithm::parse(&header.alg)
+        .ok()
+        .filter(|a| allowed.contains(a))
+        .ok_or_else(|| VerifyError::UnsupportedAlgorithm(header.alg.chars().take(32).collect()))?;
+    if header.crit.is_some() {
+        return Err(VerifyError::UnsupportedCriticalHeader);
+    }
+    let signature = decode_part(signature_b64, "signature")?;
+    let payload = decode_part(payload_b64, "payload")?;
+    let message = token
+        .as_bytes()
+        .get(..header_b64.len() + 1 + payload_b64.len())
+        .ok_or_else(|| VerifyError::Malformed("truncated".into()))?;
+
+    let candidates: Vec<&VerificationKey> = match &header.kid {
+        Some(kid) => {
+            let named: Vec<_> = keys
+                .iter()
+                .filter(|k| k.kid.as_deref() == Some(kid.as_str()))
+                .collect();
+            if named.is_empty() {
+                return Err(VerifyError::UnknownKid(Some(
+                    kid.chars().take(128).collect(),
+                )));
+            }
+            let fitting: Vec<_> = named.into_iter().filter(|k| k.alg == alg).collect();
+            if fitting.is_empty() {
+                return Err(VerifyError::KeyAlgorithmMismatch {
+                    kid: kid.chars().take(128).collect(),
+                    alg,
+                });
+            }
+            fitting
+        }
+        None => {
+            let fitting: Vec<_> = keys.iter().filter(|k| k.alg == alg).collect();
+            if fitting.is_empty() {
+                return Err(VerifyError::UnknownKid(None));
+            }
+            fitting
+        }
+    };
+    if candidates.iter().any(|k| k.verify(message, &signature)) {
+        Ok(VerifiedJws {
+            alg,
+            typ: header.typ,
+            payload,
+        })
+    } else {
+        Err(VerifyError::BadSignature)
     }
 }

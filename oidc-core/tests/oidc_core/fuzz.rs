@@ -1,10 +1,10 @@
 //! Property tests: every parser answers arbitrary and malformed input with a value or an error,
 //! never a panic; a modified token never verifies.
 
-use oidc_core::claims::{IdTokenClaims, UserInfo};
+use oidc_core::claims::{IdTokenClaims, LogoutTokenClaims, UserInfo};
 use oidc_core::discovery::ProviderMetadata;
 use oidc_core::error::{ErrorCode, ErrorResponse};
-use oidc_core::jose::{Algorithm, IdTokenVerifier, VerifyError};
+use oidc_core::jose::{Algorithm, IdTokenVerifier, LogoutTokenVerifier, VerifyError};
 use oidc_core::jwk::{Jwk, JwkSet};
 use oidc_core::pkce::{CodeChallenge, CodeChallengeMethod, CodeVerifier};
 use oidc_core::token::{TokenRequest, TokenResponse};
@@ -96,6 +96,7 @@ fn all_keys_verifier() -> IdTokenVerifier {
 /// Runs every JSON document parser on `text`; only panics would fail.
 fn parse_everything(text: &str) {
     let _ = serde_json::from_str::<IdTokenClaims>(text);
+    let _ = serde_json::from_str::<LogoutTokenClaims>(text);
     let _ = serde_json::from_str::<UserInfo>(text);
     let _ = serde_json::from_str::<ProviderMetadata>(text);
     let _ = serde_json::from_str::<TokenResponse>(text);
@@ -104,13 +105,14 @@ fn parse_everything(text: &str) {
     let _ = serde_json::from_str::<Jwk>(text);
     if let Ok(set) = serde_json::from_str::<JwkSet>(text) {
         // Whatever the set holds, building a verifier from it must not panic.
-        let v = IdTokenVerifier::new(issuer(), client(), set);
+        let v = IdTokenVerifier::new(issuer(), client(), set.clone());
         let _ = v.verify(&rsa_key().sign_id_token(&claims()).unwrap(), None, None);
+        let _ = LogoutTokenVerifier::new(issuer(), client(), set).verify("e30.e30.AA");
     }
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig::with_cases(256))]
 
     #[test]
     fn verify_never_panics_on_arbitrary_text(token in ".{0,300}") {
@@ -138,6 +140,14 @@ proptest! {
         let header = serde_json::json!({"alg": "RS256", "kid": rsa_key().kid()});
         let token = forge_with_key(rsa_key(), &header, &payload);
         let result = all_keys_verifier().verify(&token, None, None);
+        prop_assert!(result.is_err(), "{payload}");
+    }
+
+    #[test]
+    fn logout_verify_refuses_correctly_signed_arbitrary_payloads(payload in json_value()) {
+        let header = serde_json::json!({"alg": "ES256", "kid": ec_key().kid(), "typ": "logout+jwt"});
+        let token = forge_with_key(ec_key(), &header, &payload);
+        let result = LogoutTokenVerifier::new(issuer(), client(), jwks(&[ec_key()])).verify(&token);
         prop_assert!(result.is_err(), "{payload}");
     }
 

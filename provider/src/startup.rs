@@ -246,7 +246,7 @@ fn request_log() -> Logger {
         .exclude("/healthz")
 }
 
-/// The headers of SECURITY.md on every response.
+/// The headers of docs/security.md on every response.
 pub fn security_headers() -> DefaultHeaders {
     DefaultHeaders::new()
         .add(("X-Frame-Options", "DENY"))

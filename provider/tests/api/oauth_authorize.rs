@@ -1,4 +1,4 @@
-//! The authorization endpoint: every row of the authorization table of SECURITY.md.
+//! The authorization endpoint: every row of the authorization table of docs/security.md.
 
 use reqwest::StatusCode;
 use reqwest::header::LOCATION;

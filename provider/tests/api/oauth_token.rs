@@ -1,4 +1,4 @@
-//! The token endpoint: every row of the token table of SECURITY.md, and the ID token.
+//! The token endpoint: every row of the token table of docs/security.md, and the ID token.
 
 use reqwest::StatusCode;
 use reqwest::header::{CACHE_CONTROL, WWW_AUTHENTICATE};

@@ -31,6 +31,7 @@ diesel::table! {
         id_token_signed_response_alg -> Text,
         created_at -> BigInt,
         updated_at -> BigInt,
+        can_introspect -> Bool,
     }
 }
 

@@ -128,9 +128,39 @@ async fn admin_edits_and_deletes_an_application() {
     assert_eq!(client.redirect_uris.len(), 2);
     assert_eq!(client.id_token_signed_response_alg, "ES256");
     assert!(client.skip_authorization);
+    assert!(!client.can_introspect, "off unless checked");
     assert!(
         client.verify_secret(crate::helpers::CLIENT_SECRET),
         "secret kept"
+    );
+
+    // Registered as a resource server: the checkbox sets the flag and shows checked again.
+    let response = admin
+        .submit(
+            &path,
+            &path,
+            &[
+                ("name", "Renamed"),
+                ("client_type", "confidential"),
+                ("redirect_uris", REDIRECT_URI),
+                ("algorithm", "RS256"),
+                ("can_introspect", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let client = app
+        .state
+        .db
+        .run(|conn| provider::storage::clients::find(conn, CLIENT_ID))
+        .await
+        .expect("query")
+        .expect("client");
+    assert!(client.can_introspect);
+    let (_, page) = admin.get_html(&path).await;
+    assert!(
+        page.contains("name=\"can_introspect\" checked"),
+        "checkbox shown checked"
     );
 
     // An http redirect URI to a remote host is refused with a message, nothing saved.

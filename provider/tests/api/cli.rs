@@ -179,6 +179,43 @@ async fn operator_commands_work_end_to_end() {
     assert!(err.contains("https"), "{err}");
     let list = stdout(&provider(&db, &["client", "list"], None));
     assert!(list.contains(&client_id) && list.contains("spa") && !list.contains(&secret));
+    assert_eq!(created["can_introspect"], false);
+    let out = provider(
+        &db,
+        &[
+            "client",
+            "create",
+            "--name",
+            "Profile API",
+            "--client-id",
+            "api",
+            "--redirect-uri",
+            "https://api.example/cb",
+            "--introspect",
+            "--json",
+        ],
+        None,
+    );
+    let api: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
+    assert_eq!(api["can_introspect"], true);
+    let listed: serde_json::Value =
+        serde_json::from_str(&stdout(&provider(&db, &["client", "list", "--json"], None)))
+            .expect("json");
+    let flags: Vec<(&str, bool)> = listed
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|c| {
+            (
+                c["id"].as_str().expect("id"),
+                c["can_introspect"].as_bool().expect("flag"),
+            )
+        })
+        .collect();
+    assert!(
+        flags.contains(&("api", true)) && flags.contains(&("spa", false)),
+        "{flags:?}"
+    );
 
     // Keys: generated on first use, rotated, retired.
     let keys = stdout(&provider(&db, &["keys", "list"], None));

@@ -80,6 +80,7 @@ impl OAuthApp {
             name: "Web app".to_owned(),
             redirect_uris: vec![REDIRECT_URI.to_owned(), SECOND_REDIRECT_URI.to_owned()],
             post_logout_redirect_uris: vec![POST_LOGOUT_REDIRECT_URI.to_owned()],
+            can_introspect: None,
         });
         customize(&mut settings);
         let app = provider::startup::Application::from_listener(settings, listener)

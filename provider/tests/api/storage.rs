@@ -175,6 +175,38 @@ async fn bootstrap_is_idempotent_and_updates_the_client_secret() {
     let client = client.expect("client");
     assert!(client.verify_secret(new_secret));
     assert!(!client.verify_secret(CLIENT_SECRET));
+    assert!(!client.can_introspect);
+
+    // PROVIDER_BOOTSTRAP_CLIENT_INTROSPECT turns the client into a resource server; unset, the
+    // stored flag is kept.
+    let find = |app: &crate::helpers::TestApp| {
+        let db = app.state.db.clone();
+        async move {
+            db.run(|conn| provider::storage::clients::find(conn, CLIENT_ID))
+                .await
+                .expect("query")
+                .expect("client")
+        }
+    };
+    let dir = app.stop().await;
+    let app = spawn_app_in(dir, |s| {
+        if let Some(client) = s.bootstrap.client.as_mut() {
+            client.can_introspect = Some(true);
+        }
+    })
+    .await;
+    assert!(find(&app).await.can_introspect);
+    let dir = app.stop().await;
+    let app = spawn_app_in(dir, |_| {}).await;
+    assert!(find(&app).await.can_introspect);
+    let dir = app.stop().await;
+    let app = spawn_app_in(dir, |s| {
+        if let Some(client) = s.bootstrap.client.as_mut() {
+            client.can_introspect = Some(false);
+        }
+    })
+    .await;
+    assert!(!find(&app).await.can_introspect);
 }
 
 #[tokio::test]

@@ -15,6 +15,8 @@ diesel::table! {
         created_at -> BigInt,
         updated_at -> BigInt,
         last_login_at -> Nullable<BigInt>,
+        username_key -> Text,
+        email_key -> Nullable<Text>,
     }
 }
 

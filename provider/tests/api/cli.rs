@@ -117,7 +117,39 @@ async fn operator_commands_work_end_to_end() {
         &["user", "create", "--username", "dave", "--password-stdin"],
         Some("dave-password-123\n"),
     ));
-    assert!(err.contains("already taken"), "{err}");
+    assert!(
+        err.contains("a user with this username already exists"),
+        "{err}"
+    );
+    // Unique whatever the case or Unicode form (NFKC: fullwidth letters are letters).
+    for username in ["DAVE", "Dave", "\u{ff24}\u{ff41}\u{ff56}\u{ff45}"] {
+        let err = one_line_error(&provider(
+            &db,
+            &["user", "create", "--username", username, "--password-stdin"],
+            Some("dave-password-123\n"),
+        ));
+        assert!(
+            err.contains("a user with this username already exists"),
+            "{username}: {err}"
+        );
+    }
+    let err = one_line_error(&provider(
+        &db,
+        &[
+            "user",
+            "create",
+            "--username",
+            "david",
+            "--email",
+            "DAVE@example.com",
+            "--password-stdin",
+        ],
+        Some("dave-password-123\n"),
+    ));
+    assert!(
+        err.contains("a user with this e-mail address already exists"),
+        "{err}"
+    );
     let err = one_line_error(&provider(
         &db,
         &["user", "create", "--username", "eve", "--password-stdin"],

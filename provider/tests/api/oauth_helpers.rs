@@ -149,7 +149,11 @@ impl OAuthApp {
                 users::id.eq(provider::storage::new_id()),
                 users::subject.eq(&subject),
                 users::username.eq(username),
+                users::username_key.eq(provider::storage::users::username_key(username)),
                 users::email.eq(format!("{username}@example.com")),
+                users::email_key.eq(provider::storage::users::email_key(&format!(
+                    "{username}@example.com"
+                ))),
                 users::email_verified.eq(true),
                 users::given_name.eq(""),
                 users::family_name.eq(""),

@@ -499,3 +499,76 @@ async fn a_resource_server_introspects_access_tokens_of_other_clients_but_not_re
     let access = introspect_as(&app, api, tokens["access_token"].as_str().unwrap()).await;
     assert_eq!(access, serde_json::json!({ "active": false }));
 }
+
+/// Generated and mutated `Authorization` headers and bodies at the token, introspection and
+/// userinfo endpoints over HTTP: always the documented 4xx, never a 5xx or a dropped connection.
+#[test]
+fn generated_authorization_headers_get_the_documented_errors_over_http() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let app = runtime.block_on(OAuthApp::spawn());
+    let header = prop_oneof![
+        "\\PC{0,60}".prop_map(|v| v.into_bytes()),
+        proptest::collection::vec(any::<u8>(), 0..60),
+        ("(Bearer|bearer|BEARER|Basic|basic) ?", "[ -~]{0,60}")
+            .prop_map(|(s, t)| format!("{s}{t}").into_bytes()),
+    ];
+    let mut runner = TestRunner::new(Config::with_cases(64));
+    runner
+        .run(&header, |value| {
+            let Ok(value) = reqwest::header::HeaderValue::from_bytes(&value) else {
+                return Ok(());
+            };
+            runtime.block_on(async {
+                let userinfo = app
+                    .http
+                    .get(app.url("/oauth/userinfo"))
+                    .header("authorization", value.clone())
+                    .send()
+                    .await
+                    .expect("an answer, not a dropped connection");
+                // Not a valid token whatever it is: 401 Bearer invalid_token (400 only for a
+                // request that is malformed in another way).
+                assert!(
+                    matches!(userinfo.status().as_u16(), 400 | 401),
+                    "{value:?}: {}",
+                    userinfo.status()
+                );
+                let challenge = userinfo.headers()[WWW_AUTHENTICATE].to_str().unwrap();
+                assert!(challenge.starts_with("Bearer"), "{challenge}");
+                for path in ["/oauth/token", "/oauth/introspect", "/oauth/revoke"] {
+                    let response = app
+                        .http
+                        .post(app.url(path))
+                        .header("authorization", value.clone())
+                        .form(&[
+                            ("grant_type", "refresh_token"),
+                            ("token", "x"),
+                            ("refresh_token", "x"),
+                        ])
+                        .send()
+                        .await
+                        .expect("an answer, not a dropped connection");
+                    assert!(
+                        response.status() == StatusCode::UNAUTHORIZED
+                            || response.status() == StatusCode::BAD_REQUEST,
+                        "{path} {value:?}: {}",
+                        response.status()
+                    );
+                    if response.status() == StatusCode::UNAUTHORIZED {
+                        assert!(response.headers().contains_key(WWW_AUTHENTICATE));
+                    }
+                    let body: serde_json::Value = response.json().await.expect("a JSON error");
+                    assert!(
+                        ["invalid_client", "invalid_request", "invalid_grant"]
+                            .contains(&body["error"].as_str().unwrap_or_default()),
+                        "{path} {value:?}: {body}"
+                    );
+                }
+            });
+            Ok(())
+        })
+        .unwrap();
+}

@@ -74,6 +74,7 @@ async fn ensure_client(state: &AppState, client: BootstrapClient) -> anyhow::Res
         grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
         skip_authorization: false,
         id_token_signed_response_alg: "RS256".to_owned(),
+        can_introspect: client.can_introspect.unwrap_or(false),
     };
     state
         .db
@@ -91,6 +92,7 @@ async fn ensure_client(state: &AppState, client: BootstrapClient) -> anyhow::Res
                         grant_types: existing.grant_types.clone(),
                         skip_authorization: existing.skip_authorization,
                         id_token_signed_response_alg: existing.id_token_signed_response_alg.clone(),
+                        can_introspect: client.can_introspect.unwrap_or(existing.can_introspect),
                         ..input
                     };
                     clients::update(conn, &existing.id, &input, &allow)?;

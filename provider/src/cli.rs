@@ -110,6 +110,9 @@ pub enum ClientCommand {
         /// Do not allow refresh tokens.
         #[arg(long)]
         no_refresh_tokens: bool,
+        /// A resource server: may introspect access tokens issued to other clients.
+        #[arg(long)]
+        introspect: bool,
         /// ID-token signing algorithm.
         #[arg(long, default_value = "RS256", value_parser = ["RS256", "ES256"])]
         algorithm: String,
@@ -226,6 +229,7 @@ fn admin_command(settings: &Settings, command: Command) -> anyhow::Result<()> {
             public,
             skip_authorization,
             no_refresh_tokens,
+            introspect,
             algorithm,
             json,
         }) => {
@@ -246,6 +250,7 @@ fn admin_command(settings: &Settings, command: Command) -> anyhow::Result<()> {
                 grant_types,
                 skip_authorization,
                 id_token_signed_response_alg: algorithm,
+                can_introspect: introspect,
             };
             let (client, secret) =
                 clients::create(conn, &input, &settings.allow_http_redirect_hosts)?;
@@ -257,6 +262,7 @@ fn admin_command(settings: &Settings, command: Command) -> anyhow::Result<()> {
                     "client_type": client.client_type,
                     "redirect_uris": client.redirect_uris,
                     "post_logout_redirect_uris": client.post_logout_redirect_uris,
+                    "can_introspect": client.can_introspect,
                 });
                 writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
             } else {

@@ -133,6 +133,9 @@ pub struct BootstrapClient {
     pub redirect_uris: Vec<String>,
     /// Registered post-logout redirect URIs.
     pub post_logout_redirect_uris: Vec<String>,
+    /// A resource server allowed to introspect other clients' access tokens
+    /// (`PROVIDER_BOOTSTRAP_CLIENT_INTROSPECT`); `None` keeps what is stored (off for a new one).
+    pub can_introspect: Option<bool>,
 }
 
 impl fmt::Debug for BootstrapClient {
@@ -142,6 +145,7 @@ impl fmt::Debug for BootstrapClient {
             .field("name", &self.name)
             .field("redirect_uris", &self.redirect_uris)
             .field("post_logout_redirect_uris", &self.post_logout_redirect_uris)
+            .field("can_introspect", &self.can_introspect)
             .finish_non_exhaustive()
     }
 }
@@ -626,6 +630,9 @@ fn bootstrap_client(
         client_secret: client_secret.trim().to_owned(),
         redirect_uris: list("PROVIDER_BOOTSTRAP_CLIENT_REDIRECT_URIS"),
         post_logout_redirect_uris: list("PROVIDER_BOOTSTRAP_CLIENT_POST_LOGOUT_REDIRECT_URIS"),
+        can_introspect: get("PROVIDER_BOOTSTRAP_CLIENT_INTROSPECT")
+            .map(|v| boolean(&v, "PROVIDER_BOOTSTRAP_CLIENT_INTROSPECT"))
+            .transpose()?,
     }))
 }
 
@@ -698,6 +705,24 @@ mod tests {
         let client = s.bootstrap.client.expect("client");
         assert_eq!(client.redirect_uris.len(), 2);
         assert_eq!(client.name, "webapp");
+        assert_eq!(client.can_introspect, None);
+        let client_vars = [
+            ("PROVIDER_BOOTSTRAP_CLIENT_ID", "api"),
+            ("PROVIDER_BOOTSTRAP_CLIENT_SECRET", &"s".repeat(40)),
+            (
+                "PROVIDER_BOOTSTRAP_CLIENT_REDIRECT_URIS",
+                "https://api.example/cb",
+            ),
+        ];
+        let with = |value| {
+            let mut vars = client_vars.to_vec();
+            vars.push(("PROVIDER_BOOTSTRAP_CLIENT_INTROSPECT", value));
+            settings(&vars)
+        };
+        let client = with("true").expect("introspect").bootstrap.client;
+        assert_eq!(client.expect("client").can_introspect, Some(true));
+        let err = with("sometimes").expect_err("bad flag");
+        assert_eq!(err.setting, "PROVIDER_BOOTSTRAP_CLIENT_INTROSPECT");
 
         let err = settings(&[("PROVIDER_BOOTSTRAP_ADMIN_USERNAME", "admin")]).expect_err("pw");
         assert_eq!(err.setting, "PROVIDER_BOOTSTRAP_ADMIN_PASSWORD");

@@ -55,6 +55,7 @@ pub(crate) fn provider_settings(
                 name: seed.client_name.to_owned(),
                 redirect_uris: seed.redirect_uris,
                 post_logout_redirect_uris: seed.post_logout_redirect_uris,
+                can_introspect: None,
             }),
         },
         ..Settings::default()

@@ -89,6 +89,8 @@ pub struct ApplicationForm {
     skip_authorization: Option<String>,
     #[serde(default)]
     algorithm: String,
+    #[serde(default)]
+    can_introspect: Option<String>,
 }
 
 impl ApplicationForm {
@@ -105,6 +107,7 @@ impl ApplicationForm {
                 .then(|| "on".to_owned()),
             skip_authorization: client.skip_authorization.then(|| "on".to_owned()),
             algorithm: client.id_token_signed_response_alg.clone(),
+            can_introspect: client.can_introspect.then(|| "on".to_owned()),
         }
     }
 
@@ -131,6 +134,7 @@ impl ApplicationForm {
             grant_types,
             skip_authorization: self.skip_authorization.is_some(),
             id_token_signed_response_alg: self.algorithm.trim().to_owned(),
+            can_introspect: self.can_introspect.is_some(),
         })
     }
 }

@@ -136,3 +136,124 @@ pub enum AuthenticateError {
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
+
+#[cfg(test)]
+mod tests {
+    use actix_web::ResponseError as _;
+    use actix_web::test::TestRequest;
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::oauth::error::OAuthError;
+
+    fn basic(id: &str, secret: &str) -> String {
+        let encode =
+            |v: &str| -> String { url::form_urlencoded::byte_serialize(v.as_bytes()).collect() };
+        let pair = format!("{}:{}", encode(id), encode(secret));
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(pair)
+        )
+    }
+
+    /// Every refusal of client authentication is RFC 6749 §5.2 `invalid_client`: 401 with a
+    /// `WWW-Authenticate` challenge.
+    fn assert_invalid_client(error: ClientAuthError) {
+        let response = OAuthError::from(error).error_response();
+        assert_eq!(response.status(), 401);
+        assert!(
+            response
+                .headers()
+                .get(header::WWW_AUTHENTICATE)
+                .is_some_and(|v| v.to_str().unwrap_or("").starts_with("Basic"))
+        );
+    }
+
+    /// A valid header with one byte replaced, inserted or removed.
+    fn mutated_basic() -> impl Strategy<Value = String> {
+        (
+            "[a-zA-Z0-9._~-]{1,20}",
+            ".{0,40}",
+            any::<usize>(),
+            any::<u8>(),
+            0..3u8,
+        )
+            .prop_map(|(id, secret, at, byte, how)| {
+                let mut bytes = basic(&id, &secret).into_bytes();
+                let at = at % (bytes.len() + 1);
+                match how {
+                    0 if at < bytes.len() => bytes[at] = byte,
+                    1 => bytes.insert(at, byte),
+                    _ if at < bytes.len() => {
+                        bytes.remove(at);
+                    }
+                    _ => bytes.push(byte),
+                }
+                String::from_utf8_lossy(&bytes).into_owned()
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn basic_credentials_round_trip(id in "\\PC{1,30}", secret in "\\PC{0,60}") {
+            let header = basic(&id, &secret);
+            prop_assert_eq!(parse_basic(&header), Ok((id, secret)));
+        }
+
+        #[test]
+        fn any_authorization_value_is_parsed_or_refused_as_malformed(value in "\\PC{0,200}") {
+            match parse_basic(&value) {
+                Ok((id, _)) => prop_assert!(!id.is_empty()),
+                Err(e) => {
+                    prop_assert_eq!(&e, &ClientAuthError::MalformedBasic);
+                    assert_invalid_client(e);
+                }
+            }
+        }
+
+        #[test]
+        fn mutated_basic_headers_never_panic(value in mutated_basic()) {
+            match parse_basic(&value) {
+                Ok((id, _)) => prop_assert!(!id.is_empty()),
+                Err(e) => assert_invalid_client(e),
+            }
+        }
+
+        #[test]
+        fn header_and_body_credentials_combine_or_are_refused_as_invalid_client(
+            header in proptest::option::of(prop_oneof![
+                mutated_basic(),
+                "[a-zA-Z0-9._~-]{1,10}".prop_map(|id| basic(&id, "secret")),
+                "\\PC{0,40}",
+            ]),
+            body_id in proptest::option::of("[a-zA-Z0-9%+._~-]{0,12}"),
+            body_secret in proptest::option::of("[a-zA-Z0-9%+._~-]{0,12}"),
+        ) {
+            let mut request = TestRequest::post();
+            if let Some(header) = header.as_deref().filter(|h| {
+                actix_web::http::header::HeaderValue::from_str(h).is_ok()
+            }) {
+                request = request.insert_header((header::AUTHORIZATION, header));
+            }
+            let req = request.to_http_request();
+            let mut form = String::new();
+            if let Some(id) = &body_id {
+                form.push_str(&format!("client_id={id}&"));
+            }
+            if let Some(secret) = &body_secret {
+                form.push_str(&format!("client_secret={secret}"));
+            }
+            let Ok(mut params) = Params::parse(form.as_bytes()) else {
+                return Ok(());
+            };
+            match read_credentials(&req, &mut params) {
+                Ok(credentials) => prop_assert!(!credentials.client_id.is_empty()),
+                Err(e) => assert_invalid_client(e),
+            }
+            // The credentials never stay behind as ordinary parameters.
+            prop_assert!(!params.contains("client_id") && !params.contains("client_secret"));
+        }
+    }
+}

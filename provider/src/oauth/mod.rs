@@ -5,6 +5,7 @@ mod authorize;
 mod clients;
 mod discovery;
 mod error;
+mod introspection;
 mod keys;
 mod logout;
 mod params;
@@ -39,7 +40,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .route("/oauth/userinfo", web::get().to(userinfo::userinfo_get))
     .route("/oauth/userinfo", web::post().to(userinfo::userinfo_post))
     .route("/oauth/revoke", web::post().to(revocation::revoke))
-    .route("/oauth/introspect", web::post().to(revocation::introspect))
+    .route(
+        "/oauth/introspect",
+        web::post().to(introspection::introspect),
+    )
     .route("/oauth/logout", web::get().to(logout::end_session_get))
     .route("/oauth/logout", web::post().to(logout::end_session_post))
     .route("/oauth/logout/confirm", web::post().to(logout::confirm))

@@ -407,3 +407,79 @@ fn id_token(state: &AppState, issued: &Issued) -> Result<String, OAuthError> {
         &issued.access_token,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use actix_web::ResponseError as _;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Form bodies built from the token request's own parameter names and values, then some
+    /// of their bytes mutated.
+    fn token_forms() -> impl Strategy<Value = Vec<u8>> {
+        let name = prop_oneof![
+            Just("grant_type".to_owned()),
+            Just("code".to_owned()),
+            Just("code_verifier".to_owned()),
+            Just("redirect_uri".to_owned()),
+            Just("refresh_token".to_owned()),
+            Just("scope".to_owned()),
+            Just("client_id".to_owned()),
+            "[a-z_]{1,12}",
+        ];
+        let value = prop_oneof![
+            Just("authorization_code".to_owned()),
+            Just("refresh_token".to_owned()),
+            Just("openid profile".to_owned()),
+            "[A-Za-z0-9._~-]{43}",
+            "\\PC{0,30}",
+            "(%[0-9A-Fa-f]{2}){1,6}",
+            "%[^0-9A-Fa-f]?.?",
+        ];
+        (
+            proptest::collection::vec((name, value), 0..8),
+            proptest::collection::vec((any::<usize>(), any::<u8>()), 0..3),
+        )
+            .prop_map(|(pairs, mutations)| {
+                let mut body = pairs
+                    .iter()
+                    .map(|(n, v)| format!("{n}={v}"))
+                    .collect::<Vec<_>>()
+                    .join("&")
+                    .into_bytes();
+                for (at, byte) in mutations {
+                    if !body.is_empty() {
+                        let at = at % body.len();
+                        body[at] = byte;
+                    }
+                }
+                body
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Whatever the form, the answer is a grant request or an RFC 6749 §5.2 error with a
+        /// 400: never a panic, never a 5xx.
+        #[test]
+        fn any_token_form_is_a_grant_request_or_a_400(body in token_forms()) {
+            let outcome = Params::parse(&body)
+                .map_err(OAuthError::from)
+                .and_then(|mut params| read_grant_request(&mut params));
+            if let Err(error) = outcome {
+                let response = error.error_response();
+                prop_assert_eq!(response.status(), 400, "{}", error);
+                let code = match &error {
+                    OAuthError::Protocol { code, .. } => code.as_str(),
+                    other => panic!("not a protocol error: {other}"),
+                };
+                prop_assert!(
+                    ["invalid_request", "unsupported_grant_type", "invalid_scope"].contains(&code),
+                    "{}", code
+                );
+            }
+        }
+    }
+}

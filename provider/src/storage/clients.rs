@@ -239,6 +239,8 @@ pub struct ClientInput {
     pub skip_authorization: bool,
     /// ID-token signing algorithm: RS256 or ES256.
     pub id_token_signed_response_alg: String,
+    /// A resource server: may introspect the access tokens issued to other clients.
+    pub can_introspect: bool,
 }
 
 impl ClientInput {
@@ -253,6 +255,7 @@ impl ClientInput {
             grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
             skip_authorization: false,
             id_token_signed_response_alg: "RS256".to_owned(),
+            can_introspect: false,
         }
     }
 
@@ -301,6 +304,7 @@ struct ClientRow {
     id_token_signed_response_alg: String,
     created_at: i64,
     updated_at: i64,
+    can_introspect: bool,
 }
 
 /// A registered application.
@@ -325,6 +329,8 @@ pub struct Client {
     pub skip_authorization: bool,
     /// `RS256` or `ES256`.
     pub id_token_signed_response_alg: String,
+    /// A resource server: may introspect the access tokens issued to other clients.
+    pub can_introspect: bool,
     /// Creation time (unix seconds).
     pub created_at: i64,
     /// Last change (unix seconds).
@@ -338,6 +344,7 @@ impl fmt::Debug for Client {
             .field("name", &self.name)
             .field("client_type", &self.client_type)
             .field("redirect_uris", &self.redirect_uris)
+            .field("can_introspect", &self.can_introspect)
             .finish_non_exhaustive()
     }
 }
@@ -370,6 +377,15 @@ impl Client {
         self.post_logout_redirect_uris.iter().any(|u| u == uri)
     }
 
+    /// Whether this client may be told about `token_client_id`'s token of the given kind at the
+    /// introspection endpoint (RFC 7662 §4): a refresh token only to the client it was issued
+    /// to, since only that client ever presents it; an access token also to a registered
+    /// resource server, which checks the tokens presented to it.
+    pub fn may_introspect(&self, token_client_id: &str, refresh_token: bool) -> bool {
+        self.is_confidential()
+            && (self.id == token_client_id || (!refresh_token && self.can_introspect))
+    }
+
     /// Whether the client may use `grant`.
     pub fn allows_grant(&self, grant: GrantType) -> bool {
         self.grant_types.contains(&grant)
@@ -398,6 +414,7 @@ impl Client {
             secret_hash: row.secret_hash,
             skip_authorization: row.skip_authorization,
             id_token_signed_response_alg: row.id_token_signed_response_alg,
+            can_introspect: row.can_introspect,
             created_at: row.created_at,
             updated_at: row.updated_at,
         })
@@ -467,6 +484,7 @@ pub fn create_with_secret(
         id_token_signed_response_alg: input.id_token_signed_response_alg.clone(),
         created_at: at,
         updated_at: at,
+        can_introspect: input.can_introspect,
     };
     match diesel::insert_into(clients::table)
         .values(&row)
@@ -509,6 +527,7 @@ pub fn update(
             clients::grant_types.eq(grant_list(&input.grant_types)),
             clients::skip_authorization.eq(input.skip_authorization),
             clients::id_token_signed_response_alg.eq(&input.id_token_signed_response_alg),
+            clients::can_introspect.eq(input.can_introspect),
             clients::updated_at.eq(now()),
         ))
         .execute(conn)?;
@@ -612,6 +631,7 @@ mod tests {
             grant_types: vec![GrantType::AuthorizationCode],
             skip_authorization: false,
             id_token_signed_response_alg: "RS256".into(),
+            can_introspect: false,
             created_at: 0,
             updated_at: 0,
         };

@@ -26,6 +26,10 @@ use tokio::sync::Semaphore;
 /// The migrations of `migrations/`, compiled into the binary.
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations");
 
+/// Names (suffixes) of the migrations that [`Db::migrate`] completes with Rust code.
+const INITIAL_MIGRATION: &str = "_initial";
+const USER_KEYS_MIGRATION: &str = "_user_keys";
+
 /// The connection type every query function takes.
 pub type Conn = SqliteConnection;
 
@@ -180,9 +184,27 @@ impl Db {
         // Under the write lock, so two processes starting on a fresh database do not both
         // try to create the tables.
         conn.immediate_transaction(|conn| {
-            conn.run_pending_migrations(MIGRATIONS)
-                .map(|_| ())
-                .map_err(|e| StorageError::Migration(e.to_string()))
+            let migration = |e: Box<dyn std::error::Error + Send + Sync>| {
+                StorageError::Migration(e.to_string())
+            };
+            let pending: Vec<String> = conn
+                .pending_migrations(MIGRATIONS)
+                .map_err(migration)?
+                .iter()
+                .map(|m| m.name().to_string())
+                .collect();
+            // The user keys need rows checked before (a clear error for collisions) and keys
+            // computed after (NFKC is beyond SQL); a fresh database has no rows to check.
+            let adds_user_keys = pending.iter().any(|m| m.ends_with(USER_KEYS_MIGRATION));
+            let fresh = pending.iter().any(|m| m.ends_with(INITIAL_MIGRATION));
+            if adds_user_keys && !fresh {
+                users::check_keys_before_migration(conn)?;
+            }
+            conn.run_pending_migrations(MIGRATIONS).map_err(migration)?;
+            if adds_user_keys && !fresh {
+                users::fill_keys_after_migration(conn)?;
+            }
+            Ok(())
         })
     }
 

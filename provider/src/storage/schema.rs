@@ -15,6 +15,8 @@ diesel::table! {
         created_at -> BigInt,
         updated_at -> BigInt,
         last_login_at -> Nullable<BigInt>,
+        username_key -> Text,
+        email_key -> Nullable<Text>,
     }
 }
 
@@ -31,6 +33,7 @@ diesel::table! {
         id_token_signed_response_alg -> Text,
         created_at -> BigInt,
         updated_at -> BigInt,
+        can_introspect -> Bool,
     }
 }
 

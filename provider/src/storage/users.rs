@@ -1,6 +1,13 @@
 //! User accounts: validated input types and the queries on the `users` table.
+//!
+//! Usernames and e-mail addresses are unique whatever their case or Unicode form, as at mature
+//! providers: each row carries a comparison key ([`username_key`], [`email_key`]) under a unique
+//! index, and lookups go through the key, while the value as typed is kept for display.
+
+use std::collections::BTreeMap;
 
 use diesel::prelude::*;
+use unicode_normalization::UnicodeNormalization as _;
 
 use super::schema::users;
 use super::{Conn, StorageError, is_unique_violation, new_id, now};
@@ -65,18 +72,44 @@ pub enum UserInputError {
     /// A name field is too long.
     #[error("names must be at most 128 characters")]
     Name,
-    /// The username is taken.
-    #[error("this username is already taken")]
+    /// The username is taken (whatever the case).
+    #[error("a user with this username already exists")]
     UsernameTaken,
+    /// The e-mail address is another user's (whatever the case).
+    #[error("a user with this e-mail address already exists")]
+    EmailTaken,
 }
 
-/// A valid username (case kept; uniqueness is checked by the database).
+/// NFKC, then lower case (NFKC again, as lower-casing can leave a string unnormalized).
+fn fold(value: &str) -> String {
+    value
+        .trim()
+        .nfkc()
+        .collect::<String>()
+        .to_lowercase()
+        .nfkc()
+        .collect()
+}
+
+/// The comparison key of a username: `ALICE`, `Alice` and fullwidth `ａｌｉｃｅ` are all `alice`.
+pub fn username_key(username: &str) -> String {
+    fold(username)
+}
+
+/// The comparison key of an e-mail address; `None` for an empty one (not unique).
+pub fn email_key(email: &str) -> Option<String> {
+    Some(fold(email)).filter(|key| !key.is_empty())
+}
+
+/// A valid username (case kept; uniqueness of its [`username_key`] is checked by the database).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Username(String);
 
 impl Username {
-    /// Checks length and characters.
+    /// Checks length and characters, after NFKC: fullwidth letters and digits are the ASCII
+    /// ones, so `ａｌｉｃｅ` is stored as `alice` and cannot stand beside it looking the same.
     pub fn parse(value: &str) -> Result<Self, UserInputError> {
+        let value: String = value.trim().nfkc().collect();
         let value = value.trim();
         let valid = !value.is_empty()
             && value.len() <= 64
@@ -173,6 +206,8 @@ struct NewUserRow<'a> {
     is_active: bool,
     created_at: i64,
     updated_at: i64,
+    username_key: &'a str,
+    email_key: Option<&'a str>,
 }
 
 /// Error of [`create`]: bad input, or a storage failure.
@@ -192,7 +227,37 @@ impl From<diesel::result::Error> for CreateUserError {
     }
 }
 
-/// Inserts a user whose password is already hashed.
+/// Which unique key a failed insert or update ran into: the username's, or else the e-mail
+/// address's (SQLite names the index's column in the message).
+fn taken(error: &diesel::result::Error) -> UserInputError {
+    match error {
+        diesel::result::Error::DatabaseError(_, info) if info.message().contains("email_key") => {
+            UserInputError::EmailTaken
+        }
+        _ => UserInputError::UsernameTaken,
+    }
+}
+
+/// Whether another user than `except` has this e-mail key.
+fn email_in_use(
+    conn: &mut Conn,
+    key: Option<&str>,
+    except: Option<&str>,
+) -> Result<bool, StorageError> {
+    let Some(key) = key else {
+        return Ok(false);
+    };
+    let owner: Option<String> = users::table
+        .filter(users::email_key.eq(key))
+        .select(users::id)
+        .get_result(conn)
+        .optional()?;
+    Ok(owner.is_some_and(|id| Some(id.as_str()) != except))
+}
+
+/// Inserts a user whose password is already hashed. A username or e-mail address that differs
+/// from another user's only by case or Unicode form is refused with
+/// [`UserInputError::UsernameTaken`] / [`UserInputError::EmailTaken`].
 pub fn create(
     conn: &mut Conn,
     username: &Username,
@@ -203,7 +268,18 @@ pub fn create(
     let at = now();
     let id = new_id();
     let subject = new_id();
+    let username_key = username_key(username.as_str());
+    let email_key = email_key(&profile.email);
+    // Checked first for a precise message; the unique indexes still decide under a race.
+    if find_by_username(conn, username.as_str())?.is_some() {
+        return Err(UserInputError::UsernameTaken.into());
+    }
+    if email_in_use(conn, email_key.as_deref(), None)? {
+        return Err(UserInputError::EmailTaken.into());
+    }
     let row = NewUserRow {
+        username_key: &username_key,
+        email_key: email_key.as_deref(),
         id: &id,
         subject: &subject,
         username: username.as_str(),
@@ -219,7 +295,7 @@ pub fn create(
     };
     match diesel::insert_into(users::table).values(&row).execute(conn) {
         Ok(_) => {}
-        Err(e) if is_unique_violation(&e) => return Err(UserInputError::UsernameTaken.into()),
+        Err(e) if is_unique_violation(&e) => return Err(taken(&e).into()),
         Err(e) => return Err(e.into()),
     }
     Ok(find(conn, &id)?.ok_or(diesel::result::Error::NotFound)?)
@@ -234,10 +310,10 @@ pub fn find(conn: &mut Conn, id: &str) -> Result<Option<User>, StorageError> {
         .optional()?)
 }
 
-/// A user by username (exact match).
+/// A user by username, whatever the case or Unicode form typed.
 pub fn find_by_username(conn: &mut Conn, username: &str) -> Result<Option<User>, StorageError> {
     Ok(users::table
-        .filter(users::username.eq(username))
+        .filter(users::username_key.eq(username_key(username)))
         .select(User::as_select())
         .get_result(conn)
         .optional()?)
@@ -263,16 +339,25 @@ pub fn update_profile(
     profile: &Profile,
 ) -> Result<bool, CreateUserError> {
     profile.validate()?;
+    let email_key = email_key(&profile.email);
+    if email_in_use(conn, email_key.as_deref(), Some(id))? {
+        return Err(UserInputError::EmailTaken.into());
+    }
     let n = diesel::update(users::table.find(id))
         .set((
             users::email.eq(profile.email.trim()),
+            users::email_key.eq(email_key.as_deref()),
             users::email_verified.eq(profile.email_verified),
             users::given_name.eq(profile.given_name.trim()),
             users::family_name.eq(profile.family_name.trim()),
             users::is_admin.eq(profile.is_admin),
             users::updated_at.eq(now()),
         ))
-        .execute(conn)?;
+        .execute(conn)
+        .map_err(|e| match e {
+            e if is_unique_violation(&e) => CreateUserError::Input(taken(&e)),
+            e => e.into(),
+        })?;
     Ok(n == 1)
 }
 
@@ -315,6 +400,100 @@ pub fn touch_last_login(conn: &mut Conn, id: &str) -> Result<(), StorageError> {
     Ok(())
 }
 
+/// Users whose keys collide, as `"alice" and "ALICE"` lists, one per colliding key.
+fn collisions<'a>(rows: impl Iterator<Item = (Option<String>, &'a str)>) -> Vec<String> {
+    let mut by_key: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+    for (key, value) in rows {
+        if let Some(key) = key {
+            by_key.entry(key).or_default().push(value);
+        }
+    }
+    by_key
+        .into_values()
+        .filter(|values| values.len() > 1)
+        .map(|values| {
+            values
+                .iter()
+                .map(|v| format!("{v:?}"))
+                .collect::<Vec<_>>()
+                .join(" and ")
+        })
+        .collect()
+}
+
+/// Before the migration that adds the keys: refuses, naming them, users whose usernames or
+/// e-mail addresses collide once compared by key, so the upgrade stops with a message an
+/// operator can act on instead of a constraint failure half-way.
+pub(super) fn check_keys_before_migration(conn: &mut Conn) -> Result<(), StorageError> {
+    let rows: Vec<(String, String)> = users::table
+        .select((users::username, users::email))
+        .order(users::created_at.asc())
+        .load(conn)?;
+    let usernames = collisions(
+        rows.iter()
+            .map(|(u, _)| (Some(username_key(u)), u.as_str())),
+    );
+    let emails = collisions(rows.iter().map(|(_, e)| (email_key(e), e.as_str())));
+    if usernames.is_empty() && emails.is_empty() {
+        return Ok(());
+    }
+    let mut message = String::from(
+        "usernames and e-mail addresses are now unique whatever their case or Unicode form, \
+         and existing users collide:",
+    );
+    for names in &usernames {
+        message.push_str(&format!(" usernames {names};"));
+    }
+    for emails in &emails {
+        message.push_str(&format!(" e-mail addresses {emails};"));
+    }
+    message.push_str(
+        " rename them or change their e-mail addresses with the previous version, then start again",
+    );
+    Err(StorageError::Migration(message))
+}
+
+/// Right after the migration that adds the keys: sets every key as this module computes it
+/// (the SQL lower-cased ASCII only). Keys that change are cleared first, so that no row
+/// briefly holds a key another row is about to give up.
+pub(super) fn fill_keys_after_migration(conn: &mut Conn) -> Result<(), StorageError> {
+    let rows: Vec<(String, String, String, String, Option<String>)> = users::table
+        .select((
+            users::id,
+            users::username,
+            users::email,
+            users::username_key,
+            users::email_key,
+        ))
+        .load(conn)?;
+    let changed: Vec<_> = rows
+        .into_iter()
+        .map(|(id, username, email, old_username_key, old_email_key)| {
+            let keys = (username_key(&username), email_key(&email));
+            (id, keys.clone(), (old_username_key, old_email_key) != keys)
+        })
+        .filter(|(_, _, changed)| *changed)
+        .collect();
+    for (id, _, _) in &changed {
+        diesel::update(users::table.find(id))
+            .set((
+                // Usernames are ASCII without '#': no real key looks like this.
+                users::username_key.eq(format!("#{id}")),
+                users::email_key.eq(None::<String>),
+            ))
+            .execute(conn)?;
+    }
+    for (id, (username_key, email_key), _) in &changed {
+        diesel::update(users::table.find(id))
+            .set((
+                users::username_key.eq(username_key),
+                users::email_key.eq(email_key),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -322,6 +501,30 @@ mod tests {
     #[test]
     fn input_rules() {
         assert!(Username::parse("alice.example@corp").is_ok());
+        // NFKC: fullwidth letters are the ASCII ones; case is kept for display.
+        assert_eq!(
+            Username::parse("\u{ff21}lice").map(|u| u.as_str().to_owned()),
+            Ok("Alice".to_owned())
+        );
+        for same in [
+            "alice",
+            "ALICE",
+            "Alice",
+            " alice ",
+            "\u{ff41}\u{ff4c}\u{ff49}\u{ff43}\u{ff45}",
+        ] {
+            assert_eq!(username_key(same), "alice", "{same:?}");
+        }
+        assert_eq!(
+            email_key("\u{c9}MILE@Example.com").as_deref(),
+            Some("\u{e9}mile@example.com")
+        );
+        // A decomposed accent is the same address as a composed one.
+        assert_eq!(
+            email_key("E\u{301}mile@example.com"),
+            email_key("\u{e9}mile@example.com")
+        );
+        assert_eq!(email_key("  "), None);
         for bad in ["", " ", "has space", "emoji😀", &"x".repeat(65)] {
             assert_eq!(
                 Username::parse(bad),

@@ -128,9 +128,39 @@ async fn admin_edits_and_deletes_an_application() {
     assert_eq!(client.redirect_uris.len(), 2);
     assert_eq!(client.id_token_signed_response_alg, "ES256");
     assert!(client.skip_authorization);
+    assert!(!client.can_introspect, "off unless checked");
     assert!(
         client.verify_secret(crate::helpers::CLIENT_SECRET),
         "secret kept"
+    );
+
+    // Registered as a resource server: the checkbox sets the flag and shows checked again.
+    let response = admin
+        .submit(
+            &path,
+            &path,
+            &[
+                ("name", "Renamed"),
+                ("client_type", "confidential"),
+                ("redirect_uris", REDIRECT_URI),
+                ("algorithm", "RS256"),
+                ("can_introspect", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let client = app
+        .state
+        .db
+        .run(|conn| provider::storage::clients::find(conn, CLIENT_ID))
+        .await
+        .expect("query")
+        .expect("client");
+    assert!(client.can_introspect);
+    let (_, page) = admin.get_html(&path).await;
+    assert!(
+        page.contains("name=\"can_introspect\" checked"),
+        "checkbox shown checked"
     );
 
     // An http redirect URI to a remote host is refused with a message, nothing saved.
@@ -304,7 +334,7 @@ async fn admin_manages_users() {
             .text()
             .await
             .expect("body")
-            .contains("already taken")
+            .contains("a user with this username already exists")
     );
 
     // Edit, set a password, deactivate.
@@ -562,4 +592,67 @@ async fn an_admin_cannot_lock_themselves_out() {
         "dropping own admin flag"
     );
     assert_eq!(admin.get("/admin").await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn admin_cannot_create_a_user_whose_username_or_email_differs_only_by_case() {
+    let app = spawn_app().await;
+    let admin = app.admin_browser().await;
+    let refused = |fields: Vec<(&'static str, &'static str)>, message: &'static str| {
+        let admin = admin.clone();
+        async move {
+            let response = admin
+                .submit("/admin/users/new", "/admin/users", &fields)
+                .await;
+            assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{fields:?}");
+            let body = crate::helpers::unescape(&response.text().await.expect("body"));
+            assert!(body.contains(message), "{fields:?}: {body}");
+        }
+    };
+    let username_taken = "a user with this username already exists";
+    for username in ["ALICE", "Alice", "\u{ff41}\u{ff4c}\u{ff49}\u{ff43}\u{ff45}"] {
+        refused(
+            vec![("username", username), ("password", "another-password")],
+            username_taken,
+        )
+        .await;
+    }
+    let email_taken = "a user with this e-mail address already exists";
+    refused(
+        vec![
+            ("username", "alice2"),
+            ("password", "another-password"),
+            ("email", "ALICE@Example.COM"),
+        ],
+        email_taken,
+    )
+    .await;
+    let count = app
+        .state
+        .db
+        .run(provider::storage::users::count)
+        .await
+        .expect("count");
+    assert_eq!(count, 2, "nothing was created");
+
+    // Changing an e-mail address to another user's (in another case) is refused the same way.
+    let response = admin
+        .submit(
+            "/admin/users/new",
+            "/admin/users",
+            &[
+                ("username", "bob"),
+                ("password", "bob-password-123"),
+                ("email", "bob@example.com"),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let bob_page = location(&response);
+    let response = admin
+        .submit(&bob_page, &bob_page, &[("email", "Alice@example.com")])
+        .await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let body = crate::helpers::unescape(&response.text().await.expect("body"));
+    assert!(body.contains(email_taken), "{body}");
 }

@@ -117,7 +117,39 @@ async fn operator_commands_work_end_to_end() {
         &["user", "create", "--username", "dave", "--password-stdin"],
         Some("dave-password-123\n"),
     ));
-    assert!(err.contains("already taken"), "{err}");
+    assert!(
+        err.contains("a user with this username already exists"),
+        "{err}"
+    );
+    // Unique whatever the case or Unicode form (NFKC: fullwidth letters are letters).
+    for username in ["DAVE", "Dave", "\u{ff24}\u{ff41}\u{ff56}\u{ff45}"] {
+        let err = one_line_error(&provider(
+            &db,
+            &["user", "create", "--username", username, "--password-stdin"],
+            Some("dave-password-123\n"),
+        ));
+        assert!(
+            err.contains("a user with this username already exists"),
+            "{username}: {err}"
+        );
+    }
+    let err = one_line_error(&provider(
+        &db,
+        &[
+            "user",
+            "create",
+            "--username",
+            "david",
+            "--email",
+            "DAVE@example.com",
+            "--password-stdin",
+        ],
+        Some("dave-password-123\n"),
+    ));
+    assert!(
+        err.contains("a user with this e-mail address already exists"),
+        "{err}"
+    );
     let err = one_line_error(&provider(
         &db,
         &["user", "create", "--username", "eve", "--password-stdin"],
@@ -179,6 +211,43 @@ async fn operator_commands_work_end_to_end() {
     assert!(err.contains("https"), "{err}");
     let list = stdout(&provider(&db, &["client", "list"], None));
     assert!(list.contains(&client_id) && list.contains("spa") && !list.contains(&secret));
+    assert_eq!(created["can_introspect"], false);
+    let out = provider(
+        &db,
+        &[
+            "client",
+            "create",
+            "--name",
+            "Profile API",
+            "--client-id",
+            "api",
+            "--redirect-uri",
+            "https://api.example/cb",
+            "--introspect",
+            "--json",
+        ],
+        None,
+    );
+    let api: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
+    assert_eq!(api["can_introspect"], true);
+    let listed: serde_json::Value =
+        serde_json::from_str(&stdout(&provider(&db, &["client", "list", "--json"], None)))
+            .expect("json");
+    let flags: Vec<(&str, bool)> = listed
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|c| {
+            (
+                c["id"].as_str().expect("id"),
+                c["can_introspect"].as_bool().expect("flag"),
+            )
+        })
+        .collect();
+    assert!(
+        flags.contains(&("api", true)) && flags.contains(&("spa", false)),
+        "{flags:?}"
+    );
 
     // Keys: generated on first use, rotated, retired.
     let keys = stdout(&provider(&db, &["keys", "list"], None));

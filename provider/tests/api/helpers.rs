@@ -53,6 +53,7 @@ pub fn test_settings(dir: &Path) -> Settings {
         name: "Web app".to_owned(),
         redirect_uris: vec![REDIRECT_URI.to_owned()],
         post_logout_redirect_uris: vec![],
+        can_introspect: None,
     });
     settings
 }

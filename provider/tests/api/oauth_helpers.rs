@@ -80,6 +80,7 @@ impl OAuthApp {
             name: "Web app".to_owned(),
             redirect_uris: vec![REDIRECT_URI.to_owned(), SECOND_REDIRECT_URI.to_owned()],
             post_logout_redirect_uris: vec![POST_LOGOUT_REDIRECT_URI.to_owned()],
+            can_introspect: None,
         });
         customize(&mut settings);
         let app = provider::startup::Application::from_listener(settings, listener)
@@ -148,7 +149,11 @@ impl OAuthApp {
                 users::id.eq(provider::storage::new_id()),
                 users::subject.eq(&subject),
                 users::username.eq(username),
+                users::username_key.eq(provider::storage::users::username_key(username)),
                 users::email.eq(format!("{username}@example.com")),
+                users::email_key.eq(provider::storage::users::email_key(&format!(
+                    "{username}@example.com"
+                ))),
                 users::email_verified.eq(true),
                 users::given_name.eq(""),
                 users::family_name.eq(""),

@@ -371,3 +371,204 @@ async fn api_profile_needs_a_bearer_token_with_profile_scope() {
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["error"], "insufficient_scope");
 }
+
+/// POSTs `token` to the introspection endpoint as `client` and returns the JSON answer.
+async fn introspect_as(app: &OAuthApp, client: (&str, &str), token: &str) -> serde_json::Value {
+    let response = app
+        .http
+        .post(app.url("/oauth/introspect"))
+        .basic_auth(client.0, Some(client.1))
+        .form(&[("token", token)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    response.json().await.unwrap()
+}
+
+/// Tokens issued to the client `id` (registered with the usual redirect URI) for alice.
+async fn tokens_for_client(app: &OAuthApp, id: &str, secret: &str) -> serde_json::Value {
+    let browser = Browser::new();
+    let pkce = Pkce::new();
+    let outcome = browser
+        .drive(
+            app,
+            &app.authorize_url(&pkce, &[("client_id", id)]),
+            Some((USERNAME, PASSWORD)),
+            Consent::Authorize,
+        )
+        .await;
+    let response = app
+        .token_request(
+            (id, secret),
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &outcome.code()),
+                ("redirect_uri", crate::oauth_helpers::REDIRECT_URI),
+                ("code_verifier", &pkce.verifier),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    response.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_client_introspecting_another_clients_tokens_learns_nothing() {
+    let app = OAuthApp::spawn().await;
+    let other = app.add_client(ClientSpec::confidential("other")).unwrap();
+    let tokens = app.tokens_for_alice().await;
+    let inactive = serde_json::json!({ "active": false });
+    for token in ["access_token", "refresh_token"] {
+        let token = tokens[token].as_str().unwrap();
+        assert_eq!(
+            introspect_as(&app, ("other", &other), token).await,
+            inactive
+        );
+        // The owner still sees it.
+        assert_eq!(
+            introspect_as(&app, (CLIENT_ID, CLIENT_SECRET), token).await["active"],
+            true
+        );
+    }
+    // The other way round too: webapp learns nothing about other's tokens.
+    let others = tokens_for_client(&app, "other", &other).await;
+    for token in ["access_token", "refresh_token"] {
+        let token = others[token].as_str().unwrap();
+        assert_eq!(
+            introspect_as(&app, (CLIENT_ID, CLIENT_SECRET), token).await,
+            inactive
+        );
+        let own = introspect_as(&app, ("other", &other), token).await;
+        assert_eq!(own["active"], true);
+        assert_eq!(own["client_id"], "other");
+    }
+}
+
+#[tokio::test]
+async fn revocation_of_a_refresh_token_by_another_client_does_not_revoke() {
+    let app = OAuthApp::spawn().await;
+    let other = app.add_client(ClientSpec::confidential("other")).unwrap();
+    let tokens = app.tokens_for_alice().await;
+    let refresh = tokens["refresh_token"].as_str().unwrap();
+    let response = app
+        .http
+        .post(app.url("/oauth/revoke"))
+        .basic_auth("other", Some(&other))
+        .form(&[("token", refresh), ("token_type_hint", "refresh_token")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    // Neither the refresh token nor the access token of its grant was touched.
+    let refreshed = app
+        .token_request(
+            (CLIENT_ID, CLIENT_SECRET),
+            &[("grant_type", "refresh_token"), ("refresh_token", refresh)],
+        )
+        .await;
+    assert_eq!(refreshed.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_resource_server_introspects_access_tokens_of_other_clients_but_not_refresh_tokens() {
+    use provider::storage::clients::{self, ClientInput};
+    let app = OAuthApp::spawn().await;
+    let mut input = ClientInput::new("Profile API", vec!["https://api.example/cb".to_owned()]);
+    input.id = Some("api".to_owned());
+    input.can_introspect = true;
+    let (_, secret) = clients::create(&mut app.state.db.conn().unwrap(), &input, &[]).unwrap();
+    let secret = secret.unwrap();
+    let api = ("api", secret.secret());
+    let tokens = app.tokens_for_alice().await;
+
+    let access = introspect_as(&app, api, tokens["access_token"].as_str().unwrap()).await;
+    assert_eq!(access["active"], true, "{access}");
+    assert_eq!(access["client_id"], CLIENT_ID);
+    assert_eq!(access["username"], USERNAME);
+    assert!(access["sub"].is_string());
+    let refresh = introspect_as(&app, api, tokens["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(refresh, serde_json::json!({ "active": false }));
+
+    // The flag is what makes the difference: once it is off, the access token is hidden too.
+    input.can_introspect = false;
+    clients::update(&mut app.state.db.conn().unwrap(), "api", &input, &[])
+        .unwrap()
+        .unwrap();
+    let access = introspect_as(&app, api, tokens["access_token"].as_str().unwrap()).await;
+    assert_eq!(access, serde_json::json!({ "active": false }));
+}
+
+/// Generated and mutated `Authorization` headers and bodies at the token, introspection and
+/// userinfo endpoints over HTTP: always the documented 4xx, never a 5xx or a dropped connection.
+#[test]
+fn generated_authorization_headers_get_the_documented_errors_over_http() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let app = runtime.block_on(OAuthApp::spawn());
+    let header = prop_oneof![
+        "\\PC{0,60}".prop_map(|v| v.into_bytes()),
+        proptest::collection::vec(any::<u8>(), 0..60),
+        ("(Bearer|bearer|BEARER|Basic|basic) ?", "[ -~]{0,60}")
+            .prop_map(|(s, t)| format!("{s}{t}").into_bytes()),
+    ];
+    let mut runner = TestRunner::new(Config::with_cases(64));
+    runner
+        .run(&header, |value| {
+            let Ok(value) = reqwest::header::HeaderValue::from_bytes(&value) else {
+                return Ok(());
+            };
+            runtime.block_on(async {
+                let userinfo = app
+                    .http
+                    .get(app.url("/oauth/userinfo"))
+                    .header("authorization", value.clone())
+                    .send()
+                    .await
+                    .expect("an answer, not a dropped connection");
+                // Not a valid token whatever it is: 401 Bearer invalid_token (400 only for a
+                // request that is malformed in another way).
+                assert!(
+                    matches!(userinfo.status().as_u16(), 400 | 401),
+                    "{value:?}: {}",
+                    userinfo.status()
+                );
+                let challenge = userinfo.headers()[WWW_AUTHENTICATE].to_str().unwrap();
+                assert!(challenge.starts_with("Bearer"), "{challenge}");
+                for path in ["/oauth/token", "/oauth/introspect", "/oauth/revoke"] {
+                    let response = app
+                        .http
+                        .post(app.url(path))
+                        .header("authorization", value.clone())
+                        .form(&[
+                            ("grant_type", "refresh_token"),
+                            ("token", "x"),
+                            ("refresh_token", "x"),
+                        ])
+                        .send()
+                        .await
+                        .expect("an answer, not a dropped connection");
+                    assert!(
+                        response.status() == StatusCode::UNAUTHORIZED
+                            || response.status() == StatusCode::BAD_REQUEST,
+                        "{path} {value:?}: {}",
+                        response.status()
+                    );
+                    if response.status() == StatusCode::UNAUTHORIZED {
+                        assert!(response.headers().contains_key(WWW_AUTHENTICATE));
+                    }
+                    let body: serde_json::Value = response.json().await.expect("a JSON error");
+                    assert!(
+                        ["invalid_client", "invalid_request", "invalid_grant"]
+                            .contains(&body["error"].as_str().unwrap_or_default()),
+                        "{path} {value:?}: {body}"
+                    );
+                }
+            });
+            Ok(())
+        })
+        .unwrap();
+}

@@ -175,6 +175,38 @@ async fn bootstrap_is_idempotent_and_updates_the_client_secret() {
     let client = client.expect("client");
     assert!(client.verify_secret(new_secret));
     assert!(!client.verify_secret(CLIENT_SECRET));
+    assert!(!client.can_introspect);
+
+    // PROVIDER_BOOTSTRAP_CLIENT_INTROSPECT turns the client into a resource server; unset, the
+    // stored flag is kept.
+    let find = |app: &crate::helpers::TestApp| {
+        let db = app.state.db.clone();
+        async move {
+            db.run(|conn| provider::storage::clients::find(conn, CLIENT_ID))
+                .await
+                .expect("query")
+                .expect("client")
+        }
+    };
+    let dir = app.stop().await;
+    let app = spawn_app_in(dir, |s| {
+        if let Some(client) = s.bootstrap.client.as_mut() {
+            client.can_introspect = Some(true);
+        }
+    })
+    .await;
+    assert!(find(&app).await.can_introspect);
+    let dir = app.stop().await;
+    let app = spawn_app_in(dir, |_| {}).await;
+    assert!(find(&app).await.can_introspect);
+    let dir = app.stop().await;
+    let app = spawn_app_in(dir, |s| {
+        if let Some(client) = s.bootstrap.client.as_mut() {
+            client.can_introspect = Some(false);
+        }
+    })
+    .await;
+    assert!(!find(&app).await.can_introspect);
 }
 
 #[tokio::test]
@@ -214,4 +246,117 @@ async fn two_providers_start_together_on_one_fresh_database() {
         client: browser.client.clone(),
     };
     assert_eq!(other.get_html("/admin").await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn sign_in_finds_the_account_whatever_the_case_or_unicode_form_typed() {
+    let app = spawn_app().await;
+    for typed in [
+        "alice",
+        "ALICE",
+        "Alice",
+        " alice ",
+        "\u{ff41}\u{ff4c}\u{ff49}\u{ff43}\u{ff45}",
+    ] {
+        let response = app
+            .new_browser()
+            .login(typed, crate::helpers::USER_PASSWORD)
+            .await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{typed:?}");
+    }
+    // The username is kept as it was typed at creation for display.
+    let alice = app
+        .state
+        .db
+        .run(|conn| provider::storage::users::find_by_username(conn, "ALICE"))
+        .await
+        .expect("query")
+        .expect("found");
+    assert_eq!(alice.username, crate::helpers::USER_USERNAME);
+}
+
+/// A database at the schema before the normalized user keys, with `rows` of
+/// (username, email) in it, in `dir`.
+fn database_before_user_keys(dir: &std::path::Path, rows: &[(&str, &str)]) {
+    use diesel::connection::SimpleConnection as _;
+    use diesel_migrations::MigrationHarness as _;
+    let url = dir.join("provider.db").to_string_lossy().into_owned();
+    let mut conn = diesel::SqliteConnection::establish(&url).expect("open");
+    // Every migration up to (not including) the one that adds the keys.
+    for migration in conn
+        .pending_migrations(provider::storage::MIGRATIONS)
+        .expect("migrations")
+        .iter()
+        .take_while(|m| !m.name().to_string().ends_with("_user_keys"))
+    {
+        conn.run_migration(migration).expect("old migration");
+    }
+    for (i, (username, email)) in rows.iter().enumerate() {
+        conn.batch_execute(&format!(
+            "INSERT INTO users (id, subject, username, email, password_hash, created_at, updated_at)
+             VALUES ('id{i}', 'sub{i}', '{username}', '{email}', '{hash}', 0, 0)",
+            hash = bcrypt::hash("old-password-123", 4).expect("hash"),
+        ))
+        .expect("insert");
+    }
+}
+
+#[tokio::test]
+async fn an_old_database_with_colliding_usernames_or_emails_refuses_to_start_naming_them() {
+    let dir = tempfile::tempdir().expect("dir");
+    database_before_user_keys(
+        dir.path(),
+        &[
+            ("carol", "carol@example.com"),
+            ("CAROL", "c2@example.com"),
+            ("dan", "Dan@Example.com"),
+            ("daniel", "dan@example.com"),
+            ("erin", ""),
+            ("frank", ""),
+        ],
+    );
+    let settings = crate::helpers::test_settings(dir.path());
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let error = provider::startup::Application::from_listener(settings, listener)
+        .await
+        .err()
+        .expect("refused");
+    let message = format!("{error:#}");
+    for named in ["carol", "CAROL", "Dan@Example.com", "dan@example.com"] {
+        assert!(message.contains(named), "{named} not in: {message}");
+    }
+    assert!(!message.contains("UNIQUE constraint"), "{message}");
+    // Two empty e-mail addresses are not a collision.
+    assert!(!message.contains("erin"), "{message}");
+}
+
+#[tokio::test]
+async fn an_old_database_without_collisions_is_migrated_and_keeps_its_users() {
+    let dir = Arc::new(tempfile::tempdir().expect("dir"));
+    database_before_user_keys(
+        dir.path(),
+        &[
+            ("Carol", "Carol@Example.com"),
+            ("\u{c9}mile", "\u{c9}MILE@example.com"),
+        ],
+    );
+    let app = spawn_app_in(Arc::clone(&dir), |_| {}).await;
+    for typed in ["carol", "CAROL", "\u{e9}MILE"] {
+        let response = app.new_browser().login(typed, "old-password-123").await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{typed:?}");
+    }
+    // Keys of existing rows follow the same rules as new ones, beyond ASCII too.
+    let admin = app.admin_browser().await;
+    let response = admin
+        .submit(
+            "/admin/users/new",
+            "/admin/users",
+            &[
+                ("username", "emile2"),
+                ("password", "emile-password-123"),
+                ("email", "\u{e9}mile@EXAMPLE.com"),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
 }

@@ -301,6 +301,11 @@ async fn finish(
         .flow
         .open(request, now())
         .ok_or(CallbackError::NoPendingSignIn)?;
+    // The flow is spent by its first callback, whatever the outcome: the response deletes the
+    // cookie, and a copy of it is refused from now on.
+    if !state.used_states.first_use(&pending, now()) {
+        return Err(CallbackError::StateReplayed);
+    }
     if pending.provider_id != provider_id {
         return Err(CallbackError::ProviderMismatch);
     }
@@ -310,9 +315,6 @@ async fn finish(
         .ok_or(CallbackError::StateMismatch)?;
     if !bool::from(returned_state.as_bytes().ct_eq(pending.state.as_bytes())) {
         return Err(CallbackError::StateMismatch);
-    }
-    if !state.used_states.first_use(&pending.state) {
-        return Err(CallbackError::StateReplayed);
     }
     let provider = state.oidc.provider().await?;
     // RFC 9207: a present `iss` must be our issuer; a provider that promised it must send it.

@@ -435,7 +435,7 @@ struct ErrorQuery {
 async fn error_page(request: HttpRequest) -> HttpResponse {
     let query: ErrorQuery =
         serde_urlencoded::from_str(request.query_string()).unwrap_or(ErrorQuery { error: None });
-    pages::error_page(ErrorKind::from_code(query.error.as_deref().unwrap_or("")))
+    pages::named_error_page(ErrorKind::from_code(query.error.as_deref().unwrap_or("")))
 }
 
 #[cfg(test)]

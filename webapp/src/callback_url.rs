@@ -85,8 +85,9 @@ fn resolve(app: &AppUrl, raw: &str) -> Option<String> {
 /// No backslash, no control character, and not two slashes (or a slash and a backslash) at
 /// the start, which browsers read as another host.
 fn is_plain_layer(layer: &str) -> bool {
-    !layer.chars().any(|c| c == '\\' || c.is_control())
-        && !(layer.starts_with('/') && layer[1..].starts_with('/'))
+    let foreign_char = layer.chars().any(|c| c == '\\' || c.is_control());
+    let two_slashes = layer.starts_with("//");
+    !foreign_char && !two_slashes
 }
 
 fn is_absolute_http(raw: &str) -> bool {

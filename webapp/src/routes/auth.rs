@@ -449,4 +449,36 @@ mod tests {
         assert_eq!(params.code.as_deref(), Some("a"));
         assert_eq!(params.iss.as_deref(), Some("http://x"));
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+        /// Any query parses or is `BadQuery`; it fails exactly when a known name repeats.
+        #[test]
+        fn callback_params_parse_any_query(
+            pairs in proptest::collection::vec(
+                ("(code|state|iss|error|other|%63ode|)", "[^&]{0,8}"),
+                0..6,
+            ),
+            raw in "\\PC{0,40}",
+        ) {
+            let query: Vec<String> = pairs.iter().map(|(n, v)| format!("{n}={v}")).collect();
+            let query = query.join("&");
+            let decoded: Vec<(String, String)> = serde_urlencoded::from_str(&query).unwrap();
+            let mut names: Vec<&str> = decoded
+                .iter()
+                .map(|(n, _)| n.as_str())
+                .filter(|n| matches!(*n, "code" | "state" | "iss" | "error"))
+                .collect();
+            let count = names.len();
+            names.sort_unstable();
+            names.dedup();
+            let parsed = CallbackParams::parse(&query);
+            proptest::prop_assert_eq!(parsed.is_ok(), names.len() == count);
+            match CallbackParams::parse(&raw) {
+                Ok(_) | Err(CallbackError::BadQuery) => {}
+                Err(other) => proptest::prop_assert!(false, "{}", other),
+            }
+        }
+    }
 }

@@ -8,6 +8,7 @@ mod cookies;
 mod flow;
 mod helpers;
 mod keys;
+mod parsers;
 mod redirects;
 mod refresh;
 mod signout;

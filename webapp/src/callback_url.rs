@@ -200,6 +200,9 @@ mod tests {
             "/.%2e//evil.example",
             "http://localhost:3000/..//evil.example",
             "http://localhost:3000/.//evil.example",
+            // What the gate puts in callbackUrl for a request to `//evil.example`.
+            "http://localhost:3000//evil.example",
+            "http://localhost:3000//evil.example/x?y=1",
             "/..%2f/evil.example",
             "/../%2fevil.example",
             "/..//%2fevil.example",

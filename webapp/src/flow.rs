@@ -2,9 +2,9 @@
 //! kept in a short-lived encrypted cookie bound to the provider that started it, and a record
 //! of used `state` values so a callback cannot be replayed even with a copied cookie.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix_web::HttpRequest;
 use actix_web::cookie::{Cookie, CookieJar, Key, SameSite};
@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 pub const FLOW_TTL: Duration = Duration::from_secs(10 * 60);
 /// Only the callback route needs the cookie.
 const COOKIE_PATH: &str = "/api/auth/callback";
-/// Upper bound on remembered `state` values, so the record cannot grow without limit.
+/// Upper bound on remembered flows, so the record cannot grow without limit (about 10 MB).
 const MAX_REMEMBERED_STATES: usize = 100_000;
 
 /// A sign-in in progress.
@@ -111,29 +111,70 @@ impl FlowCookie {
     }
 }
 
-/// `state` values already redeemed, remembered for as long as a flow cookie lives.
+/// Flows already redeemed, by their `state`, each until its flow cookie would have expired.
+///
+/// A full record forgets its oldest entry instead of refusing: a refusal there would lock every
+/// user out once someone filled it (a callback with a fresh flow cookie and a bad `iss` is
+/// enough, no provider round trip). Forgetting is safe: a copy of a forgotten flow cookie with
+/// its callback URL still needs the authorization code, which the provider redeems once (and a
+/// second try revokes what the first one got). Capacity bounds the memory.
+#[derive(Debug)]
+pub struct UsedStates {
+    record: Mutex<Record>,
+    capacity: usize,
+}
+
 #[derive(Debug, Default)]
-pub struct UsedStates(Mutex<HashMap<String, Instant>>);
+struct Record {
+    /// `state` to the unix second its flow cookie expires.
+    expiry: HashMap<String, i64>,
+    /// The same entries, oldest first.
+    order: VecDeque<String>,
+}
+
+impl Default for UsedStates {
+    fn default() -> Self {
+        Self::with_capacity(MAX_REMEMBERED_STATES)
+    }
+}
 
 impl UsedStates {
-    /// Records `state`; false if it was already used.
-    pub fn first_use(&self, state: &str) -> bool {
-        let mut used = match self.0.lock() {
+    /// A record that remembers at most `capacity` flows (at least one).
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self {
+            record: Mutex::default(),
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// Records `pending`'s flow as used at `now` (unix seconds); false if it was used before.
+    /// Never false for a flow not seen before, however full the record is.
+    pub fn first_use(&self, pending: &PendingSignIn, now: i64) -> bool {
+        let mut record = match self.record.lock() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         };
-        let now = Instant::now();
-        if used.len() >= MAX_REMEMBERED_STATES / 2 {
-            used.retain(|_, at| now.duration_since(*at) < FLOW_TTL);
+        let Record { expiry, order } = &mut *record;
+        // Oldest first: drop what expired, then make room. An entry whose flow cookie has
+        // expired is useless anyway: the cookie no longer opens.
+        while let Some(oldest) = order.front() {
+            let expired = expiry.get(oldest).is_none_or(|at| *at < now);
+            if !expired && order.len() < self.capacity {
+                break;
+            }
+            if let Some(oldest) = order.pop_front() {
+                expiry.remove(&oldest);
+            }
         }
-        if used.contains_key(state) {
+        if expiry.contains_key(&pending.state) {
             return false;
         }
-        if used.len() >= MAX_REMEMBERED_STATES {
-            // Still full of live entries: refusing is safer than forgetting.
-            return false;
-        }
-        used.insert(state.to_owned(), now);
+        let ttl = i64::try_from(FLOW_TTL.as_secs()).unwrap_or(600);
+        expiry.insert(
+            pending.state.clone(),
+            pending.created_at.saturating_add(ttl),
+        );
+        order.push_back(pending.state.clone());
         true
     }
 }
@@ -194,12 +235,53 @@ mod tests {
         assert_eq!(flow.open_cookie(flow.seal(&pending(1000)), 999), None);
     }
 
+    fn flow_with_state(state: &str, created_at: i64) -> PendingSignIn {
+        PendingSignIn {
+            state: state.into(),
+            ..pending(created_at)
+        }
+    }
+
     #[test]
     fn a_state_is_used_once() {
         let used = UsedStates::default();
-        assert!(used.first_use("a"));
-        assert!(!used.first_use("a"));
-        assert!(used.first_use("b"));
+        assert!(used.first_use(&flow_with_state("a", 1000), 1001));
+        assert!(!used.first_use(&flow_with_state("a", 1000), 1002));
+        assert!(used.first_use(&flow_with_state("b", 1000), 1002));
+    }
+
+    #[test]
+    fn a_full_record_never_refuses_a_fresh_state() {
+        let used = UsedStates::with_capacity(3);
+        for i in 0..10 {
+            assert!(used.first_use(&flow_with_state(&format!("filler-{i}"), 1000), 1000));
+        }
+        // Everyone else's sign-in must still work, and replays of recent flows are refused.
+        assert!(used.first_use(&flow_with_state("fresh", 1000), 1001));
+        assert!(!used.first_use(&flow_with_state("fresh", 1000), 1002));
+        assert!(!used.first_use(&flow_with_state("filler-9", 1000), 1002));
+        // The oldest was forgotten; its replay is left to the provider's single-use code.
+        assert!(used.first_use(&flow_with_state("filler-0", 1000), 1002));
+    }
+
+    #[test]
+    fn the_default_record_filled_past_capacity_still_accepts_fresh_states() {
+        let used = UsedStates::default();
+        for i in 0..MAX_REMEMBERED_STATES + 10 {
+            assert!(used.first_use(&flow_with_state(&format!("filler-{i}"), 1000), 1000));
+        }
+        assert!(used.first_use(&flow_with_state("fresh", 1000), 1000));
+    }
+
+    #[test]
+    fn expired_flows_are_forgotten() {
+        let used = UsedStates::with_capacity(100);
+        let ttl = i64::try_from(FLOW_TTL.as_secs()).unwrap();
+        assert!(used.first_use(&flow_with_state("old", 1000), 1000));
+        assert!(used.first_use(&flow_with_state("new", 1000 + ttl), 1000 + ttl + 1));
+        let record = used.record.lock().unwrap();
+        assert_eq!(record.order, ["new"]);
+        assert_eq!(record.expiry.len(), 1);
     }
 
     #[test]

@@ -236,22 +236,7 @@ pub fn error_page(kind: ErrorKind) -> HttpResponse {
 
 /// [`error_page`] with the visitor's layout (who is signed in, the sign-out button).
 pub fn error_page_with(kind: ErrorKind, layout: Layout) -> HttpResponse {
-    let (title, message) = kind.texts();
-    let (action_href, action_label) = match kind {
-        ErrorKind::NotFound | ErrorKind::Default => ("/", "Go to the home page"),
-        _ => ("/api/auth/signin", "Sign in"),
-    };
-    let mut response = render(
-        kind.status(),
-        "error.html",
-        &ErrorPage {
-            layout,
-            title,
-            message,
-            action_href,
-            action_label,
-        },
-    );
+    let mut response = build_error_page(kind, kind.status(), layout);
     if kind == ErrorKind::Configuration {
         // Tell well-behaved clients when to come back while the provider is unreachable.
         response.headers_mut().insert(
@@ -260,6 +245,37 @@ pub fn error_page_with(kind: ErrorKind, layout: Layout) -> HttpResponse {
         );
     }
     response
+}
+
+/// The page for an error named in the query (`/api/auth/error?error=…`). It reports what
+/// happened in an earlier request, so it is never a server failure here: anyone can ask for
+/// `?error=Configuration` while all is well, and monitoring must not count that as a 5xx.
+pub fn named_error_page(kind: ErrorKind) -> HttpResponse {
+    let status = if kind.status().is_server_error() {
+        StatusCode::BAD_REQUEST
+    } else {
+        kind.status()
+    };
+    build_error_page(kind, status, Layout::anonymous())
+}
+
+fn build_error_page(kind: ErrorKind, status: StatusCode, layout: Layout) -> HttpResponse {
+    let (title, message) = kind.texts();
+    let (action_href, action_label) = match kind {
+        ErrorKind::NotFound | ErrorKind::Default => ("/", "Go to the home page"),
+        _ => ("/api/auth/signin", "Sign in"),
+    };
+    render(
+        status,
+        "error.html",
+        &ErrorPage {
+            layout,
+            title,
+            message,
+            action_href,
+            action_label,
+        },
+    )
 }
 
 #[cfg(test)]

@@ -3,19 +3,15 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Mutex;
 
 use base64::Engine as _;
 use sha2::{Digest as _, Sha256};
+use tokio::sync::watch;
 
 use crate::oidc::Tokens;
 
-/// How long the outcome of a refresh is handed to other requests that carried the same
-/// refresh token (requests that started with the old cookie).
-const RESULT_TTL: Duration = Duration::from_secs(60);
-
-/// The outcome shared by all requests that held the same refresh token.
+/// The outcome shared by the requests that waited for one refresh.
 #[derive(Debug, Clone)]
 pub enum RefreshOutcome {
     /// New tokens.
@@ -24,17 +20,22 @@ pub enum RefreshOutcome {
     Refused,
 }
 
-type Slot = Arc<tokio::sync::Mutex<Option<(Instant, RefreshOutcome)>>>;
-
-/// One lock per refresh token (keyed by its hash) and the latest outcome for each.
+/// The refreshes in flight, by the hash of the refresh token they spend.
+///
+/// Only requests that arrive while a refresh is in flight share its outcome; once it is done
+/// the entry is gone, and the same refresh token goes to the provider again. A finished result
+/// is never kept for later requests: those carry an older copy of the cookie (a stolen one, or
+/// a stale tab), and the provider must see that reuse and revoke the grant rather than the web
+/// app handing the new tokens to whoever presents the old ones.
 #[derive(Debug, Default)]
 pub struct RefreshCoordinator {
-    slots: Mutex<HashMap<String, Slot>>,
+    in_flight: Mutex<HashMap<String, watch::Receiver<Option<RefreshOutcome>>>>,
 }
 
 impl RefreshCoordinator {
-    /// Runs `refresh` for `refresh_token` unless another request just did (then returns its
-    /// outcome) or is doing it (then waits for it). Errors (provider unreachable) are not cached.
+    /// Runs `refresh` for `refresh_token`, or waits for the same refresh already in flight and
+    /// returns its outcome. Errors (provider unreachable) are not shared: waiting requests then
+    /// try themselves.
     pub async fn refresh<F, Fut, E>(
         &self,
         refresh_token: &str,
@@ -44,32 +45,60 @@ impl RefreshCoordinator {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<RefreshOutcome, E>>,
     {
-        let slot = self.slot(&fingerprint(refresh_token));
-        let mut guard = slot.lock().await;
-        if let Some((at, outcome)) = guard.as_ref() {
-            if at.elapsed() < RESULT_TTL {
-                return Ok(outcome.clone());
+        let key = fingerprint(refresh_token);
+        let publish = loop {
+            let mut waiting = {
+                let mut in_flight = self.lock();
+                match in_flight.get(&key) {
+                    Some(waiting) => waiting.clone(),
+                    None => {
+                        let (publish, waiting) = watch::channel(None);
+                        in_flight.insert(key.clone(), waiting);
+                        break publish;
+                    }
+                }
+            };
+            // Err: the refresh in flight failed or its request went away; try again.
+            if let Ok(outcome) = waiting.wait_for(Option::is_some).await {
+                if let Some(outcome) = outcome.clone() {
+                    return Ok(outcome);
+                }
             }
+        };
+        // Removes the entry however this ends, also when this request is dropped midway.
+        let entry = InFlight {
+            coordinator: self,
+            key,
+        };
+        let outcome = refresh().await;
+        // Gone from the map before the outcome is published: a request that comes after this
+        // point goes to the provider itself.
+        drop(entry);
+        if let Ok(outcome) = &outcome {
+            publish.send_replace(Some(outcome.clone()));
         }
-        let outcome = refresh().await?;
-        *guard = Some((Instant::now(), outcome.clone()));
-        Ok(outcome)
+        outcome
     }
 
-    fn slot(&self, key: &str) -> Slot {
-        let mut slots = match self.slots.lock() {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, watch::Receiver<Option<RefreshOutcome>>>> {
+        match self.in_flight.lock() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
-        };
-        // Drop slots nobody is using whose outcome is stale, so the map stays small.
-        slots.retain(|_, slot| {
-            Arc::strong_count(slot) > 1
-                || slot
-                    .try_lock()
-                    .map(|s| s.as_ref().is_some_and(|(at, _)| at.elapsed() < RESULT_TTL))
-                    .unwrap_or(true)
-        });
-        slots.entry(key.to_owned()).or_default().clone()
+        }
+    }
+}
+
+/// The entry of a refresh in flight, removed when the refresh ends or is abandoned.
+struct InFlight<'a> {
+    coordinator: &'a RefreshCoordinator,
+    key: String,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.coordinator.lock().remove(&self.key);
     }
 }
 
@@ -81,7 +110,9 @@ fn fingerprint(token: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
 
     fn tokens(access: &str) -> Tokens {
         Tokens {
@@ -120,6 +151,64 @@ mod tests {
             }
         }
         assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_finished_refresh_is_not_handed_to_a_later_request() {
+        // A later request with the same (old) refresh token is an older copy of the cookie:
+        // it must go to the provider, which sees the reuse, instead of getting the new tokens.
+        let coordinator = RefreshCoordinator::default();
+        let calls = AtomicUsize::new(0);
+        for expected in ["at2", "refused"] {
+            let outcome = coordinator
+                .refresh("rt1", || async {
+                    if calls.fetch_add(1, Ordering::SeqCst) == 0 {
+                        Ok::<_, ()>(RefreshOutcome::Refreshed(tokens("at2")))
+                    } else {
+                        Ok(RefreshOutcome::Refused)
+                    }
+                })
+                .await
+                .unwrap();
+            match (expected, outcome) {
+                ("at2", RefreshOutcome::Refreshed(t)) => assert_eq!(t.access_token, "at2"),
+                ("refused", RefreshOutcome::Refused) => {}
+                (expected, outcome) => panic!("expected {expected}, got {outcome:?}"),
+            }
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn an_abandoned_refresh_leaves_no_entry_and_waiters_take_over() {
+        let coordinator = Arc::new(RefreshCoordinator::default());
+        let leader = {
+            let coordinator = coordinator.clone();
+            tokio::spawn(async move {
+                coordinator
+                    .refresh("rt1", || async {
+                        tokio::time::sleep(Duration::from_secs(60)).await;
+                        Ok::<_, ()>(RefreshOutcome::Refused)
+                    })
+                    .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let follower = {
+            let coordinator = coordinator.clone();
+            tokio::spawn(async move {
+                coordinator
+                    .refresh("rt1", || async {
+                        Ok::<_, ()>(RefreshOutcome::Refreshed(tokens("at2")))
+                    })
+                    .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        leader.abort();
+        let outcome = follower.await.unwrap().unwrap();
+        assert!(matches!(outcome, RefreshOutcome::Refreshed(t) if t.access_token == "at2"));
+        assert!(coordinator.lock().is_empty());
     }
 
     #[tokio::test]

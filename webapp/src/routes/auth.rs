@@ -301,6 +301,11 @@ async fn finish(
         .flow
         .open(request, now())
         .ok_or(CallbackError::NoPendingSignIn)?;
+    // The flow is spent by its first callback, whatever the outcome: the response deletes the
+    // cookie, and a copy of it is refused from now on.
+    if !state.used_states.first_use(&pending, now()) {
+        return Err(CallbackError::StateReplayed);
+    }
     if pending.provider_id != provider_id {
         return Err(CallbackError::ProviderMismatch);
     }
@@ -310,9 +315,6 @@ async fn finish(
         .ok_or(CallbackError::StateMismatch)?;
     if !bool::from(returned_state.as_bytes().ct_eq(pending.state.as_bytes())) {
         return Err(CallbackError::StateMismatch);
-    }
-    if !state.used_states.first_use(&pending.state) {
-        return Err(CallbackError::StateReplayed);
     }
     let provider = state.oidc.provider().await?;
     // RFC 9207: a present `iss` must be our issuer; a provider that promised it must send it.
@@ -433,7 +435,7 @@ struct ErrorQuery {
 async fn error_page(request: HttpRequest) -> HttpResponse {
     let query: ErrorQuery =
         serde_urlencoded::from_str(request.query_string()).unwrap_or(ErrorQuery { error: None });
-    pages::error_page(ErrorKind::from_code(query.error.as_deref().unwrap_or("")))
+    pages::named_error_page(ErrorKind::from_code(query.error.as_deref().unwrap_or("")))
 }
 
 #[cfg(test)]
@@ -446,5 +448,37 @@ mod tests {
         let params = CallbackParams::parse("code=a&state=b&iss=http%3A%2F%2Fx&extra=1").unwrap();
         assert_eq!(params.code.as_deref(), Some("a"));
         assert_eq!(params.iss.as_deref(), Some("http://x"));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+        /// Any query parses or is `BadQuery`; it fails exactly when a known name repeats.
+        #[test]
+        fn callback_params_parse_any_query(
+            pairs in proptest::collection::vec(
+                ("(code|state|iss|error|other|%63ode|)", "[^&]{0,8}"),
+                0..6,
+            ),
+            raw in "\\PC{0,40}",
+        ) {
+            let query: Vec<String> = pairs.iter().map(|(n, v)| format!("{n}={v}")).collect();
+            let query = query.join("&");
+            let decoded: Vec<(String, String)> = serde_urlencoded::from_str(&query).unwrap();
+            let mut names: Vec<&str> = decoded
+                .iter()
+                .map(|(n, _)| n.as_str())
+                .filter(|n| matches!(*n, "code" | "state" | "iss" | "error"))
+                .collect();
+            let count = names.len();
+            names.sort_unstable();
+            names.dedup();
+            let parsed = CallbackParams::parse(&query);
+            proptest::prop_assert_eq!(parsed.is_ok(), names.len() == count);
+            match CallbackParams::parse(&raw) {
+                Ok(_) | Err(CallbackError::BadQuery) => {}
+                Err(other) => proptest::prop_assert!(false, "{}", other),
+            }
+        }
     }
 }

@@ -170,3 +170,57 @@ async fn callback_for_another_provider_id_is_not_found() {
     assert_eq!(page.status, 404);
     assert_signed_out(&browser, &stack.webapp).await;
 }
+
+/// Whether `page` deletes the flow cookie.
+fn removes_the_flow_cookie(page: &testkit::Page) -> bool {
+    page.headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .any(|value| value.starts_with(&format!("{FLOW_COOKIE}=;")) && value.contains("Max-Age=0"))
+}
+
+#[tokio::test]
+async fn every_callback_answer_removes_the_flow_cookie() {
+    let stack = Stack::start().await.unwrap();
+    type Tamper = fn(&Url) -> Url;
+    let tampers: [(&str, Tamper); 4] = [
+        ("genuine", |callback| callback.clone()),
+        ("wrong state", |callback| {
+            with_param(callback, "state", Some("wrong"))
+        }),
+        ("wrong iss", |callback| {
+            with_param(callback, "iss", Some("http://127.0.0.1:1"))
+        }),
+        ("forged code", |callback| {
+            with_param(callback, "code", Some("forged"))
+        }),
+    ];
+    for (name, tamper) in tampers {
+        let browser = Browser::new();
+        let callback = run_until_callback(&browser, &stack).await.unwrap();
+        let page = browser.get(tamper(&callback).as_str()).await.unwrap();
+        assert!(removes_the_flow_cookie(&page), "{name}: {:?}", page.headers);
+        assert!(browser.cookie(&callback, FLOW_COOKIE).is_none(), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn a_copied_flow_cookie_is_refused_after_any_outcome_of_its_first_use() {
+    let stack = Stack::start().await.unwrap();
+    // The first use fails its `iss` check; the copy with the genuine answer must still fail.
+    let browser = Browser::new();
+    let callback = run_until_callback(&browser, &stack).await.unwrap();
+    let flow_cookie = browser.cookie(&callback, FLOW_COOKIE).unwrap();
+    let forged = with_param(&callback, "iss", Some("http://127.0.0.1:1"));
+    assert_eq!(browser.get(forged.as_str()).await.unwrap().status, 400);
+
+    let copy = Browser::new();
+    copy.set_cookie(
+        &callback,
+        &format!("{FLOW_COOKIE}={flow_cookie}; Path=/api/auth/callback"),
+    );
+    let replay = copy.get(callback.as_str()).await.unwrap();
+    assert_eq!(replay.status, 400, "{}", replay.body);
+    assert_signed_out(&copy, &stack.webapp).await;
+}

@@ -59,3 +59,32 @@ async fn session_cookie_of_another_web_app_is_treated_as_signed_out() {
     );
     assert_signed_out(&attacker, &ours.webapp).await;
 }
+
+#[tokio::test]
+async fn an_error_named_in_the_query_is_not_a_server_failure() {
+    let stack = Stack::start().await.unwrap();
+    let browser = Browser::new();
+    for code in [
+        "Configuration",
+        "AccessDenied",
+        "OAuthSignin",
+        "OAuthCallback",
+        "SessionRequired",
+        "Verification",
+        "",
+    ] {
+        let page = browser
+            .get(format!(
+                "{}?error={code}",
+                stack.webapp.url("/api/auth/error")
+            ))
+            .await
+            .unwrap();
+        assert!(
+            page.status.is_client_error() || page.status.is_success(),
+            "{code}: {}",
+            page.status
+        );
+        assert!(page.header("retry-after").is_none(), "{code}");
+    }
+}

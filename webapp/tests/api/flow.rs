@@ -171,7 +171,7 @@ async fn public_routes_answer_without_a_session() {
     );
 
     for (code, status, text) in [
-        ("Configuration", 503, "Sign-in is unavailable"),
+        ("Configuration", 400, "Sign-in is unavailable"),
         ("AccessDenied", 403, "Access denied"),
         ("OAuthSignin", 400, "Sign-in could not start"),
         ("OAuthCallback", 400, "Sign-in could not be completed"),

@@ -9,6 +9,7 @@ mod flow;
 mod helpers;
 mod http_limits;
 mod keys;
+mod parsers;
 mod redirects;
 mod refresh;
 mod signout;

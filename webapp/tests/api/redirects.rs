@@ -69,3 +69,23 @@ async fn forged_callback_urls_in_the_sign_in_form_land_at_home() {
         assert_eq!(location, "/", "{attempt:?} must not leave the web app");
     }
 }
+
+#[tokio::test]
+async fn a_request_for_a_double_slash_path_does_not_become_a_foreign_callback() {
+    let stack = Stack::start().await.unwrap();
+    let browser = Browser::new();
+    // The gate sends an anonymous request for `//evil.example` to sign in with callbackUrl
+    // `http://<app>//evil.example`, whose path alone would be protocol-relative.
+    let gated = browser
+        .get(format!("{}/evil.example/x", stack.webapp.url("/")))
+        .await
+        .unwrap();
+    assert_eq!(gated.status, 302);
+    let location = gated.location().unwrap().unwrap();
+    let asked = testkit::query_param(&location, "callbackUrl").unwrap();
+    assert!(asked.ends_with("//evil.example/x"), "{asked}");
+    let signin = browser.follow(gated).await.unwrap();
+    assert_eq!(signin.url.path(), "/api/auth/signin");
+    let form = sign_in_form(&signin).unwrap();
+    assert_eq!(form.get("callbackUrl"), Some("/"), "{}", signin.url);
+}

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use testkit::{Browser, Page, Stack};
 
-use crate::helpers::{session_json, sign_in};
+use crate::helpers::{SESSION_COOKIE, session_json, sign_in, url};
 
 fn assert_api_answered(home: &Page) {
     assert_eq!(home.status, 200, "{}", home.body);
@@ -96,4 +96,44 @@ async fn refused_refresh_sends_the_user_to_sign_in_again() {
             .get("error")
             .is_none()
     );
+}
+
+/// `page` sends the browser to sign in again because the refresh failed.
+fn assert_sign_in_again(page: &Page) {
+    assert_eq!(page.status, 302, "{}", page.body);
+    let location = page.location().unwrap().unwrap();
+    assert_eq!(location.path(), "/api/auth/signin");
+    assert_eq!(
+        testkit::query_param(&location, "error").as_deref(),
+        Some("RefreshAccessTokenError")
+    );
+}
+
+#[tokio::test]
+async fn an_old_cookie_copy_after_a_finished_refresh_does_not_get_the_new_tokens() {
+    let stack = Stack::start_with(|provider| provider.access_token_ttl_secs = 3, |_| {})
+        .await
+        .unwrap();
+    let browser = Browser::new();
+    let home = stack.sign_in(&browser).await.unwrap();
+    assert_api_answered(&home);
+    let site = url(&stack.webapp.url("/"));
+    let old_copy = browser.cookie(&site, SESSION_COOKIE).unwrap();
+
+    // The access token expires and the browser's next request refreshes it.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    assert_api_answered(&browser.get(stack.webapp.url("/")).await.unwrap());
+    assert_ne!(browser.cookie(&site, SESSION_COOKIE).unwrap(), old_copy);
+
+    // Someone holding the older copy of the cookie comes after the refresh finished: the old
+    // refresh token goes to the provider, which sees it reused and refuses it.
+    let thief = Browser::new();
+    thief.set_cookie(&site, &format!("{SESSION_COOKIE}={old_copy}; Path=/"));
+    let page = thief.get(stack.webapp.url("/")).await.unwrap();
+    assert_sign_in_again(&page);
+    assert!(!page.body.contains("alice"), "{}", page.body);
+
+    // The reuse revoked the grant: the refreshed session cannot refresh again either.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    assert_sign_in_again(&browser.get(stack.webapp.url("/")).await.unwrap());
 }

@@ -69,7 +69,7 @@ pub struct Options {
     /// against a provider of its own with short code and token lifetimes.
     #[arg(long)]
     pub soak: bool,
-    /// Run only the soak (implies --soak).
+    /// Run only the soak (implies --soak): no other scenario, client comparison or web app.
     #[arg(long)]
     pub soak_only: bool,
     /// Seconds of the soak.
@@ -150,7 +150,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         Some(path) => path.clone(),
         None => sibling_binary("provider")?,
     };
-    let webapp_bin = match (&options.webapp_bin, options.no_webapp) {
+    let webapp_bin = match (&options.webapp_bin, options.no_webapp || options.soak_only) {
         (_, true) => None,
         (Some(path), false) => Some(path.clone()),
         (None, false) => Some(sibling_binary("webapp")?),

@@ -42,6 +42,9 @@ pub enum Command {
     Keys(KeysCommand),
     /// Exit 0 when the server at PROVIDER_ADDR answers GET /healthz with 200.
     Healthcheck,
+    /// Remove expired codes, tokens and grants now (the server also does it every
+    /// PROVIDER_SWEEP_INTERVAL_SECS) and print how many of each went.
+    Cleanup,
 }
 
 /// Who to create.
@@ -185,6 +188,7 @@ fn admin_command(settings: &Settings, command: Command) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     match command {
         Command::Serve | Command::Healthcheck => anyhow::bail!("not an administration command"),
+        Command::Cleanup => cleanup(conn, &mut out)?,
         Command::Createsuperuser(account) => {
             let user = create_user(conn, settings, account, true)?;
             writeln!(out, "Created administrator {}.", user.username)?;
@@ -331,6 +335,17 @@ fn admin_command(settings: &Settings, command: Command) -> anyhow::Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+/// `provider cleanup`: one full sweep, then the rows removed per kind.
+fn cleanup(conn: &mut crate::storage::Conn, out: &mut impl std::io::Write) -> anyhow::Result<()> {
+    let swept = crate::storage::sweep::sweep_blocking(conn, crate::storage::now())
+        .context("removing expired codes and tokens")?;
+    writeln!(out, "authorization codes: {}", swept.authorization_codes)?;
+    writeln!(out, "access tokens: {}", swept.access_tokens)?;
+    writeln!(out, "refresh tokens: {}", swept.refresh_tokens)?;
+    writeln!(out, "grants: {}", swept.grants)?;
     Ok(())
 }
 

@@ -219,6 +219,9 @@ pub struct Settings {
     /// Seconds a client may take to send a request body once its head has arrived
     /// (`PROVIDER_BODY_TIMEOUT_SECS`); a late body is answered 408.
     pub body_timeout_secs: u64,
+    /// Seconds between two sweeps of expired codes, tokens and grants
+    /// (`PROVIDER_SWEEP_INTERVAL_SECS`, 1 to 86400).
+    pub sweep_interval_secs: u64,
     /// Take the client address for login throttling from the last `X-Forwarded-For` entry
     /// (`PROVIDER_TRUST_FORWARDED_FOR`); only behind a reverse proxy that appends it, since
     /// clients can send the header themselves.
@@ -248,6 +251,7 @@ impl Default for Settings {
             db_pool_size: 8,
             keys_reload_secs: 10,
             body_timeout_secs: 10,
+            sweep_interval_secs: 60,
             trust_forwarded_for: false,
             login_throttle: LoginThrottleSettings::default(),
             bootstrap: Bootstrap::default(),
@@ -315,6 +319,11 @@ impl Settings {
                 &get,
                 "PROVIDER_BODY_TIMEOUT_SECS",
                 defaults.body_timeout_secs,
+            )?,
+            sweep_interval_secs: number(
+                &get,
+                "PROVIDER_SWEEP_INTERVAL_SECS",
+                defaults.sweep_interval_secs,
             )?,
             trust_forwarded_for: get("PROVIDER_TRUST_FORWARDED_FOR")
                 .map(|v| boolean(&v, "PROVIDER_TRUST_FORWARDED_FOR"))
@@ -428,6 +437,15 @@ impl Settings {
             return Err(ConfigError::new(
                 "PROVIDER_BODY_TIMEOUT_SECS",
                 "must be at least 1",
+            ));
+        }
+        if !(1..=86_400).contains(&self.sweep_interval_secs) {
+            return Err(ConfigError::new(
+                "PROVIDER_SWEEP_INTERVAL_SECS",
+                format!(
+                    "must be between 1 and 86400 (got {})",
+                    self.sweep_interval_secs
+                ),
             ));
         }
         if self.login_throttle.max_failures_per_account == 0 {
@@ -673,6 +691,8 @@ mod tests {
             ("PROVIDER_ACCESS_TOKEN_TTL_SECS", "-5"),
             ("PROVIDER_DATABASE_URL", ":memory:"),
             ("PROVIDER_TRUST_FORWARDED_FOR", "maybe"),
+            ("PROVIDER_SWEEP_INTERVAL_SECS", "0"),
+            ("PROVIDER_SWEEP_INTERVAL_SECS", "86401"),
         ] {
             let err = settings(&[(name, value)]).expect_err(name);
             assert_eq!(err.setting, name);

@@ -36,6 +36,8 @@ pub struct Application {
     port: u16,
     server: Server,
     state: AppState,
+    /// The background sweeper of expired rows; stopped when the server stops.
+    sweeper: tokio::task::JoinHandle<()>,
 }
 
 impl Application {
@@ -55,11 +57,16 @@ impl Application {
         state.keys.spawn_watcher(std::time::Duration::from_secs(
             state.settings.keys_reload_secs,
         ));
+        let sweeper = crate::storage::sweep::spawn(
+            state.db.clone(),
+            std::time::Duration::from_secs(state.settings.sweep_interval_secs),
+        );
         let server = serve(state.clone(), listener, secret)?;
         Ok(Self {
             port,
             server,
             state,
+            sweeper,
         })
     }
 
@@ -80,7 +87,9 @@ impl Application {
 
     /// Serves until the server is stopped (signal or handle).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let stopped = self.server.await;
+        self.sweeper.abort();
+        stopped
     }
 }
 

@@ -10,5 +10,6 @@ pub mod process;
 pub mod procfs;
 pub mod report;
 pub mod runner;
+pub mod soak;
 pub mod stats;
 pub mod suite;

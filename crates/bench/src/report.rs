@@ -7,6 +7,7 @@ use serde::Serialize;
 use crate::clientcost::ClientCost;
 use crate::limits::Rate;
 use crate::runner::{RunResult, Scenario};
+use crate::soak::SoakReport;
 
 /// The machine the figures come from.
 #[derive(Debug, Clone, Serialize)]
@@ -79,6 +80,8 @@ pub struct Report {
     pub provider: ProviderFigures,
     pub webapp: Option<WebappFigures>,
     pub targets: Vec<TargetCheck>,
+    /// The soak, when it was run (`--soak`).
+    pub soak: Option<SoakReport>,
 }
 
 fn mib(kib: u64) -> f64 {
@@ -297,6 +300,11 @@ impl Report {
                 let _ = writeln!(out, "  {sample}");
             }
         }
+        if let Some(soak) = &self.soak {
+            for sample in &soak.error_samples {
+                let _ = writeln!(out, "error in the soak: {sample}");
+            }
+        }
         let _ = writeln!(
             out,
             "\nlimits: bcrypt cost {} {:.1} hashes/s ({:.0} ms CPU each), RS256 {:.0} signatures/s ({:.0} µs CPU each) ({} threads)",
@@ -427,6 +435,9 @@ impl Report {
                 "\nThe generator's own CPU per discovery request at concurrency 64: {}.",
                 costs.join(", ")
             );
+        }
+        if let Some(soak) = &self.soak {
+            out.push_str(&soak.markdown());
         }
         let _ = writeln!(
             out,

@@ -14,6 +14,7 @@ use crate::process::{Service, free_port, sibling_binary};
 use crate::procfs;
 use crate::report::{self, Limits, Machine, ProviderFigures, Report, WebappFigures};
 use crate::runner::{self, AgentPool, Bounds, RunResult, Scenario};
+use crate::soak;
 
 /// Command-line options of the benchmark.
 #[derive(Debug, Clone, clap::Parser)]
@@ -64,6 +65,22 @@ pub struct Options {
     /// Seconds to let a process settle before reading its idle RSS.
     #[arg(long, default_value_t = 1.0)]
     pub settle_seconds: f64,
+    /// Also run the soak (not part of the default run): signed-in flows for --soak-seconds
+    /// against a provider of its own with short code and token lifetimes.
+    #[arg(long)]
+    pub soak: bool,
+    /// Run only the soak (implies --soak): no other scenario, client comparison or web app.
+    #[arg(long)]
+    pub soak_only: bool,
+    /// Seconds of the soak.
+    #[arg(long, default_value_t = 300.0)]
+    pub soak_seconds: f64,
+    /// Seconds between two samples of the soak.
+    #[arg(long, default_value_t = 10.0)]
+    pub soak_sample_seconds: f64,
+    /// Virtual users of the soak.
+    #[arg(long, default_value_t = 64)]
+    pub soak_concurrency: usize,
 }
 
 impl Options {
@@ -82,6 +99,24 @@ impl Options {
         seconds("seconds", self.seconds, false)?;
         seconds("login-seconds", self.login_seconds, false)?;
         seconds("settle-seconds", self.settle_seconds, true)?;
+        anyhow::ensure!(
+            self.soak_seconds.is_finite()
+                && self.soak_seconds > 0.0
+                && self.soak_seconds <= 86_400.0,
+            "--soak-seconds must be a number of seconds in (0, 86400], not {}",
+            self.soak_seconds
+        );
+        anyhow::ensure!(
+            self.soak_sample_seconds.is_finite()
+                && self.soak_sample_seconds >= 0.1
+                && self.soak_sample_seconds <= self.soak_seconds,
+            "--soak-sample-seconds must be between 0.1 and --soak-seconds, not {}",
+            self.soak_sample_seconds
+        );
+        anyhow::ensure!(
+            (1..=4096).contains(&self.soak_concurrency),
+            "--soak-concurrency must be between 1 and 4096"
+        );
         anyhow::ensure!(
             !self.concurrency.is_empty()
                 && self.concurrency.iter().all(|&c| (1..=4096).contains(&c)),
@@ -115,7 +150,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         Some(path) => path.clone(),
         None => sibling_binary("provider")?,
     };
-    let webapp_bin = match (&options.webapp_bin, options.no_webapp) {
+    let webapp_bin = match (&options.webapp_bin, options.no_webapp || options.soak_only) {
         (_, true) => None,
         (Some(path), false) => Some(path.clone()),
         (None, false) => Some(sibling_binary("webapp")?),
@@ -123,7 +158,9 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     std::fs::create_dir_all(&options.out)
         .with_context(|| format!("creating {}", options.out.display()))?;
     let out = options.out.canonicalize()?;
-    let scenarios = if options.scenarios.is_empty() {
+    let scenarios = if options.soak_only {
+        Vec::new()
+    } else if options.scenarios.is_empty() {
         Scenario::ALL.to_vec()
     } else {
         Scenario::ALL
@@ -222,14 +259,14 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         issuer: issuer.clone(),
         client_id: seed.client_id.clone(),
         client_secret: seed.client_secret.clone(),
-        redirect_uri,
+        redirect_uri: redirect_uri.clone(),
         username: seed.username.clone(),
         password: seed.password.clone(),
         scope: "openid profile email offline_access".into(),
     };
     let ctx = Rc::new(Ctx::discover(target).await?);
     let runs = run_scenarios(&ctx, &scenarios, options, Some(provider.pid())).await?;
-    let client_comparison = if options.no_client_comparison {
+    let client_comparison = if options.no_client_comparison || options.soak_only {
         Vec::new()
     } else {
         eprintln!("comparing HTTP clients on {}", ctx.endpoints.discovery);
@@ -293,7 +330,15 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         peak_rss_kib,
     };
 
-    let targets = report::check_targets(&runs, &limits, &provider_figures, webapp.as_ref());
+    let soak = if options.soak || options.soak_only {
+        Some(run_soak(options, &provider_bin, &out, &seed, &redirect_uri).await?)
+    } else {
+        None
+    };
+    let mut targets = report::check_targets(&runs, &limits, &provider_figures, webapp.as_ref());
+    if let Some(soak) = &soak {
+        targets.extend(soak.checks.iter().cloned());
+    }
     let fractions = report::fractions(&runs, &limits);
     Ok(Report {
         command: std::env::var("BENCH_COMMAND")
@@ -311,7 +356,83 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         provider: provider_figures,
         webapp,
         targets,
+        soak,
     })
+}
+
+/// The soak, against a provider of its own on a fresh database, started with the soak's short
+/// lifetimes and sweep interval.
+async fn run_soak(
+    options: &Options,
+    provider_bin: &std::path::Path,
+    out: &std::path::Path,
+    seed: &Seed,
+    redirect_uri: &str,
+) -> anyhow::Result<soak::SoakReport> {
+    let settings = soak::SoakSettings::new(
+        options.soak_seconds,
+        options.soak_sample_seconds,
+        options.soak_concurrency,
+    );
+    let dir = tempfile::tempdir()?;
+    let port = free_port()?;
+    let issuer = format!("http://127.0.0.1:{port}");
+    let webapp_url = redirect_uri
+        .strip_suffix("/api/auth/callback/provider")
+        .unwrap_or(redirect_uri);
+    let mut env = provider_env(
+        options,
+        &issuer,
+        port,
+        dir.path(),
+        seed,
+        redirect_uri,
+        webapp_url,
+    );
+    env.extend(settings.provider_env());
+    let log = out.join("provider-soak.log");
+    let _ = std::fs::remove_file(&log);
+    let addr = ([127, 0, 0, 1], port).into();
+    let provider = Service::start(
+        "provider",
+        provider_bin,
+        dir.path(),
+        &env,
+        addr,
+        &log,
+        Duration::from_secs(60),
+    )
+    .await?;
+    eprintln!(
+        "soak: {:.0} s of signed-in flows at concurrency {} against provider (pid {}) with lifetimes code {} s, access {} s, refresh {} s, sweep every {} s",
+        settings.seconds,
+        settings.concurrency,
+        provider.pid(),
+        settings.code_ttl_secs,
+        settings.access_token_ttl_secs,
+        settings.refresh_token_ttl_secs,
+        settings.sweep_interval_secs
+    );
+    let target = Target {
+        addr,
+        issuer,
+        client_id: seed.client_id.clone(),
+        client_secret: seed.client_secret.clone(),
+        redirect_uri: redirect_uri.to_owned(),
+        username: seed.username.clone(),
+        password: seed.password.clone(),
+        scope: "openid profile email offline_access".into(),
+    };
+    let ctx = Rc::new(Ctx::discover(target).await?);
+    let report = soak::run(
+        &ctx,
+        &dir.path().join("provider.db"),
+        Some(provider.pid()),
+        &settings,
+    )
+    .await?;
+    provider.stop()?;
+    Ok(report)
 }
 
 /// Every scenario at every concurrency, against an already running provider.
@@ -480,6 +601,12 @@ mod tests {
             (&["--bcrypt-cost", "3"][..], "--bcrypt-cost"),
             (&["--limit-threads", "0"][..], "--limit-threads"),
             (&["--max-ops", "0"][..], "--max-ops"),
+            (&["--soak-seconds", "0"][..], "--soak-seconds"),
+            (
+                &["--soak-sample-seconds", "1000"][..],
+                "--soak-sample-seconds",
+            ),
+            (&["--soak-concurrency", "0"][..], "--soak-concurrency"),
         ] {
             let error = parse(args).validate().expect_err(option).to_string();
             assert!(error.contains(option), "{error}");

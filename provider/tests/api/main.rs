@@ -7,6 +7,7 @@ mod helpers;
 mod http_limits;
 mod login;
 mod storage;
+mod sweep;
 mod templates;
 
 mod oauth_authorize;

@@ -12,6 +12,8 @@ use bench::suite::{Options, run_scenarios};
 use clap::Parser;
 use testkit::TestProvider;
 
+mod soak;
+
 #[tokio::test]
 async fn every_scenario_completes_without_errors() -> anyhow::Result<()> {
     let provider = TestProvider::start().await?;
@@ -138,6 +140,7 @@ async fn every_scenario_completes_without_errors() -> anyhow::Result<()> {
         provider: provider_figures,
         webapp: None,
         targets,
+        soak: None,
     };
     let markdown = report.markdown();
     assert!(markdown.contains("| Signed-in flows/s at concurrency 64 |"));

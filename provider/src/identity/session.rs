@@ -8,8 +8,12 @@ use actix_web::cookie::{Key, SameSite};
 
 use crate::config::CookieSecret;
 
-/// Name of the session cookie.
+/// Name of the session cookie with an http issuer (local development).
 pub const COOKIE_NAME: &str = "provider_session";
+/// Name of the session cookie with an https issuer: the `__Host-` prefix makes browsers accept
+/// it only from this origin over https, with `Path=/` and no `Domain`, so a sibling subdomain
+/// cannot plant or overwrite it.
+pub const SECURE_COOKIE_NAME: &str = "__Host-provider_session";
 const LOGIN_KEY: &str = "login";
 const FORCED_LOGINS_KEY: &str = "forced_logins";
 /// Forced logins remembered at once (one per tab in flight); the oldest is dropped first.
@@ -26,10 +30,18 @@ pub struct Login {
 
 /// The session middleware. The cookie's content is encrypted and authenticated with the key,
 /// `HttpOnly`, `SameSite=Lax` (so it rides along on the top-level redirects of the
-/// authorization flow but not on cross-site posts) and `Secure` for an https issuer.
+/// authorization flow but not on cross-site posts), `Path=/` without `Domain`, and for an https
+/// issuer `Secure` with the `__Host-` name.
 pub fn middleware(secret: &CookieSecret, secure: bool) -> SessionMiddleware<CookieSessionStore> {
+    let name = if secure {
+        SECURE_COOKIE_NAME
+    } else {
+        COOKIE_NAME
+    };
     SessionMiddleware::builder(CookieSessionStore::default(), Key::from(secret.as_bytes()))
-        .cookie_name(COOKIE_NAME.to_owned())
+        .cookie_name(name.to_owned())
+        .cookie_path("/".to_owned())
+        .cookie_domain(None)
         .cookie_content_security(CookieContentSecurity::Private)
         .cookie_http_only(true)
         .cookie_same_site(SameSite::Lax)

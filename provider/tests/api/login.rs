@@ -454,3 +454,77 @@ async fn a_successful_login_gives_its_address_slot_back() {
     let r = browser.login("c", "guess").await;
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
 }
+
+fn set_cookies(response: &reqwest::Response) -> Vec<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().expect("ASCII").to_owned())
+        .collect()
+}
+
+/// The provider's `Set-Cookie` header after a login. The cookie is carried by hand: a user agent
+/// keeps a `Secure` cookie away from plain HTTP, which is all a test server speaks.
+async fn session_cookie_after_login(app: &crate::helpers::TestApp) -> String {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let base = format!("http://127.0.0.1:{}", app.port);
+    let form = client
+        .get(format!("{base}/login"))
+        .send()
+        .await
+        .expect("GET /login");
+    let cookie = set_cookies(&form)
+        .into_iter()
+        .next()
+        .expect("a session cookie");
+    let pair = cookie.split(';').next().expect("name=value").to_owned();
+    let token = csrf_token(&form.text().await.expect("body")).expect("csrf token");
+    let response = client
+        .post(format!("{base}/login"))
+        .header("cookie", pair)
+        .form(&[
+            ("username", USER_USERNAME),
+            ("password", USER_PASSWORD),
+            ("csrf_token", token.as_str()),
+        ])
+        .send()
+        .await
+        .expect("POST /login");
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let cookies = set_cookies(&response);
+    assert_eq!(cookies.len(), 1, "{cookies:?}");
+    cookies.into_iter().next().expect("a session cookie")
+}
+
+#[tokio::test]
+async fn https_issuer_gets_a_host_prefixed_secure_session_cookie() {
+    let app = spawn_app_with(|s| s.issuer = "https://login.example.test".to_owned()).await;
+    let cookie = session_cookie_after_login(&app).await;
+    let attributes: Vec<String> = cookie
+        .split(';')
+        .map(|a| a.trim().to_ascii_lowercase())
+        .collect();
+    assert!(cookie.starts_with("__Host-"), "{cookie}");
+    for expected in ["secure", "httponly", "samesite=lax", "path=/"] {
+        assert!(
+            attributes.iter().any(|a| a == expected),
+            "{expected}: {cookie}"
+        );
+    }
+    assert!(
+        !attributes.iter().any(|a| a.starts_with("domain")),
+        "{cookie}"
+    );
+}
+
+#[tokio::test]
+async fn http_issuer_keeps_a_plain_session_cookie_name() {
+    let app = spawn_app().await;
+    let cookie = session_cookie_after_login(&app).await;
+    assert!(cookie.starts_with("provider_session="), "{cookie}");
+    assert!(!cookie.to_ascii_lowercase().contains("secure"), "{cookie}");
+}

@@ -568,6 +568,10 @@ pub async fn decision(
                 session::take_login_for(&session, &request.digest());
                 Ok(redirect(&location))
             }
+            Issue::NoUser => {
+                session::log_out(&session);
+                login_redirect(&request, &session)
+            }
             _ => Err(Stop::Unexpected(anyhow::anyhow!(
                 "consent given but no code issued"
             ))),
@@ -654,6 +658,12 @@ async fn issue_code(
                     }
                 }
                 None => {
+                    // The consent form may be posted long after it was shown: the account must
+                    // still be usable, or nothing is issued or remembered.
+                    let user = grants::find_claims_user(conn, &grant.user_id)?;
+                    if !user.is_some_and(|u| u.is_active) {
+                        return Ok(Some(Issue::NoUser));
+                    }
                     // Remember everything agreed to so far, so a narrower request asks nothing.
                     let mut agreed = scope;
                     for s in previous.iter() {

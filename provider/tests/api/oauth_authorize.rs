@@ -605,3 +605,37 @@ async fn a_forced_login_round_trip_works_once_and_its_replay_asks_again() {
     let location = replay.headers()[LOCATION].to_str().unwrap().to_owned();
     assert!(location.starts_with("/login?"), "{location}");
 }
+
+#[tokio::test]
+async fn consent_posted_after_the_account_was_disabled_issues_no_code() {
+    use diesel::prelude::*;
+    use provider::storage::schema::users;
+
+    let app = OAuthApp::spawn().await;
+    let browser = Browser::new();
+    browser.log_in(&app, USERNAME, PASSWORD).await;
+    let response = browser.get(&app.authorize_url(&Pkce::new(), &[])).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut fields = crate::oauth_helpers::hidden_fields(&response.text().await.unwrap());
+    fields.push(("decision".into(), "authorize".into()));
+    // The account is disabled while the consent page is open.
+    let mut conn = app.state.db.conn().expect("db conn");
+    diesel::update(users::table.filter(users::username.eq(USERNAME)))
+        .set(users::is_active.eq(false))
+        .execute(&mut *conn)
+        .expect("disable");
+    drop(conn);
+    let response = browser
+        .post_form(&app.url("/oauth/authorize/decision"), &fields)
+        .await;
+    assert_eq!(response.status(), StatusCode::FOUND);
+    let location = response.headers()[LOCATION].to_str().unwrap().to_owned();
+    assert!(location.starts_with("/login?"), "{location}");
+    // Nor is a consent remembered for the disabled account.
+    let mut conn = app.state.db.conn().expect("db conn");
+    let consents: i64 = provider::storage::schema::consents::table
+        .count()
+        .get_result(&mut *conn)
+        .expect("count");
+    assert_eq!(consents, 0);
+}

@@ -383,6 +383,7 @@ impl Settings {
         if self.addr.trim().is_empty() {
             return Err(ConfigError::new("PROVIDER_ADDR", "must not be empty"));
         }
+        check_database_url(&self.database_url)?;
         if self.database_url.trim().is_empty()
             || self.database_path().to_string_lossy().contains(":memory:")
         {
@@ -537,6 +538,38 @@ impl Settings {
     /// Whether cookies must carry the `Secure` attribute (an https issuer).
     pub fn secure_cookies(&self) -> bool {
         self.issuer.starts_with("https://")
+    }
+}
+
+/// Refuses a database URL of a kind this build cannot open: it would otherwise be taken for a
+/// file path (`postgres://host/db` becoming a SQLite file `./postgres:/host/db`). The URL is not
+/// echoed, as it may hold a password.
+fn check_database_url(url: &str) -> Result<(), ConfigError> {
+    let url = url.trim();
+    let Some((scheme, _)) = url.split_once(':') else {
+        return Ok(());
+    };
+    // RFC 3986 scheme syntax; one letter is a Windows drive (`C:\data\provider.db`).
+    let is_scheme = scheme.len() > 1
+        && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    if !is_scheme {
+        return Ok(());
+    }
+    match scheme.to_ascii_lowercase().as_str() {
+        "sqlite" => Ok(()),
+        "postgres" | "postgresql" => Err(ConfigError::new(
+            "PROVIDER_DATABASE_URL",
+            "PostgreSQL is not supported by this build yet; set the path of a SQLite database file (or sqlite://path)",
+        )),
+        other => Err(ConfigError::new(
+            "PROVIDER_DATABASE_URL",
+            format!(
+                "the scheme {other:?} is not supported; set the path of a SQLite database file (or sqlite://path)"
+            ),
+        )),
     }
 }
 
@@ -697,6 +730,39 @@ mod tests {
             let err = settings(&[(name, value)]).expect_err(name);
             assert_eq!(err.setting, name);
             assert!(err.to_string().contains(name), "{err}");
+        }
+    }
+
+    #[test]
+    fn database_url_schemes() {
+        for url in [
+            "postgres://user@127.0.0.1:5432/provider",
+            "postgresql://user@127.0.0.1:5432/provider",
+            "POSTGRES://user@127.0.0.1/provider",
+        ] {
+            let err = settings(&[("PROVIDER_DATABASE_URL", url)]).expect_err(url);
+            assert_eq!(err.setting, "PROVIDER_DATABASE_URL");
+            assert!(err.message.contains("PostgreSQL"), "{err}");
+        }
+        for url in ["mysql://h/db", "file:provider.db", "https://example.com/db"] {
+            let err = settings(&[("PROVIDER_DATABASE_URL", url)]).expect_err(url);
+            assert_eq!(err.setting, "PROVIDER_DATABASE_URL");
+            assert!(err.message.contains("not supported"), "{err}");
+        }
+        for (url, path) in [
+            ("provider.db", "provider.db"),
+            ("./data/provider.db", "./data/provider.db"),
+            (
+                "/var/lib/provider/provider.db",
+                "/var/lib/provider/provider.db",
+            ),
+            ("sqlite://data/provider.db", "data/provider.db"),
+            ("sqlite:provider.db", "provider.db"),
+            ("sqlite:///var/lib/p.db", "/var/lib/p.db"),
+            ("C:\\data\\provider.db", "C:\\data\\provider.db"),
+        ] {
+            let s = settings(&[("PROVIDER_DATABASE_URL", url)]).expect(url);
+            assert_eq!(s.database_path(), PathBuf::from(path));
         }
     }
 

@@ -171,20 +171,26 @@ async fn login(
     let username = form.username.trim().to_owned();
     let address = client_address(&req, state.settings.trust_forwarded_for);
 
-    if let Err(throttled) = state.throttle.check(&username, &address) {
-        let mut response = render_login(
-            &state,
-            &session,
-            StatusCode::TOO_MANY_REQUESTS,
-            &next,
-            &username,
-            Some("Too many failed sign-in attempts. Please wait a few minutes and try again."),
-        );
-        if let Ok(value) = header::HeaderValue::from_str(&throttled.retry_after_secs.to_string()) {
-            response.headers_mut().insert(header::RETRY_AFTER, value);
+    // Counted before the password is hashed: concurrent requests cannot all pass the check.
+    let attempt = match state.throttle.begin(&username, &address) {
+        Ok(attempt) => attempt,
+        Err(throttled) => {
+            let mut response = render_login(
+                &state,
+                &session,
+                StatusCode::TOO_MANY_REQUESTS,
+                &next,
+                &username,
+                Some("Too many failed sign-in attempts. Please wait a few minutes and try again."),
+            );
+            if let Ok(value) =
+                header::HeaderValue::from_str(&throttled.retry_after_secs.to_string())
+            {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+            return Ok(response);
         }
-        return Ok(response);
-    }
+    };
 
     let lookup = username.clone();
     let user = state
@@ -200,7 +206,8 @@ async fn login(
         .map_err(|e| LoginError::Unexpected(e.into()))?;
 
     let Some(user) = user.filter(|_| matched) else {
-        state.throttle.record_failure(&username, &address);
+        // The attempt stays counted.
+        drop(attempt);
         return Ok(render_login(
             &state,
             &session,
@@ -211,7 +218,7 @@ async fn login(
         ));
     };
 
-    state.throttle.record_success(&username);
+    attempt.succeeded();
     session::log_in(&session, &user.id, now()).map_err(|e| LoginError::Unexpected(e.into()))?;
     let user_id = user.id.clone();
     state

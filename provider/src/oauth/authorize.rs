@@ -7,10 +7,11 @@
 //! unvalidated URI would make this endpoint an open redirector.
 //!
 //! No pending request is kept on the server: when a login is needed, the user is sent to the
-//! login page with the request itself as `next`, rewritten so that a forced login (`prompt=login`,
-//! `max_age`) becomes `auth_after=<time of the request>`. A login after that time satisfies it,
-//! so the user comes back exactly once. The consent form carries the request in hidden fields
-//! and is validated again in full when posted, so several tabs can be in flight at once.
+//! login page with the request itself as `next`. A forced login (`prompt=login`, `max_age`) is
+//! remembered in the session by a digest of the request, and the login marks it done, so the
+//! request comes back and is satisfied exactly once; nothing in the request can claim that a
+//! login was made. The consent form carries the request in hidden fields and is validated
+//! again in full when posted, so several tabs can be in flight at once.
 
 use actix_session::Session;
 use actix_web::http::{StatusCode, header};
@@ -20,7 +21,7 @@ use oidc_core::pkce::{CodeChallenge, CodeChallengeMethod};
 use oidc_core::types::{AuthorizationCode, RedirectUri, Scopes, State};
 use serde::Serialize;
 
-use crate::identity::session::current_login;
+use crate::identity::session::{self, Login, current_login};
 use crate::pages::{self, csrf};
 use crate::state::AppState;
 use crate::storage::grants::{self, AuthorizationCodeRow, Grant};
@@ -56,8 +57,6 @@ struct AuthorizationRequest {
     code_challenge: String,
     prompt: Prompt,
     max_age: Option<i64>,
-    /// Set by this provider on the way through login: a login at or after this time is fresh.
-    auth_after: Option<i64>,
     login_hint: Option<String>,
     id_token_hint_subject: Option<String>,
 }
@@ -320,13 +319,6 @@ async fn validate(state: &AppState, mut params: Params) -> Result<AuthorizationR
             })
         })
         .transpose()?;
-    let auth_after = params
-        .take("auth_after")
-        .map(|v| {
-            v.parse::<i64>()
-                .map_err(|_| fail(ErrorCode::InvalidRequest, "auth_after is malformed"))
-        })
-        .transpose()?;
     let id_token_hint_subject = match params.take("id_token_hint") {
         Some(hint) => Some(
             keys::verify_id_token_hint(state, &hint, Some(&client.id))
@@ -353,16 +345,14 @@ async fn validate(state: &AppState, mut params: Params) -> Result<AuthorizationR
         code_challenge,
         prompt,
         max_age,
-        auth_after,
         login_hint: params.take("login_hint"),
         id_token_hint_subject,
     })
 }
 
 impl AuthorizationRequest {
-    /// The request as parameters again, for the login round trip and the consent form. For the
-    /// login round trip, a forced login is replaced by `auth_after` so it is asked for once.
-    fn to_params(&self, login_done_after: Option<i64>) -> Vec<(&'static str, String)> {
+    /// The request as parameters again, for the login round trip and the consent form.
+    fn to_params(&self) -> Vec<(&'static str, String)> {
         let mut out = vec![
             ("client_id", self.client.id.clone()),
             ("response_type", "code".to_owned()),
@@ -379,28 +369,39 @@ impl AuthorizationRequest {
         if let Some(nonce) = &self.nonce {
             out.push(("nonce", nonce.clone()));
         }
-        if self.prompt.consent {
-            out.push(("prompt", "consent".to_owned()));
+        match (self.prompt.login, self.prompt.consent) {
+            (true, true) => out.push(("prompt", "login consent".to_owned())),
+            (true, false) => out.push(("prompt", "login".to_owned())),
+            (false, true) => out.push(("prompt", "consent".to_owned())),
+            (false, false) => {}
         }
-        let auth_after = match login_done_after {
-            Some(t) => Some(t.max(self.auth_after.unwrap_or(t))),
-            None => {
-                if self.prompt.login {
-                    out.push(("prompt", "login".to_owned()));
-                }
-                if let Some(max_age) = self.max_age {
-                    out.push(("max_age", max_age.to_string()));
-                }
-                self.auth_after
-            }
-        };
-        if let Some(t) = auth_after {
-            out.push(("auth_after", t.to_string()));
+        if let Some(max_age) = self.max_age {
+            out.push(("max_age", max_age.to_string()));
         }
         if let Some(hint) = &self.login_hint {
             out.push(("login_hint", hint.clone()));
         }
         out
+    }
+
+    /// Identifies the request across the login round trip and the consent form (both carry
+    /// [`Self::to_params`]), for the forced logins remembered in the session.
+    fn digest(&self) -> String {
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        let digest = sha2::Sha256::digest(encode(&self.to_params()).as_bytes());
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..16])
+    }
+
+    /// Whether `login` is not enough for this request by itself: a new login is asked for, or
+    /// the last one is older than `max_age` at `at`.
+    fn needs_new_login(&self, login: &Login, at: i64) -> bool {
+        self.prompt.login || self.max_age.is_some_and(|max| at - login.auth_time > max)
+    }
+
+    /// Whether `login` satisfies this request at `at`, counting a forced login made for it.
+    fn satisfied_by(&self, session: &Session, login: &Login, at: i64) -> bool {
+        !self.needs_new_login(login, at) || session::login_done_for(session, &self.digest())
     }
 
     fn fail(&self, error: ErrorCode, description: &str) -> Stop {
@@ -420,17 +421,10 @@ async fn decide(
     request: AuthorizationRequest,
 ) -> Result<HttpResponse, Stop> {
     let started = now();
-    let login = current_login(session);
-    let fresh = login.as_ref().is_some_and(|login| {
-        let forced = request.prompt.login && request.auth_after.is_none();
-        let too_old = request
-            .max_age
-            .is_some_and(|max| started - login.auth_time > max);
-        let before = request.auth_after.is_some_and(|t| login.auth_time < t);
-        !forced && !too_old && !before
-    });
-    let Some(login) = login.filter(|_| fresh) else {
-        return login_redirect(&request, started, false);
+    let Some(login) =
+        current_login(session).filter(|login| request.satisfied_by(session, login, started))
+    else {
+        return login_redirect(&request, session);
     };
     // One write transaction looks at the user and the consent and, on the usual path of a
     // signed-in user who agreed before, stores the code: one trip to the database.
@@ -441,14 +435,17 @@ async fn decide(
     };
     let issued = issue_code(state, &request, login.user_id, login.auth_time, Some(check)).await?;
     match issued {
-        Issue::Issued(location) => Ok(redirect(&location)),
+        Issue::Issued(location) => {
+            session::take_login_for(session, &request.digest());
+            Ok(redirect(&location))
+        }
         Issue::NoUser => {
             // The account is gone or disabled: the session no longer means anything.
-            crate::identity::session::log_out(session);
-            login_redirect(&request, started, false)
+            session::log_out(session);
+            login_redirect(&request, session)
         }
         // Someone else is signed in than the application expects: a new login is needed.
-        Issue::WrongUser => login_redirect(&request, started, true),
+        Issue::WrongUser => login_redirect(&request, session),
         Issue::NeedsConsent(_) if request.prompt.none => Err(request.fail(
             ErrorCode::ConsentRequired,
             "the user has not authorized this application",
@@ -458,22 +455,17 @@ async fn decide(
 }
 
 /// Sends the user to the login page with the request as `next`. When the login must be a new
-/// one (`force`, `prompt=login`, `max_age`), the request comes back with `auth_after` instead,
-/// so the login just made satisfies it and the user is not asked again.
-fn login_redirect(
-    request: &AuthorizationRequest,
-    started: i64,
-    force: bool,
-) -> Result<HttpResponse, Stop> {
+/// one (`prompt=login`, `max_age`), the session remembers the request, so the login made now
+/// satisfies it when it comes back and the user is not asked again.
+fn login_redirect(request: &AuthorizationRequest, session: &Session) -> Result<HttpResponse, Stop> {
     if request.prompt.none {
         return Err(request.fail(ErrorCode::LoginRequired, "the user is not signed in"));
     }
-    let forced =
-        force || request.prompt.login || request.max_age.is_some() || request.auth_after.is_some();
-    let next = format!(
-        "/oauth/authorize?{}",
-        encode(&request.to_params(forced.then_some(started)))
-    );
+    if request.prompt.login || request.max_age.is_some() {
+        session::expect_login_for(session, &request.digest())
+            .map_err(|e| Stop::Unexpected(e.into()))?;
+    }
+    let next = format!("/oauth/authorize?{}", encode(&request.to_params()));
     let mut login = vec![("next", next)];
     if let Some(hint) = &request.login_hint {
         login.push(("login_hint", hint.clone()));
@@ -518,7 +510,7 @@ fn consent_page(
                 description: scopes::describe(s.as_str()),
             })
             .collect(),
-        fields: request.to_params(None),
+        fields: request.to_params(),
         csrf_token: csrf::token(session),
         redirect_host: url::Url::parse(&request.redirect_uri)
             .ok()
@@ -561,15 +553,25 @@ pub async fn decision(
             _ => return Err(Stop::page("The form did not say whether to authorize.")),
         };
         let request = validate(&state, params).await?;
-        let Some(login) = current_login(&session) else {
-            return login_redirect(&request, now(), false);
+        // The form can be posted by hand: a forced login is checked here as on the way in.
+        let Some(login) =
+            current_login(&session).filter(|login| request.satisfied_by(&session, login, now()))
+        else {
+            return login_redirect(&request, &session);
         };
         if !approve {
             return Err(request.fail(ErrorCode::AccessDenied, "the user denied the request"));
         }
         let user_id = login.user_id.clone();
         match issue_code(&state, &request, user_id, login.auth_time, None).await? {
-            Issue::Issued(location) => Ok(redirect(&location)),
+            Issue::Issued(location) => {
+                session::take_login_for(&session, &request.digest());
+                Ok(redirect(&location))
+            }
+            Issue::NoUser => {
+                session::log_out(&session);
+                login_redirect(&request, &session)
+            }
             _ => Err(Stop::Unexpected(anyhow::anyhow!(
                 "consent given but no code issued"
             ))),
@@ -656,6 +658,12 @@ async fn issue_code(
                     }
                 }
                 None => {
+                    // The consent form may be posted long after it was shown: the account must
+                    // still be usable, or nothing is issued or remembered.
+                    let user = grants::find_claims_user(conn, &grant.user_id)?;
+                    if !user.is_some_and(|u| u.is_active) {
+                        return Ok(Some(Issue::NoUser));
+                    }
                     // Remember everything agreed to so far, so a narrower request asks nothing.
                     let mut agreed = scope;
                     for s in previous.iter() {

@@ -157,4 +157,146 @@ mod tests {
         assert_eq!(Params::parse(b"a=1%").unwrap().get("a"), Some("1%"));
         assert_eq!(Params::parse(b"a=%4").unwrap().get("a"), Some("%4"));
     }
+
+    mod properties {
+        use std::collections::HashMap;
+
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        /// A typical authorization request, the seed of the mutated inputs.
+        const SEED: &[u8] = b"client_id=webapp&redirect_uri=http%3A%2F%2F127.0.0.1%3A3000%2Fcb\
+            &response_type=code&scope=openid+profile&state=s%20t&nonce=n\
+            &code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256\
+            &prompt=login&max_age=0";
+
+        /// Byte-level edits of a valid request: the kind of damage a fuzzer or a broken client does.
+        #[derive(Debug, Clone)]
+        enum Edit {
+            Flip(usize, u8),
+            Insert(usize, Vec<u8>),
+            Remove(usize, usize),
+            Repeat(usize, usize),
+        }
+
+        fn edit() -> impl Strategy<Value = Edit> {
+            let interesting = prop::sample::select(vec![
+                b"%".to_vec(),
+                b"%F".to_vec(),
+                b"%FF".to_vec(),
+                b"%C3".to_vec(),
+                b"%00".to_vec(),
+                b"&".to_vec(),
+                b"=".to_vec(),
+                b"&&==".to_vec(),
+                b"+".to_vec(),
+                b"\xff\xfe".to_vec(),
+                b"&client_id=x".to_vec(),
+                b"&prompt=none".to_vec(),
+            ]);
+            prop_oneof![
+                (any::<usize>(), any::<u8>()).prop_map(|(i, b)| Edit::Flip(i, b)),
+                (
+                    any::<usize>(),
+                    prop_oneof![interesting, prop::collection::vec(any::<u8>(), 0..8)]
+                )
+                    .prop_map(|(i, bytes)| Edit::Insert(i, bytes)),
+                (any::<usize>(), 0usize..40).prop_map(|(i, n)| Edit::Remove(i, n)),
+                (any::<usize>(), 0usize..60).prop_map(|(i, n)| Edit::Repeat(i, n)),
+            ]
+        }
+
+        fn apply(mut input: Vec<u8>, edits: &[Edit]) -> Vec<u8> {
+            for edit in edits {
+                let at = |i: usize, len: usize| if len == 0 { 0 } else { i % (len + 1) };
+                match edit {
+                    Edit::Flip(i, b) if !input.is_empty() => {
+                        let i = i % input.len();
+                        input[i] = *b;
+                    }
+                    Edit::Flip(..) => {}
+                    Edit::Insert(i, bytes) => {
+                        let i = at(*i, input.len());
+                        input.splice(i..i, bytes.iter().copied());
+                    }
+                    Edit::Remove(i, n) => {
+                        let i = at(*i, input.len());
+                        let end = (i + n).min(input.len());
+                        input.drain(i..end);
+                    }
+                    Edit::Repeat(i, n) => {
+                        let i = at(*i, input.len());
+                        let end = (i + n).min(input.len());
+                        let copy = input[i..end].to_vec();
+                        input.extend_from_slice(&copy);
+                    }
+                }
+            }
+            input
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn arbitrary_bytes_parse_or_fail_cleanly(input in prop::collection::vec(any::<u8>(), 0..512)) {
+                match Params::parse(&input) {
+                    Ok(params) => {
+                        for (name, value) in &params.0 {
+                            prop_assert!(!value.is_empty(), "empty values count as absent");
+                            prop_assert_eq!(params.get(name), Some(value.as_str()));
+                        }
+                    }
+                    Err(e) => prop_assert!(
+                        matches!(e, ParamsError::NotUtf8 | ParamsError::Repeated(_)),
+                        "{e:?}"
+                    ),
+                }
+            }
+
+            #[test]
+            fn mutated_requests_parse_or_fail_cleanly(edits in prop::collection::vec(edit(), 1..6)) {
+                let input = apply(SEED.to_vec(), &edits);
+                match Params::parse(&input) {
+                    Ok(params) => {
+                        // Whatever was decoded is valid text and can be encoded back.
+                        let pairs: Vec<(&String, &String)> = params.0.iter().collect();
+                        let encoded = serde_urlencoded::to_string(&pairs).expect("encode");
+                        let again = Params::parse(encoded.as_bytes()).expect("parse again");
+                        prop_assert_eq!(again.0, params.0);
+                    }
+                    Err(e) => prop_assert!(
+                        matches!(e, ParamsError::NotUtf8 | ParamsError::Repeated(_)),
+                        "{e:?}"
+                    ),
+                }
+            }
+
+            #[test]
+            fn encoded_parameters_come_back_unchanged(
+                map in prop::collection::hash_map("[^\\x00]{1,12}", "\\PC{1,24}", 0..8)
+            ) {
+                let encoded = serde_urlencoded::to_string(&map).expect("encode");
+                let params = Params::parse(encoded.as_bytes()).expect("parse");
+                let expected: HashMap<String, String> = map;
+                prop_assert_eq!(params.0, expected);
+            }
+
+            #[test]
+            fn a_repeated_parameter_is_refused(
+                name in "[a-z_]{1,12}",
+                first in "[a-zA-Z0-9]{1,8}",
+                second in "[a-zA-Z0-9]{1,8}",
+            ) {
+                let input = format!("{name}={first}&x=1&{name}={second}");
+                let err = Params::parse(input.as_bytes());
+                if name == "x" {
+                    prop_assert!(err.is_err());
+                } else {
+                    prop_assert_eq!(err.unwrap_err(), ParamsError::Repeated(name));
+                }
+            }
+        }
+    }
 }

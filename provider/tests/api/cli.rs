@@ -352,6 +352,34 @@ async fn bad_configuration_refuses_to_start_naming_the_setting() {
     assert!(one_line_error(&out).contains("PROVIDER_ADDR"));
 }
 
+#[tokio::test]
+async fn a_database_url_of_another_kind_refuses_to_start_and_creates_no_file() {
+    let dir = tempfile::tempdir().expect("dir");
+    let db = dir.path().join("unused.db");
+    for (url, expected) in [
+        ("postgres://user@127.0.0.1:5432/provider", "PostgreSQL"),
+        ("postgresql://user@127.0.0.1:5432/provider", "PostgreSQL"),
+        ("mysql://user@127.0.0.1:3306/provider", "not supported"),
+    ] {
+        for args in [&["serve"][..], &["user", "list"][..]] {
+            // An unusable address as well: should the URL pass, `serve` still stops at once.
+            let env = [
+                ("PROVIDER_DATABASE_URL", url),
+                ("PROVIDER_ADDR", "256.0.0.1:99999"),
+            ];
+            let out = provider_with_env(&db, args, None, &env);
+            let err = one_line_error(&out);
+            assert!(err.contains("PROVIDER_DATABASE_URL"), "{err}");
+            assert!(err.contains(expected), "{err}");
+        }
+    }
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("read dir")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert!(left.is_empty(), "nothing is created: {left:?}");
+}
+
 /// A `provider serve` child process; killed with SIGKILL when dropped.
 struct ServeProcess {
     child: std::process::Child,

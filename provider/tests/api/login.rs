@@ -349,3 +349,182 @@ async fn throttled_address_spares_legitimate_users_at_other_addresses() {
         StatusCode::SEE_OTHER
     );
 }
+
+#[tokio::test]
+async fn concurrent_wrong_passwords_reach_the_password_check_at_most_limit_times() {
+    let app = spawn_app_with(|s| {
+        s.login_throttle.max_failures_per_account = 5;
+        s.login_throttle.max_failures_per_address = 1000;
+    })
+    .await;
+    // One browser session, one CSRF token, 40 posts at once.
+    let browser = app.new_browser();
+    let token = browser.csrf_token("/login").await;
+    let posts = (0..40).map(|_| {
+        let browser = browser.clone();
+        let token = token.clone();
+        tokio::spawn(async move {
+            browser
+                .post_form(
+                    "/login",
+                    &[
+                        ("username", USER_USERNAME),
+                        ("password", "guess"),
+                        ("csrf_token", token.as_str()),
+                    ],
+                )
+                .await
+                .status()
+        })
+    });
+    let mut statuses = Vec::new();
+    for post in posts.collect::<Vec<_>>() {
+        statuses.push(post.await.expect("task"));
+    }
+    let checked = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::UNAUTHORIZED)
+        .count();
+    let throttled = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert!(checked <= 5, "{checked} passwords checked: {statuses:?}");
+    assert_eq!(checked + throttled, 40, "{statuses:?}");
+    // The account stays throttled afterwards, even for the right password.
+    let right = app.new_browser().login(USER_USERNAME, USER_PASSWORD).await;
+    assert_eq!(right.status(), StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[tokio::test]
+async fn concurrent_wrong_passwords_from_one_address_are_bounded_by_the_address_limit() {
+    let app = spawn_app_with(|s| {
+        s.login_throttle.max_failures_per_account = 1000;
+        s.login_throttle.max_failures_per_address = 4;
+    })
+    .await;
+    let browser = app.new_browser();
+    let token = browser.csrf_token("/login").await;
+    let posts = (0..30).map(|i| {
+        let browser = browser.clone();
+        let token = token.clone();
+        tokio::spawn(async move {
+            let username = format!("user{i}");
+            browser
+                .post_form(
+                    "/login",
+                    &[
+                        ("username", username.as_str()),
+                        ("password", "guess"),
+                        ("csrf_token", token.as_str()),
+                    ],
+                )
+                .await
+                .status()
+        })
+    });
+    let mut checked = 0;
+    for post in posts.collect::<Vec<_>>() {
+        let status = post.await.expect("task");
+        assert!(
+            status == StatusCode::UNAUTHORIZED || status == StatusCode::TOO_MANY_REQUESTS,
+            "{status}"
+        );
+        checked += usize::from(status == StatusCode::UNAUTHORIZED);
+    }
+    assert!(checked <= 4, "{checked} passwords checked");
+}
+
+#[tokio::test]
+async fn a_successful_login_gives_its_address_slot_back() {
+    let app = spawn_app_with(|s| {
+        s.login_throttle.max_failures_per_account = 100;
+        s.login_throttle.max_failures_per_address = 2;
+    })
+    .await;
+    // Successful logins do not use up the address's allowance.
+    for _ in 0..4 {
+        app.user_browser().await;
+    }
+    let browser = app.new_browser();
+    for username in ["a", "b"] {
+        let r = browser.login(username, "guess").await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    }
+    let r = browser.login("c", "guess").await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+}
+
+fn set_cookies(response: &reqwest::Response) -> Vec<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().expect("ASCII").to_owned())
+        .collect()
+}
+
+/// The provider's `Set-Cookie` header after a login. The cookie is carried by hand: a user agent
+/// keeps a `Secure` cookie away from plain HTTP, which is all a test server speaks.
+async fn session_cookie_after_login(app: &crate::helpers::TestApp) -> String {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let base = format!("http://127.0.0.1:{}", app.port);
+    let form = client
+        .get(format!("{base}/login"))
+        .send()
+        .await
+        .expect("GET /login");
+    let cookie = set_cookies(&form)
+        .into_iter()
+        .next()
+        .expect("a session cookie");
+    let pair = cookie.split(';').next().expect("name=value").to_owned();
+    let token = csrf_token(&form.text().await.expect("body")).expect("csrf token");
+    let response = client
+        .post(format!("{base}/login"))
+        .header("cookie", pair)
+        .form(&[
+            ("username", USER_USERNAME),
+            ("password", USER_PASSWORD),
+            ("csrf_token", token.as_str()),
+        ])
+        .send()
+        .await
+        .expect("POST /login");
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let cookies = set_cookies(&response);
+    assert_eq!(cookies.len(), 1, "{cookies:?}");
+    cookies.into_iter().next().expect("a session cookie")
+}
+
+#[tokio::test]
+async fn https_issuer_gets_a_host_prefixed_secure_session_cookie() {
+    let app = spawn_app_with(|s| s.issuer = "https://login.example.test".to_owned()).await;
+    let cookie = session_cookie_after_login(&app).await;
+    let attributes: Vec<String> = cookie
+        .split(';')
+        .map(|a| a.trim().to_ascii_lowercase())
+        .collect();
+    assert!(cookie.starts_with("__Host-"), "{cookie}");
+    for expected in ["secure", "httponly", "samesite=lax", "path=/"] {
+        assert!(
+            attributes.iter().any(|a| a == expected),
+            "{expected}: {cookie}"
+        );
+    }
+    assert!(
+        !attributes.iter().any(|a| a.starts_with("domain")),
+        "{cookie}"
+    );
+}
+
+#[tokio::test]
+async fn http_issuer_keeps_a_plain_session_cookie_name() {
+    let app = spawn_app().await;
+    let cookie = session_cookie_after_login(&app).await;
+    assert!(cookie.starts_with("provider_session="), "{cookie}");
+    assert!(!cookie.to_ascii_lowercase().contains("secure"), "{cookie}");
+}

@@ -14,5 +14,6 @@ mod oauth_authorize;
 mod oauth_discovery;
 mod oauth_flows;
 mod oauth_helpers;
+mod oauth_parsers;
 mod oauth_resources;
 mod oauth_token;

@@ -512,3 +512,130 @@ async fn request_objects_are_refused_at_the_redirect_uri() {
     .await;
     assert_eq!(error, "request_uri_not_supported");
 }
+
+#[tokio::test]
+async fn auth_after_from_the_request_does_not_skip_a_forced_login() {
+    let app = OAuthApp::spawn().await;
+    let browser = Browser::new();
+    app.code_for_alice(&browser).await;
+    for extra in [
+        &[("prompt", "login"), ("auth_after", "0")][..],
+        &[("max_age", "0"), ("auth_after", "0")][..],
+    ] {
+        // auth_time has one-second steps: make the login at least a second old for max_age=0.
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        let response = browser.get(&app.authorize_url(&Pkce::new(), extra)).await;
+        assert_eq!(response.status(), StatusCode::FOUND, "{extra:?}");
+        let location = response.headers()[LOCATION].to_str().unwrap().to_owned();
+        assert!(location.starts_with("/login?"), "{extra:?}: {location}");
+        assert!(!location.contains("auth_after"), "{location}");
+    }
+}
+
+#[tokio::test]
+async fn a_far_future_auth_after_does_not_send_the_user_round_a_login_loop() {
+    let app = OAuthApp::spawn().await;
+    let browser = Browser::new();
+    let pkce = Pkce::new();
+    // `drive` submits the login form once and stops at a second one.
+    let outcome = browser
+        .drive(
+            &app,
+            &app.authorize_url(&pkce, &[("auth_after", "99999999999")]),
+            Some((USERNAME, PASSWORD)),
+            Consent::Authorize,
+        )
+        .await;
+    assert!(outcome.saw_login);
+    let code = outcome.code();
+    assert_eq!(
+        app.exchange(&code, &pkce.verifier).await.status(),
+        StatusCode::OK
+    );
+    // Signed in now: the same with prompt=login asks for the password once and then succeeds.
+    let pkce = Pkce::new();
+    let outcome = browser
+        .drive(
+            &app,
+            &app.authorize_url(&pkce, &[("prompt", "login"), ("auth_after", "99999999999")]),
+            Some((USERNAME, PASSWORD)),
+            Consent::Unexpected,
+        )
+        .await;
+    assert!(outcome.saw_login);
+    assert_eq!(
+        app.exchange(&outcome.code(), &pkce.verifier).await.status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn a_forced_login_round_trip_works_once_and_its_replay_asks_again() {
+    let app = OAuthApp::spawn().await;
+    let browser = Browser::new();
+    app.code_for_alice(&browser).await;
+    let pkce = Pkce::new();
+    let start = app.authorize_url(&pkce, &[("prompt", "login")]);
+    let response = browser.get(&start).await;
+    let login = response.headers()[LOCATION].to_str().unwrap().to_owned();
+    assert!(login.starts_with("/login?"), "{login}");
+    let next = url::Url::parse(&app.url(&login))
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "next")
+        .unwrap()
+        .1
+        .into_owned();
+    let outcome = browser
+        .drive(
+            &app,
+            &app.url(&login),
+            Some((USERNAME, PASSWORD)),
+            Consent::Unexpected,
+        )
+        .await;
+    assert!(outcome.saw_login);
+    assert_eq!(
+        app.exchange(&outcome.code(), &pkce.verifier).await.status(),
+        StatusCode::OK
+    );
+    // Replaying the request the login returned to asks for the password again.
+    let replay = browser.get(&app.url(&next)).await;
+    assert_eq!(replay.status(), StatusCode::FOUND);
+    let location = replay.headers()[LOCATION].to_str().unwrap().to_owned();
+    assert!(location.starts_with("/login?"), "{location}");
+}
+
+#[tokio::test]
+async fn consent_posted_after_the_account_was_disabled_issues_no_code() {
+    use diesel::prelude::*;
+    use provider::storage::schema::users;
+
+    let app = OAuthApp::spawn().await;
+    let browser = Browser::new();
+    browser.log_in(&app, USERNAME, PASSWORD).await;
+    let response = browser.get(&app.authorize_url(&Pkce::new(), &[])).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut fields = crate::oauth_helpers::hidden_fields(&response.text().await.unwrap());
+    fields.push(("decision".into(), "authorize".into()));
+    // The account is disabled while the consent page is open.
+    let mut conn = app.state.db.conn().expect("db conn");
+    diesel::update(users::table.filter(users::username.eq(USERNAME)))
+        .set(users::is_active.eq(false))
+        .execute(&mut *conn)
+        .expect("disable");
+    drop(conn);
+    let response = browser
+        .post_form(&app.url("/oauth/authorize/decision"), &fields)
+        .await;
+    assert_eq!(response.status(), StatusCode::FOUND);
+    let location = response.headers()[LOCATION].to_str().unwrap().to_owned();
+    assert!(location.starts_with("/login?"), "{location}");
+    // Nor is a consent remembered for the disabled account.
+    let mut conn = app.state.db.conn().expect("db conn");
+    let consents: i64 = provider::storage::schema::consents::table
+        .count()
+        .get_result(&mut *conn)
+        .expect("count");
+    assert_eq!(consents, 0);
+}

@@ -14,7 +14,12 @@ use crate::helpers::{
 
 #[tokio::test]
 async fn many_concurrent_writers_never_see_database_is_locked() {
-    let app = spawn_app().await;
+    // 30 logins of one account at once: in-flight attempts count against the throttle.
+    let app = spawn_app_with(|s| {
+        s.login_throttle.max_failures_per_account = 100;
+        s.login_throttle.max_failures_per_address = 100;
+    })
+    .await;
     // Read-then-write transactions are the classic trigger of SQLITE_BUSY with deferred
     // transactions; immediate ones queue on the busy timeout instead.
     let tasks: Vec<_> = (0..200)

@@ -225,10 +225,10 @@ impl LoginThrottle {
     }
 }
 
+/// The account a login is for, as sign-in finds it: the username's comparison key (case and
+/// Unicode form folded), so `ALICE` and fullwidth `ａｌｉｃｅ` count against `alice`.
 fn account_key(username: &str) -> String {
-    username
-        .trim()
-        .to_lowercase()
+    crate::storage::users::username_key(username)
         .chars()
         .take(MAX_ACCOUNT_KEY_CHARS)
         .collect()
@@ -278,6 +278,18 @@ mod tests {
             let _failed = throttle.begin("alice", "1.1.1.1").expect("admitted again");
         }
         assert!(throttle.begin("alice", "1.1.1.1").is_err());
+    }
+
+    #[test]
+    fn unicode_forms_of_one_username_share_one_account_window() {
+        // Sign-in finds `alice` through every case and NFKC form, so they are one account here.
+        let throttle = LoginThrottle::new(settings(3, 100));
+        for typed in ["alice", "ALICE", "ａｌｉｃｅ"] {
+            let _failed = throttle.begin(typed, "1.1.1.1").expect("admitted");
+        }
+        for typed in ["Alice", "ａlice", "ＡＬＩＣＥ", " alice "] {
+            assert!(throttle.begin(typed, "2.2.2.2").is_err(), "{typed}");
+        }
     }
 
     #[test]

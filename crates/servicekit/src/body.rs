@@ -152,7 +152,6 @@ fn refuse(status: StatusCode, message: &'static str) -> HttpResponse {
 mod tests {
     use super::*;
     use actix_web::{App, HttpServer};
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
     async fn echo(body: web::Bytes) -> HttpResponse {
         HttpResponse::Ok().body(body)
@@ -179,16 +178,9 @@ mod tests {
     }
 
     async fn exchange(port: u16, request: &[u8]) -> String {
-        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .expect("connect");
-        stream.write_all(request).await.expect("write");
-        let mut answer = Vec::new();
-        tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer))
+        crate::testing::raw_exchange(port, request, Duration::from_secs(10))
             .await
             .expect("the server answers and closes within 10 s")
-            .expect("read");
-        String::from_utf8_lossy(&answer).into_owned()
     }
 
     const LIMITS: BodyLimits = BodyLimits {

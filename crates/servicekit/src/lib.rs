@@ -3,3 +3,5 @@
 
 pub mod body;
 pub mod logging;
+#[cfg(any(test, feature = "test-support"))]
+pub mod testing;

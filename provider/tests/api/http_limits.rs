@@ -5,23 +5,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::TcpStream;
+use servicekit::testing::raw_exchange;
 
 use crate::helpers::spawn_app_with;
-
-/// Sends `request` and reads until the server closes the connection (at most `wait`).
-async fn raw_exchange(port: u16, request: &[u8], wait: Duration) -> Option<String> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port))
-        .await
-        .expect("connect");
-    stream.write_all(request).await.expect("write");
-    let mut answer = Vec::new();
-    tokio::time::timeout(wait, stream.read_to_end(&mut answer))
-        .await
-        .ok()
-        .map(|_| String::from_utf8_lossy(&answer).into_owned())
-}
 
 #[tokio::test]
 async fn a_body_shorter_than_its_content_length_is_answered_408() {

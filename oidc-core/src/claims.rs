@@ -164,7 +164,8 @@ pub const BACKCHANNEL_LOGOUT_EVENT: &str = "http://schemas.openid.net/event/back
 ///
 /// A logout token has no `nonce` (that tells it apart from an ID token) and names the session
 /// by `sub`, `sid` or both. Build one with [`LogoutTokenClaims::new`], sign it with
-/// `SigningKey::sign_logout_token` and verify it with `LogoutTokenVerifier` (feature `jose`).
+/// `SigningKey::sign_logout_token` and verify it with `LogoutTokenVerifier` (feature `jose`), or
+/// check the claims of a token verified elsewhere with [`crate::logout::check_logout_claims`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogoutTokenClaims {
     /// Issuer identifier, exactly the provider's issuer URL.

@@ -85,6 +85,7 @@ pub mod discovery;
 pub mod error;
 pub mod jose;
 pub mod jwk;
+pub mod logout;
 pub mod pkce;
 pub mod token;
 pub mod types;

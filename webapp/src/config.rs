@@ -294,6 +294,9 @@ pub struct Settings {
     /// `WEBAPP_BODY_TIMEOUT_SECS` (default 10): time a client may take to send a request body
     /// once its head has arrived; a late body is answered 408.
     pub body_timeout: Duration,
+    /// `WEBAPP_DATABASE_URL` (default `./data/webapp.db`): the SQLite file of the sessions, a
+    /// path or `sqlite://` and a path.
+    pub database_path: std::path::PathBuf,
 }
 
 impl Settings {
@@ -428,6 +431,13 @@ impl Settings {
                     .ok_or_else(|| "must be a number of seconds, at least 1".into()),
             ),
         };
+        let database_path = check(
+            &mut errors,
+            "WEBAPP_DATABASE_URL",
+            crate::store::parse_database_url(
+                &get("WEBAPP_DATABASE_URL").unwrap_or_else(|| "./data/webapp.db".into()),
+            ),
+        );
 
         match (
             url,
@@ -441,6 +451,7 @@ impl Settings {
             api_url,
             session_max_age,
             body_timeout,
+            database_path,
         ) {
             (
                 Some(url),
@@ -454,6 +465,7 @@ impl Settings {
                 Some(api_url),
                 Some(session_max_age),
                 Some(body_timeout),
+                Some(database_path),
             ) if errors.is_empty() => Ok(Self {
                 url,
                 addr,
@@ -469,6 +481,7 @@ impl Settings {
                 api_url,
                 session_max_age,
                 body_timeout,
+                database_path,
             }),
             _ => Err(ConfigError(errors)),
         }
@@ -597,8 +610,16 @@ mod tests {
             ("WEBAPP_PROVIDER_LOGOUT", "false"),
             ("WEBAPP_API_URL", "https://api.example/me"),
             ("WEBAPP_SESSION_MAX_AGE_SECS", "3600"),
+            (
+                "WEBAPP_DATABASE_URL",
+                "sqlite:///var/lib/webapp/sessions.db",
+            ),
         ]))
         .unwrap();
+        assert_eq!(
+            settings.database_path,
+            std::path::Path::new("/var/lib/webapp/sessions.db")
+        );
         assert!(settings.url.is_https());
         assert_eq!(settings.addr, "0.0.0.0:3000");
         assert_eq!(settings.issuer.as_str(), "https://id.example/realm");
@@ -645,6 +666,7 @@ mod tests {
             ("WEBAPP_PROVIDER_LOGOUT", "maybe"),
             ("WEBAPP_API_URL", "file:///etc/passwd"),
             ("WEBAPP_SESSION_MAX_AGE_SECS", "soon"),
+            ("WEBAPP_DATABASE_URL", "postgres://db/webapp"),
         ];
         for (name, value) in cases {
             let mut vars = vec![

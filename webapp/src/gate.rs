@@ -66,7 +66,7 @@ pub async fn gate(
         .unwrap_or_else(|| "/".to_owned());
     match session::current_user(&session, now) {
         Some(user) if user.error.is_none() => {
-            slide_expiry(&state, &session, user, now);
+            slide_expiry(&state, &session, user, now).await;
             next.call(request)
                 .await
                 .map(ServiceResponse::map_into_left_body)
@@ -88,7 +88,7 @@ pub async fn gate(
 
 /// Moves the session's expiry forward at most once per "update age" (a day, or half the
 /// lifetime if shorter), as NextAuth does, so the cookie is not rewritten on every request.
-fn slide_expiry(
+async fn slide_expiry(
     state: &AppState,
     session: &actix_session::Session,
     mut user: UserSession,
@@ -96,6 +96,11 @@ fn slide_expiry(
 ) {
     let max_age = i64::try_from(state.settings.session_max_age.as_secs()).unwrap_or(i64::MAX / 4);
     if let Some(expires) = renewed_expiry(user.expires, now, max_age) {
+        // The row first: a cookie that outlives its row would count as signed out.
+        if let Err(error) = state.store.extend(&user.session_id, expires).await {
+            tracing::warn!(%error, "cannot renew the session");
+            return;
+        }
         user.expires = expires;
         if let Err(error) = session::store_user(session, &user) {
             tracing::warn!(%error, "cannot renew the session");

@@ -4,6 +4,7 @@
 //! `/api/auth`, gates every other page, keeps the session in an encrypted cookie, refreshes
 //! access tokens and calls the provider's protected API.
 
+pub mod backchannel_logout;
 pub mod callback_url;
 pub mod cli;
 pub mod config;
@@ -14,5 +15,7 @@ pub mod pages;
 pub mod refresh;
 pub mod routes;
 pub mod session;
+pub mod session_check;
 pub mod startup;
 pub mod state;
+pub mod store;

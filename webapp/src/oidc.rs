@@ -3,6 +3,8 @@
 //! validation, userinfo, refresh, RP-initiated logout and the protected-API call.
 
 use std::sync::{Arc, RwLock, Weak};
+
+use base64::Engine as _;
 use std::time::Duration;
 
 use openidconnect::core::{
@@ -15,12 +17,17 @@ use openidconnect::core::{
 use openidconnect::{
     AccessToken, AccessTokenHash, AdditionalProviderMetadata, AuthType, AuthorizationCode,
     ClaimsVerificationError, ClientId, ClientSecret, CsrfToken, EndSessionUrl, EndpointMaybeSet,
-    EndpointNotSet, EndpointSet, JsonWebKeySetUrl, Nonce, OAuth2TokenResponse, PkceCodeChallenge,
-    PkceCodeVerifier, ProviderMetadata, RedirectUrl, RefreshToken, RequestTokenError, Scope,
-    SignatureVerificationError, SubjectIdentifier, TokenResponse, TokenUrl, UserInfoUrl,
+    EndpointNotSet, EndpointSet, JsonWebKey as _, JsonWebKeySetUrl, Nonce, OAuth2TokenResponse,
+    PkceCodeChallenge, PkceCodeVerifier, ProviderMetadata, RedirectUrl, RefreshToken,
+    RequestTokenError, RevocationUrl, Scope, SignatureVerificationError, SubjectIdentifier,
+    TokenResponse, TokenUrl, UserInfoUrl,
 };
 use serde::{Deserialize, Serialize};
 use url::Url;
+
+use oidc_core::logout::{
+    CheckedLogoutClaims, ExpectedLogout, LogoutTokenError, check_logout_claims,
+};
 
 use crate::config::Settings;
 
@@ -47,6 +54,9 @@ pub struct ExtraMetadata {
     /// RFC 9207 §3: when true, the `iss` parameter is mandatory in authorization responses.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authorization_response_iss_parameter_supported: Option<bool>,
+    /// RFC 7009 / RFC 8414: where sign-out revokes the refresh token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation_endpoint: Option<RevocationUrl>,
 }
 
 impl AdditionalProviderMetadata for ExtraMetadata {}
@@ -100,9 +110,20 @@ pub struct Provider {
     metadata: Metadata,
     jwks: RwLock<Arc<CoreJsonWebKeySet>>,
     jwks_refetch: tokio::sync::Mutex<()>,
+    jwks_fetched_at: std::sync::Mutex<std::time::Instant>,
 }
 
 impl Provider {
+    /// Whether the last JWKS fetch is long enough ago for an unauthenticated request (a logout
+    /// token with an unknown `kid`) to cause another.
+    fn may_refetch_jwks(&self) -> bool {
+        let fetched_at = match self.jwks_fetched_at.lock() {
+            Ok(guard) => *guard,
+            Err(poisoned) => *poisoned.into_inner(),
+        };
+        fetched_at.elapsed() >= JWKS_REFETCH_INTERVAL
+    }
+
     /// The discovery document, with server-side endpoints rewritten to the back-channel.
     pub fn metadata(&self) -> &Metadata {
         &self.metadata
@@ -116,6 +137,10 @@ impl Provider {
     }
 
     fn set_jwks(&self, jwks: CoreJsonWebKeySet) {
+        match self.jwks_fetched_at.lock() {
+            Ok(mut guard) => *guard = std::time::Instant::now(),
+            Err(poisoned) => *poisoned.into_inner() = std::time::Instant::now(),
+        }
         let new = Arc::new(jwks);
         match self.jwks.write() {
             Ok(mut guard) => *guard = new,
@@ -154,6 +179,9 @@ pub struct Tokens {
     pub refresh_token: Option<String>,
     /// The raw ID token (for `id_token_hint` at logout).
     pub id_token: Option<String>,
+    /// The provider's session id (the ID token's `sid` claim), which back-channel logout
+    /// tokens name.
+    pub sid: Option<String>,
 }
 
 /// The protected API's answer for the home page.
@@ -288,6 +316,7 @@ impl Oidc {
             metadata,
             jwks: RwLock::new(Arc::new(jwks)),
             jwks_refetch: tokio::sync::Mutex::new(()),
+            jwks_fetched_at: std::sync::Mutex::new(std::time::Instant::now()),
         })
     }
 
@@ -311,6 +340,14 @@ impl Oidc {
         };
         let jwks = JsonWebKeySetUrl::new(self.backchannel(metadata.jwks_uri().url()).into())
             .map_err(|e| bad("jwks_uri", e))?;
+        let mut metadata = metadata;
+        let extra = metadata.additional_metadata_mut();
+        if let Some(url) = extra.revocation_endpoint.take() {
+            extra.revocation_endpoint = Some(
+                RevocationUrl::new(self.backchannel(url.url()).into())
+                    .map_err(|e| bad("revocation_endpoint", e))?,
+            );
+        }
         Ok(metadata
             .set_token_endpoint(token)
             .set_userinfo_endpoint(userinfo)
@@ -486,6 +523,7 @@ impl Oidc {
                         .unwrap_or_else(|| refresh_token.to_owned()),
                 ),
                 id_token: None,
+                sid: None,
             },
         };
         tokens.sub = sub.to_owned();
@@ -640,6 +678,106 @@ impl Oidc {
         Some(url)
     }
 
+    /// Revokes a refresh token at the provider's `revocation_endpoint` (RFC 7009), with the
+    /// client's authentication. Revoking the refresh token ends its whole grant at the provider.
+    pub async fn revoke_refresh_token(
+        &self,
+        provider: &Provider,
+        refresh_token: &str,
+    ) -> Result<(), OidcError> {
+        let url = provider
+            .metadata
+            .additional_metadata()
+            .revocation_endpoint
+            .clone()
+            .ok_or_else(|| {
+                OidcError::Misconfigured("the provider has no revocation_endpoint".into())
+            })?;
+        // A plain POST: the oauth2 crate refuses revocation endpoints over http, which a
+        // provider on a private network (or in tests) has.
+        let form = [
+            ("token", refresh_token),
+            ("token_type_hint", "refresh_token"),
+        ];
+        let mut request = self
+            .http
+            .post(url.url().clone())
+            .header("accept", "application/json");
+        let secret = self.settings.client_secret.as_ref().map(|s| s.secret());
+        let basic = provider
+            .metadata
+            .token_endpoint_auth_methods_supported()
+            .is_none_or(|methods| methods.iter().any(|m| m.as_ref() == "client_secret_basic"));
+        request = match secret {
+            // RFC 6749 §2.3.1: both parts form-encoded before they go into Basic.
+            Some(secret) if basic => request
+                .basic_auth(
+                    form_encode(&self.settings.client_id),
+                    Some(form_encode(secret)),
+                )
+                .form(&form),
+            Some(secret) => request.form(&[
+                form[0],
+                form[1],
+                ("client_id", self.settings.client_id.as_str()),
+                ("client_secret", secret),
+            ]),
+            None => request.form(&[form[0], form[1], ("client_id", &self.settings.client_id)]),
+        };
+        let response = request
+            .send()
+            .await
+            .map_err(|e| OidcError::Unavailable(format!("revocation endpoint: {e}")))?;
+        // RFC 7009 §2.2: 200 for a revoked (or unknown) token.
+        if response.status().is_success() {
+            Ok(())
+        } else {
+            Err(OidcError::Refused(format!(
+                "revocation endpoint answered HTTP {}",
+                response.status()
+            )))
+        }
+    }
+
+    /// Verifies a back-channel logout token: the JWS signature and `alg` with the provider's
+    /// keys (fetched again once for an unknown key, at most every [`JWKS_REFETCH_INTERVAL`]:
+    /// this endpoint is open to anyone), then the claims with oidc-core's rules.
+    pub async fn verify_logout_token(
+        &self,
+        provider: &Provider,
+        token: &str,
+        now: i64,
+    ) -> Result<CheckedLogoutClaims, LogoutTokenFailure> {
+        let jws = CompactJws::parse(token).map_err(LogoutTokenFailure::Invalid)?;
+        let allowed = asymmetric_algs(provider);
+        match jws.verify(&provider.jwks(), &allowed) {
+            Ok(()) => {}
+            Err(LogoutTokenError::UnknownKid(kid)) => {
+                if !provider.may_refetch_jwks() {
+                    return Err(LogoutTokenFailure::Invalid(LogoutTokenError::UnknownKid(
+                        kid,
+                    )));
+                }
+                self.refetch_jwks(provider)
+                    .await
+                    .map_err(LogoutTokenFailure::Unavailable)?;
+                jws.verify(&provider.jwks(), &allowed)
+                    .map_err(LogoutTokenFailure::Invalid)?;
+            }
+            Err(other) => return Err(LogoutTokenFailure::Invalid(other)),
+        }
+        let issuer =
+            oidc_core::types::IssuerUrl::parse(self.settings.issuer.as_str()).map_err(|e| {
+                LogoutTokenFailure::Unavailable(OidcError::Misconfigured(e.to_string()))
+            })?;
+        let expected = ExpectedLogout::new(
+            issuer,
+            oidc_core::types::ClientId::new(self.settings.client_id.clone()),
+        );
+        check_logout_claims(jws.header.get("typ"), &jws.payload, &expected, now)
+            .map_err(LogoutTokenFailure::Invalid)
+    }
+
     /// Calls the protected API with the access token (through the back-channel).
     pub async fn call_api(&self, access_token: &str) -> Result<ApiAnswer, OidcError> {
         let url = self.backchannel(&self.settings.api_url());
@@ -661,6 +799,133 @@ impl Oidc {
             json: serde_json::from_slice(&body).ok(),
         })
     }
+}
+
+/// Why a logout token was not accepted.
+#[derive(Debug)]
+pub enum LogoutTokenFailure {
+    /// The token is bad: 400 `invalid_request`.
+    Invalid(LogoutTokenError),
+    /// The provider's keys could not be fetched: try again later.
+    Unavailable(OidcError),
+}
+
+/// Longest logout token read: a few claims and an RSA-4096 signature fit many times over.
+const MAX_LOGOUT_TOKEN_LEN: usize = 8 * 1024;
+/// An unknown key id makes the JWKS be fetched again at most this often (per provider).
+pub const JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(10);
+
+/// The signing algorithms the provider announces, without HMAC and `none`: an HMAC "signature"
+/// keyed with something public proves nothing about the provider.
+fn asymmetric_algs(provider: &Provider) -> Vec<CoreJwsSigningAlgorithm> {
+    provider
+        .metadata
+        .id_token_signing_alg_values_supported()
+        .iter()
+        .filter(|alg| {
+            !matches!(
+                alg,
+                CoreJwsSigningAlgorithm::HmacSha256
+                    | CoreJwsSigningAlgorithm::HmacSha384
+                    | CoreJwsSigningAlgorithm::HmacSha512
+                    | CoreJwsSigningAlgorithm::None
+            )
+        })
+        .cloned()
+        .collect()
+}
+
+/// A JWS in compact form, decoded but not yet verified.
+struct CompactJws {
+    header: serde_json::Map<String, serde_json::Value>,
+    payload: Vec<u8>,
+    signature: Vec<u8>,
+    signing_input: String,
+}
+
+impl CompactJws {
+    fn parse(token: &str) -> Result<Self, LogoutTokenError> {
+        let malformed = |what: &str| LogoutTokenError::Malformed(what.to_owned());
+        if token.len() > MAX_LOGOUT_TOKEN_LEN {
+            return Err(malformed("too long"));
+        }
+        let mut parts = token.split('.');
+        let (Some(header), Some(payload), Some(signature), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(malformed("not three dot-separated parts"));
+        };
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let header_bytes = b64
+            .decode(header)
+            .map_err(|_| malformed("header is not base64url"))?;
+        let header_json: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(&header_bytes)
+                .map_err(|_| malformed("header is not a JSON object"))?;
+        Ok(Self {
+            header: header_json,
+            payload: b64
+                .decode(payload)
+                .map_err(|_| malformed("payload is not base64url"))?,
+            signature: b64
+                .decode(signature)
+                .map_err(|_| malformed("signature is not base64url"))?,
+            signing_input: format!("{header}.{payload}"),
+        })
+    }
+
+    /// Checks `alg` against `allowed`, then the signature with the key named by `kid` (or,
+    /// without `kid`, any signing key of the set).
+    fn verify(
+        &self,
+        jwks: &CoreJsonWebKeySet,
+        allowed: &[CoreJwsSigningAlgorithm],
+    ) -> Result<(), LogoutTokenError> {
+        if self.header.contains_key("crit") {
+            return Err(LogoutTokenError::UnsupportedCriticalHeader);
+        }
+        let alg_value = self.header.get("alg").cloned().unwrap_or_default();
+        let unsupported = || {
+            LogoutTokenError::UnsupportedAlgorithm(alg_value.to_string().chars().take(32).collect())
+        };
+        let alg: CoreJwsSigningAlgorithm =
+            serde_json::from_value(alg_value.clone()).map_err(|_| unsupported())?;
+        if !allowed.contains(&alg) {
+            return Err(unsupported());
+        }
+        let kid = match self.header.get("kid") {
+            None => None,
+            Some(serde_json::Value::String(kid)) => Some(kid.as_str()),
+            Some(_) => return Err(LogoutTokenError::Malformed("kid is not a string".into())),
+        };
+        let candidates: Vec<&CoreJsonWebKey> = jwks
+            .keys()
+            .iter()
+            .filter(|key| kid.is_none_or(|kid| key.key_id().is_some_and(|k| **k == kid)))
+            .filter(|key| {
+                key.key_use()
+                    .is_none_or(|u| *u == openidconnect::core::CoreJsonWebKeyUse::Signature)
+            })
+            .collect();
+        if candidates.is_empty() {
+            return Err(LogoutTokenError::UnknownKid(
+                kid.map(|k| k.chars().take(64).collect()),
+            ));
+        }
+        let verified = candidates.iter().any(|key| {
+            key.verify_signature(&alg, self.signing_input.as_bytes(), &self.signature)
+                .is_ok()
+        });
+        if verified {
+            Ok(())
+        } else {
+            Err(LogoutTokenError::BadSignature)
+        }
+    }
+}
+
+fn form_encode(value: &str) -> String {
+    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
 }
 
 enum IdTokenFailure {
@@ -725,13 +990,28 @@ fn tokens_from(
             .map(|t| t.secret().clone())
             .or_else(|| previous_refresh_token.map(str::to_owned)),
         id_token: response.id_token().map(|t| t.to_string()),
+        sid: response.id_token().and_then(|t| sid_claim(&t.to_string())),
     }
+}
+
+/// The `sid` claim of an ID token that was already verified. The `openidconnect` crate's core
+/// claims have no `sid`, so it is read from the payload.
+fn sid_claim(id_token: &str) -> Option<String> {
+    let payload = id_token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    claims
+        .get("sid")?
+        .as_str()
+        .filter(|sid| !sid.is_empty())
+        .map(str::to_owned)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use base64::Engine as _;
     use oidc_core::jose::{Algorithm, SigningKey};
     use serde_json::json;
     use sha2::{Digest as _, Sha256};
@@ -781,6 +1061,7 @@ mod tests {
             metadata,
             jwks: RwLock::new(Arc::new(jwks)),
             jwks_refetch: tokio::sync::Mutex::new(()),
+            jwks_fetched_at: std::sync::Mutex::new(std::time::Instant::now()),
         };
         Fixture {
             oidc,

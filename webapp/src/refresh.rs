@@ -123,6 +123,7 @@ mod tests {
             access_token_expires_at: None,
             refresh_token: Some("rt2".into()),
             id_token: None,
+            sid: None,
         }
     }
 

@@ -9,7 +9,8 @@ use subtle::ConstantTimeEq as _;
 
 use crate::oidc::Tokens;
 
-const USER_KEY: &str = "user";
+/// The session key the signed-in user is stored under.
+pub const USER_KEY: &str = "user";
 const CSRF_KEY: &str = "csrf";
 
 /// What NextAuth puts in `session.error` when a refresh failed.
@@ -18,6 +19,10 @@ pub const REFRESH_ERROR: &str = "RefreshAccessTokenError";
 /// The signed-in user and their tokens.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserSession {
+    /// The random id of this session's row in the web app's database (only its hash is stored
+    /// there). A cookie without one, or whose row was ended, counts as signed out.
+    #[serde(default)]
+    pub session_id: String,
     /// Subject at the provider.
     pub sub: String,
     /// Display name.
@@ -43,8 +48,9 @@ pub struct UserSession {
 
 impl UserSession {
     /// A session for freshly obtained tokens.
-    pub fn new(tokens: Tokens, expires: i64, now: i64) -> Self {
+    pub fn new(tokens: Tokens, session_id: String, expires: i64, now: i64) -> Self {
         Self {
+            session_id,
             access_token_obtained_at: now,
             sub: tokens.sub,
             name: tokens.name,
@@ -212,6 +218,7 @@ mod tests {
 
     fn user() -> UserSession {
         UserSession {
+            session_id: "session-1".into(),
             sub: "u1".into(),
             name: Some("Alice Example".into()),
             email: Some("alice@example.com".into()),
@@ -240,6 +247,7 @@ mod tests {
         );
         let text = json.to_string();
         assert!(!text.contains("\"at\"") && !text.contains("rt") && !text.contains("idt"));
+        assert!(!text.contains("session-1"));
     }
 
     #[test]
@@ -262,6 +270,7 @@ mod tests {
                 access_token_expires_at: Some(200),
                 refresh_token: None,
                 id_token: None,
+                sid: None,
             },
             150,
         );

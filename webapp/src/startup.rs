@@ -21,10 +21,14 @@ use crate::oidc::Oidc;
 use crate::pages::{self, ErrorKind};
 use crate::refresh::RefreshCoordinator;
 use crate::routes;
+use crate::session_check;
 use crate::state::{AppState, KeyPurpose, derive_key};
+use crate::store::Store;
 
 /// Largest form body accepted (the forms have two short fields).
 const FORM_LIMIT_BYTES: usize = 16 * 1024;
+/// How often ended and expired sessions and spent logout-token ids are deleted.
+const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(10 * 60);
 /// Largest request body read at all (the forms' own limit answers below it; 413 above).
 const BODY_LIMIT_BYTES: usize = 4 * FORM_LIMIT_BYTES;
 
@@ -53,6 +57,13 @@ impl Application {
         let session_ttl = actix_web::cookie::time::Duration::seconds(
             i64::try_from(settings.session_max_age.as_secs()).unwrap_or(i64::MAX / 4),
         );
+        let store = Store::open(&settings.database_path).map_err(|e| {
+            anyhow::anyhow!(
+                "WEBAPP_DATABASE_URL: {}: {e}",
+                settings.database_path.display()
+            )
+        })?;
+        store.spawn_sweeper(SWEEP_EVERY);
         let oidc = Arc::new(Oidc::new(settings.clone())?);
         oidc.spawn_discovery();
         let state = web::Data::new(AppState {
@@ -60,6 +71,7 @@ impl Application {
             oidc,
             used_states: UsedStates::default(),
             refresh: RefreshCoordinator::default(),
+            store,
             settings,
         });
         let body_limits = BodyLimits {
@@ -108,8 +120,10 @@ impl Application {
                 }))
                 .configure(routes::configure)
                 // Middleware runs outside-in from the last `wrap`: headers, session, the body's
-                // deadline (before any route or the gate can wait on a body), then the gate.
+                // deadline (before any route or the gate can wait on a body), the session's row, then
+                // the gate.
                 .wrap(from_fn(gate::gate))
+                .wrap(from_fn(session_check::check_session))
                 .wrap(BodyDeadline::new(body_limits))
                 .wrap(sessions)
                 .wrap(security_headers())

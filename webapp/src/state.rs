@@ -9,6 +9,7 @@ use crate::config::{SessionSecret, Settings};
 use crate::flow::{FlowCookie, UsedStates};
 use crate::oidc::Oidc;
 use crate::refresh::RefreshCoordinator;
+use crate::store::Store;
 
 /// Everything a handler needs, shared as `web::Data<AppState>`.
 #[derive(Debug)]
@@ -23,6 +24,8 @@ pub struct AppState {
     pub used_states: UsedStates,
     /// Single-flight access-token refresh.
     pub refresh: RefreshCoordinator,
+    /// The sessions that can be ended, and the logout tokens already used.
+    pub store: Store,
 }
 
 /// What a derived key is for: each cookie gets its own key, so one cannot be replayed as another.

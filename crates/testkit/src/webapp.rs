@@ -18,7 +18,10 @@ pub struct TestWebapp {
     pub provider_name: String,
     /// The session secret it was given.
     pub session_secret: String,
+    /// Its SQLite database of sessions (in a temporary folder kept while this value lives).
+    pub database_path: std::path::PathBuf,
     server: JoinHandle<()>,
+    dir: std::sync::Arc<tempfile::TempDir>,
 }
 
 impl TestWebapp {
@@ -31,6 +34,33 @@ impl TestWebapp {
     /// defaults are filled in.
     pub async fn start_with(
         provider: &TestProvider,
+        customize: impl FnOnce(&mut webapp::config::Settings),
+    ) -> anyhow::Result<Self> {
+        let dir = std::sync::Arc::new(tempfile::tempdir()?);
+        Self::launch(provider, random_secret(), dir, customize).await
+    }
+
+    /// Stops this web app and starts it again on the same port, secret and database, as a
+    /// restarted process would be.
+    pub async fn restart(self, provider: &TestProvider) -> anyhow::Result<Self> {
+        let secret = self.session_secret.clone();
+        let dir = self.dir.clone();
+        let port = self.port;
+        drop(self);
+        // The old server lets go of the port shortly after being stopped.
+        for _ in 0..100 {
+            if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        Self::launch(provider, secret, dir, |_| {}).await
+    }
+
+    async fn launch(
+        provider: &TestProvider,
+        session_secret: String,
+        dir: std::sync::Arc<tempfile::TempDir>,
         customize: impl FnOnce(&mut webapp::config::Settings),
     ) -> anyhow::Result<Self> {
         crate::init_test_logging();
@@ -51,7 +81,7 @@ impl TestWebapp {
         listener.set_nonblocking(true)?;
         let port = listener.local_addr()?.port();
         let url = format!("http://127.0.0.1:{port}");
-        let session_secret = random_secret();
+        let database_path = dir.path().join("webapp.db");
         let mut settings = crate::settings::webapp_settings(crate::settings::WebappSeed {
             url: &url,
             addr: listener.local_addr()?,
@@ -62,6 +92,7 @@ impl TestWebapp {
             provider_id: PROVIDER_ID,
             provider_name: PROVIDER_NAME,
         })?;
+        settings.database_path = database_path.clone();
         customize(&mut settings);
 
         let application = webapp::startup::Application::from_listener(settings, listener)
@@ -80,7 +111,9 @@ impl TestWebapp {
             provider_id: PROVIDER_ID.to_owned(),
             provider_name: PROVIDER_NAME.to_owned(),
             session_secret,
+            database_path,
             server,
+            dir,
         })
     }
 

@@ -22,7 +22,9 @@ mod verify;
 #[cfg(feature = "jose")]
 pub use key::{KeyError, SignError, SigningKey};
 #[cfg(feature = "jose")]
-pub use logout::{LogoutTokenError, LogoutTokenVerifier, VerifiedLogoutToken};
+pub use logout::{LogoutTokenVerifier, VerifiedLogoutToken};
+// The error type lives with the claim checks, which need no JWS code; kept reachable here.
+pub use crate::logout::LogoutTokenError;
 #[cfg(feature = "jose")]
 pub use verify::{IdTokenVerifier, MAX_TOKEN_LEN, VerifyError};
 
@@ -30,17 +32,8 @@ pub use verify::{IdTokenVerifier, MAX_TOKEN_LEN, VerifyError};
 /// §3.11), which keeps them apart from ID tokens (`JWT`).
 pub const LOGOUT_TOKEN_TYPE: &str = "logout+jwt";
 
-/// Whether a header `typ` names the logout-token type. RFC 7515 §4.1.9: media types compare
-/// case-insensitively and the "application/" prefix may be left out.
 #[cfg(feature = "jose")]
-fn is_logout_type(typ: &str) -> bool {
-    let bare = typ
-        .get(..12)
-        .filter(|p| p.eq_ignore_ascii_case("application/"))
-        .and_then(|_| typ.get(12..))
-        .unwrap_or(typ);
-    bare.eq_ignore_ascii_case(LOGOUT_TOKEN_TYPE)
-}
+use crate::logout::is_logout_type;
 
 /// The JWS algorithms this crate signs and verifies with (RFC 7518 §3.1): an allow-list by
 /// construction. There is no `none` and no HMAC variant, so a token claiming either is refused

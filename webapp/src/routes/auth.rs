@@ -28,6 +28,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/signout", web::get().to(signout_page))
             .route("/signout", web::post().to(signout))
             .route("/error", web::get().to(error_page))
+            .route(
+                "/backchannel-logout/{provider_id}",
+                web::post().to(crate::backchannel_logout::backchannel_logout),
+            )
             .default_service(web::to(|| async { pages::error_page(ErrorKind::NotFound) })),
     );
 }
@@ -350,7 +354,28 @@ async fn finish(
         .exchange_code(&provider, &code, &pending.pkce_verifier, &pending.nonce)
         .await?;
     let max_age = i64::try_from(state.settings.session_max_age.as_secs()).unwrap_or(i64::MAX / 4);
-    let user = UserSession::new(tokens, now() + max_age, now());
+    // A session already in this cookie ends: nothing from before sign-in survives.
+    if let Some(previous) = session::current_user(session, now()) {
+        state
+            .store
+            .end(&previous.session_id, now())
+            .await
+            .map_err(anyhow::Error::from)?;
+    }
+    let session_id = crate::store::new_session_id();
+    let sid = tokens.sid.clone();
+    let user = UserSession::new(tokens, session_id, now() + max_age, now());
+    state
+        .store
+        .create(
+            &user.session_id,
+            &user.sub,
+            sid.as_deref(),
+            now(),
+            user.expires,
+        )
+        .await
+        .map_err(anyhow::Error::from)?;
     session::sign_in(session, &user)?;
     tracing::info!(sub = user.sub, "signed in");
     Ok(HttpResponse::Found()
@@ -407,6 +432,15 @@ async fn signout(
         return pages::error_page(ErrorKind::Csrf);
     }
     let user = session::current_user(&session, now());
+    if let Some(user) = &user {
+        revoke_refresh_token(&state, user).await;
+        if let Err(error) = state.store.end(&user.session_id, now()).await {
+            // The cookie stays as it is: the user can try again, and nothing claims a
+            // sign-out that a copy of the cookie would outlive.
+            tracing::warn!(%error, "cannot end the session");
+            return pages::error_page(ErrorKind::Configuration);
+        }
+    }
     session::sign_out(&session);
     let provider_logout = match (&user, state.settings.provider_logout) {
         (Some(user), true) => match state.oidc.provider().await {
@@ -425,6 +459,27 @@ async fn signout(
     HttpResponse::SeeOther()
         .insert_header((header::LOCATION, location))
         .finish()
+}
+
+/// Revokes the session's refresh token at the provider. A failure is logged and does not stop
+/// the sign-out: the local session ends either way.
+pub async fn revoke_refresh_token(state: &AppState, user: &UserSession) {
+    let Some(refresh_token) = &user.refresh_token else {
+        return;
+    };
+    let outcome = match state.oidc.provider().await {
+        Ok(provider) => {
+            state
+                .oidc
+                .revoke_refresh_token(&provider, refresh_token)
+                .await
+        }
+        Err(error) => Err(error),
+    };
+    match outcome {
+        Ok(()) => tracing::info!(sub = user.sub, "refresh token revoked"),
+        Err(error) => tracing::warn!(%error, "cannot revoke the refresh token"),
+    }
 }
 
 #[derive(Debug, Deserialize)]

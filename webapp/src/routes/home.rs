@@ -32,6 +32,8 @@ enum TokenState {
     SignInAgain,
     /// The provider could not be reached: show the page without the API.
     Unavailable(UserSession),
+    /// The session was ended (sign-out elsewhere, back-channel logout) meanwhile.
+    Ended,
 }
 
 async fn home(state: web::Data<AppState>, session: Session) -> HttpResponse {
@@ -46,6 +48,9 @@ async fn home(state: web::Data<AppState>, session: Session) -> HttpResponse {
         }
         TokenState::Unavailable(user) => {
             return render(&session, &user, None, Some(API_UNREACHABLE));
+        }
+        TokenState::Ended => {
+            return redirect(&gate::signin_redirect(&state, "/", None));
         }
     };
     match state.oidc.call_api(&user.access_token).await {
@@ -79,6 +84,10 @@ async fn ensure_fresh_access_token(
     let Some(refresh_token) = user.refresh_token.clone() else {
         return mark_refresh_failed(session, user);
     };
+    // The row before: a session ended since the request came in spends no refresh token.
+    if !session_still_active(state, session, &user).await {
+        return TokenState::Ended;
+    }
     let outcome = state
         .refresh
         .refresh(&refresh_token, || async {
@@ -99,6 +108,13 @@ async fn ensure_fresh_access_token(
         .await;
     match outcome {
         Ok(RefreshOutcome::Refreshed(tokens)) => {
+            // And after: a session ended while the refresh was in flight must not get the new
+            // tokens into a cookie; they are revoked instead.
+            if !session_still_active(state, session, &user).await {
+                user.apply_refresh(tokens, now());
+                crate::routes::auth::revoke_refresh_token(state, &user).await;
+                return TokenState::Ended;
+            }
             user.apply_refresh(tokens, now());
             if let Err(error) = session::store_user(session, &user) {
                 tracing::warn!(%error, "cannot store refreshed tokens");
@@ -109,6 +125,22 @@ async fn ensure_fresh_access_token(
         Err(error) => {
             tracing::warn!(%error, "cannot refresh the access token now");
             TokenState::Unavailable(user)
+        }
+    }
+}
+
+/// Whether the session's row still counts; if not (or it cannot be told), the user is taken
+/// out of the cookie.
+async fn session_still_active(state: &AppState, session: &Session, user: &UserSession) -> bool {
+    match state.store.is_active(&user.session_id, now()).await {
+        Ok(true) => true,
+        Ok(false) => {
+            session.remove(session::USER_KEY);
+            false
+        }
+        Err(error) => {
+            tracing::warn!(%error, "cannot check the session");
+            false
         }
     }
 }

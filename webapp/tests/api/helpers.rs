@@ -210,6 +210,8 @@ struct ProxyRules {
     id_token: Option<String>,
     /// The last ID token the provider issued.
     seen_id_token: Option<String>,
+    /// The last refresh token the provider issued.
+    seen_refresh_token: Option<String>,
 }
 
 /// An HTTP proxy in front of the provider for the web app's server-side calls: it counts the
@@ -279,6 +281,11 @@ impl BackchannelProxy {
         self.rules.lock().unwrap().seen_id_token.clone()
     }
 
+    /// The last refresh token the provider issued through this proxy.
+    pub fn seen_refresh_token(&self) -> Option<String> {
+        self.rules.lock().unwrap().seen_refresh_token.clone()
+    }
+
     /// Replaces the ID token of token responses with `id_token` (`None`: the genuine one).
     pub fn replace_id_token(&self, id_token: Option<String>) {
         self.rules.lock().unwrap().id_token = id_token;
@@ -342,6 +349,9 @@ async fn relay(
     if path == "/oauth/token" {
         if let Ok(mut json) = serde_json::from_slice::<serde_json::Value>(&bytes) {
             let mut rules = rules.lock().unwrap();
+            if let Some(issued) = json.get("refresh_token").and_then(|t| t.as_str()) {
+                rules.seen_refresh_token = Some(issued.to_owned());
+            }
             if let Some(issued) = json.get("id_token").and_then(|t| t.as_str()) {
                 rules.seen_id_token = Some(issued.to_owned());
                 if let Some(replacement) = rules.id_token.clone() {

@@ -1,0 +1,2 @@
+DROP TABLE seen_logout_tokens;
+DROP TABLE sessions;

@@ -119,14 +119,15 @@ impl Application {
                         .into()
                 }))
                 .configure(routes::configure)
-                // Middleware runs outside-in from the last `wrap`: headers, session, the body's
-                // deadline (before any route or the gate can wait on a body), the session's row, then
-                // the gate.
+                // Middleware runs outside-in from the last `wrap`: the arrival stamp (refreshes
+                // are shared by when requests arrived), headers, session, the body's deadline
+                // (before any route or the gate can wait on a body), the session's row, the gate.
                 .wrap(from_fn(gate::gate))
                 .wrap(from_fn(session_check::check_session))
                 .wrap(BodyDeadline::new(body_limits))
                 .wrap(sessions)
                 .wrap(security_headers())
+                .wrap(from_fn(crate::refresh::stamp_arrival))
         })
         .listen(listener)?
         .run();

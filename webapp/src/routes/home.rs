@@ -3,12 +3,13 @@
 
 use actix_session::Session;
 use actix_web::http::{StatusCode, header};
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
+use std::time::Instant;
 
 use crate::gate;
 use crate::oidc::OidcError;
 use crate::pages::{self, HomePage};
-use crate::refresh::RefreshOutcome;
+use crate::refresh::{Arrival, RefreshOutcome};
 use crate::routes::auth::layout;
 use crate::session::{self, REFRESH_ERROR, UserSession};
 use crate::state::AppState;
@@ -36,12 +37,13 @@ enum TokenState {
     Ended,
 }
 
-async fn home(state: web::Data<AppState>, session: Session) -> HttpResponse {
+async fn home(state: web::Data<AppState>, session: Session, req: HttpRequest) -> HttpResponse {
+    let arrived = Arrival::of(&req);
     // The gate only lets signed-in users through; a session that vanished meanwhile signs in.
     let Some(user) = session::current_user(&session, now()) else {
         return redirect(&gate::signin_redirect(&state, "/", None));
     };
-    let user = match ensure_fresh_access_token(&state, &session, user).await {
+    let user = match ensure_fresh_access_token(&state, &session, user, arrived).await {
         TokenState::Ready(user) => user,
         TokenState::SignInAgain => {
             return redirect(&gate::signin_redirect(&state, "/", Some(REFRESH_ERROR)));
@@ -77,6 +79,7 @@ async fn ensure_fresh_access_token(
     state: &AppState,
     session: &Session,
     mut user: UserSession,
+    arrived: Instant,
 ) -> TokenState {
     if !user.access_token_expiring(now(), REFRESH_MARGIN_SECS) {
         return TokenState::Ready(user);
@@ -90,7 +93,7 @@ async fn ensure_fresh_access_token(
     }
     let outcome = state
         .refresh
-        .refresh(&refresh_token, || async {
+        .refresh(&refresh_token, arrived, || async {
             let provider = state.oidc.provider().await?;
             match state
                 .oidc

@@ -65,9 +65,14 @@ LABEL org.opencontainers.image.title="oidc-stack provider" \
 # ---- web app runtime ----------------------------------------------------------------------------
 FROM scratch AS webapp
 COPY --from=build /out/webapp/rootfs/ /
+# /data holds the web app's SQLite database of sessions: mount a volume there.
+COPY --chown=10001:10001 --from=build /out/webapp/writable/ /
 USER 10001:10001
-ENV WEBAPP_ADDR=0.0.0.0:3000
+WORKDIR /data
+ENV WEBAPP_ADDR=0.0.0.0:3000 \
+    WEBAPP_DATABASE_URL=/data/webapp.db
 EXPOSE 3000
+VOLUME ["/data"]
 HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 \
   CMD ["/usr/local/bin/webapp", "healthcheck"]
 ENTRYPOINT ["/usr/local/bin/webapp"]

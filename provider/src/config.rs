@@ -222,6 +222,12 @@ pub struct Settings {
     /// Seconds between two sweeps of expired codes, tokens and grants
     /// (`PROVIDER_SWEEP_INTERVAL_SECS`, 1 to 86400).
     pub sweep_interval_secs: u64,
+    /// Seconds a browser session lasts without being used (`PROVIDER_SESSION_IDLE_SECS`,
+    /// 60 up to the absolute lifetime).
+    pub session_idle_secs: i64,
+    /// Seconds a browser session lasts at most, however active (`PROVIDER_SESSION_MAX_SECS`,
+    /// 60 to 400 days).
+    pub session_max_secs: i64,
     /// Take the client address for login throttling from the last `X-Forwarded-For` entry
     /// (`PROVIDER_TRUST_FORWARDED_FOR`); only behind a reverse proxy that appends it, since
     /// clients can send the header themselves.
@@ -252,6 +258,8 @@ impl Default for Settings {
             keys_reload_secs: 10,
             body_timeout_secs: 10,
             sweep_interval_secs: 60,
+            session_idle_secs: 14 * 24 * 3600,
+            session_max_secs: 30 * 24 * 3600,
             trust_forwarded_for: false,
             login_throttle: LoginThrottleSettings::default(),
             bootstrap: Bootstrap::default(),
@@ -320,6 +328,12 @@ impl Settings {
                 "PROVIDER_BODY_TIMEOUT_SECS",
                 defaults.body_timeout_secs,
             )?,
+            session_idle_secs: number(
+                &get,
+                "PROVIDER_SESSION_IDLE_SECS",
+                defaults.session_idle_secs,
+            )?,
+            session_max_secs: number(&get, "PROVIDER_SESSION_MAX_SECS", defaults.session_max_secs)?,
             sweep_interval_secs: number(
                 &get,
                 "PROVIDER_SWEEP_INTERVAL_SECS",
@@ -438,6 +452,24 @@ impl Settings {
             return Err(ConfigError::new(
                 "PROVIDER_BODY_TIMEOUT_SECS",
                 "must be at least 1",
+            ));
+        }
+        if !(60..=400 * 86_400).contains(&self.session_max_secs) {
+            return Err(ConfigError::new(
+                "PROVIDER_SESSION_MAX_SECS",
+                format!(
+                    "must be between 60 and 34560000 (400 days) (got {})",
+                    self.session_max_secs
+                ),
+            ));
+        }
+        if !(60..=self.session_max_secs).contains(&self.session_idle_secs) {
+            return Err(ConfigError::new(
+                "PROVIDER_SESSION_IDLE_SECS",
+                format!(
+                    "must be between 60 and PROVIDER_SESSION_MAX_SECS ({}) (got {})",
+                    self.session_max_secs, self.session_idle_secs
+                ),
             ));
         }
         if !(1..=86_400).contains(&self.sweep_interval_secs) {
@@ -726,6 +758,10 @@ mod tests {
             ("PROVIDER_TRUST_FORWARDED_FOR", "maybe"),
             ("PROVIDER_SWEEP_INTERVAL_SECS", "0"),
             ("PROVIDER_SWEEP_INTERVAL_SECS", "86401"),
+            ("PROVIDER_SESSION_IDLE_SECS", "59"),
+            ("PROVIDER_SESSION_IDLE_SECS", "2592001"),
+            ("PROVIDER_SESSION_MAX_SECS", "-1"),
+            ("PROVIDER_SESSION_MAX_SECS", "34560001"),
         ] {
             let err = settings(&[(name, value)]).expect_err(name);
             assert_eq!(err.setting, name);

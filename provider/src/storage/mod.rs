@@ -9,6 +9,7 @@ pub mod clients;
 pub mod grants;
 pub mod keys;
 pub mod schema;
+pub mod sessions;
 pub mod sweep;
 pub mod users;
 

@@ -17,3 +17,4 @@ mod oauth_helpers;
 mod oauth_parsers;
 mod oauth_resources;
 mod oauth_token;
+mod sessions;

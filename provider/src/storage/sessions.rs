@@ -1,0 +1,104 @@
+//! Browser sessions: one row per login, found by the SHA-256 hash of the secret in the cookie.
+
+use diesel::prelude::*;
+
+use super::Conn;
+use super::schema::{sessions, users};
+
+/// A stored session (the cookie secret only as its hash).
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, serde::Serialize)]
+#[diesel(table_name = sessions)]
+pub struct SessionRow {
+    #[serde(skip)]
+    pub id_hash: String,
+    /// Random, not secret: the `sid` claim and the key grants record.
+    pub public_id: String,
+    pub user_id: String,
+    pub auth_time: i64,
+    pub amr: String,
+    pub created_at: i64,
+    pub last_seen_at: i64,
+    pub client_addr: String,
+    pub user_agent: String,
+    pub expires_at: i64,
+    pub idle_expires_at: i64,
+}
+
+impl SessionRow {
+    /// Whether the session is still valid at `at` with the idle lifetime `idle_secs` (checked
+    /// against both the stored idle end and the setting, so lowering the setting takes effect
+    /// at once).
+    pub fn is_live(&self, at: i64, idle_secs: i64) -> bool {
+        at < self.expires_at
+            && at < self.idle_expires_at
+            && at < self.last_seen_at.saturating_add(idle_secs)
+    }
+}
+
+/// Stores a new session, deleting the one it replaces (the previous cookie's, if any).
+pub fn insert(conn: &mut Conn, row: &SessionRow, replaces: Option<&str>) -> QueryResult<()> {
+    if let Some(old) = replaces {
+        delete(conn, old)?;
+    }
+    diesel::insert_into(sessions::table)
+        .values(row)
+        .execute(conn)?;
+    Ok(())
+}
+
+/// The session with this hash and whether its user is active: one primary-key lookup and one
+/// on the users' primary key.
+pub fn find(conn: &mut Conn, id_hash: &str) -> QueryResult<Option<(SessionRow, bool)>> {
+    sessions::table
+        .find(id_hash)
+        .inner_join(users::table)
+        .select((SessionRow::as_select(), users::is_active))
+        .get_result(conn)
+        .optional()
+}
+
+/// Marks the session as seen at `at`, moving its idle end on.
+pub fn touch(conn: &mut Conn, id_hash: &str, at: i64, idle_secs: i64) -> QueryResult<usize> {
+    diesel::update(sessions::table.find(id_hash))
+        .set((
+            sessions::last_seen_at.eq(at),
+            sessions::idle_expires_at.eq(at.saturating_add(idle_secs)),
+        ))
+        .execute(conn)
+}
+
+/// Deletes the session; the row it deleted, if there was one (so that of two logouts at once
+/// only one goes on to end what the session held).
+pub fn delete(conn: &mut Conn, id_hash: &str) -> QueryResult<Option<SessionRow>> {
+    diesel::delete(sessions::table.find(id_hash))
+        .returning(SessionRow::as_returning())
+        .get_result(conn)
+        .optional()
+}
+
+/// The sessions of a user, newest first.
+pub fn for_user(conn: &mut Conn, user_id: &str) -> QueryResult<Vec<SessionRow>> {
+    sessions::table
+        .filter(sessions::user_id.eq(user_id))
+        .order(sessions::created_at.desc())
+        .select(SessionRow::as_select())
+        .load(conn)
+}
+
+/// Deletes up to `limit` sessions that ended (absolute or idle end) before `cutoff`; how many.
+pub fn sweep_batch(conn: &mut Conn, cutoff: i64, limit: usize) -> QueryResult<usize> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let ended: Vec<String> = sessions::table
+        .filter(
+            sessions::expires_at
+                .lt(cutoff)
+                .or(sessions::idle_expires_at.lt(cutoff)),
+        )
+        .select(sessions::id_hash)
+        .limit(limit)
+        .load(conn)?;
+    if ended.is_empty() {
+        return Ok(0);
+    }
+    diesel::delete(sessions::table.filter(sessions::id_hash.eq_any(&ended))).execute(conn)
+}

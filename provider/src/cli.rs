@@ -85,6 +85,25 @@ pub enum UserCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Set a user's password (asked for twice, or read from standard input); ends every
+    /// session, grant and token of the user.
+    SetPassword {
+        /// The user's username.
+        username: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Deactivate a user: they can no longer sign in, and every session, grant and token ends.
+    Deactivate {
+        /// The user's username.
+        username: String,
+    },
+    /// Delete a user with everything they hold.
+    Delete {
+        /// The user's username.
+        username: String,
+    },
 }
 
 /// Client subcommands.
@@ -200,6 +219,35 @@ fn admin_command(settings: &Settings, command: Command) -> anyhow::Result<()> {
                 "Created user {} (subject {}).",
                 user.username, user.subject
             )?;
+        }
+        Command::User(UserCommand::SetPassword {
+            username,
+            password_stdin,
+        }) => {
+            let user = existing_user(conn, &username)?;
+            let password = read_password(password_stdin)?;
+            validate_password(&password).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let hash = hash_blocking(&password, settings.bcrypt_cost)?;
+            conn.immediate_transaction(|conn| users::reset_password(conn, &user.id, &hash))?;
+            writeln!(
+                out,
+                "Password of {} changed; every session and token of the user ended.",
+                user.username
+            )?;
+        }
+        Command::User(UserCommand::Deactivate { username }) => {
+            let user = existing_user(conn, &username)?;
+            conn.immediate_transaction(|conn| users::deactivate(conn, &user.id))?;
+            writeln!(
+                out,
+                "Deactivated {}; every session and token of the user ended.",
+                user.username
+            )?;
+        }
+        Command::User(UserCommand::Delete { username }) => {
+            let user = existing_user(conn, &username)?;
+            conn.immediate_transaction(|conn| users::delete(conn, &user.id))?;
+            writeln!(out, "Deleted {}.", user.username)?;
         }
         Command::User(UserCommand::List { json }) => {
             let list = users::list(conn)?;
@@ -375,6 +423,12 @@ fn read_password(from_stdin: bool) -> anyhow::Result<String> {
         anyhow::bail!("the passwords do not match");
     }
     Ok(first)
+}
+
+/// The user with `username`, or an error naming it.
+fn existing_user(conn: &mut crate::storage::Conn, username: &str) -> anyhow::Result<users::User> {
+    users::find_by_username(conn, username)?
+        .ok_or_else(|| anyhow::anyhow!("no user named {username:?}"))
 }
 
 fn create_user(

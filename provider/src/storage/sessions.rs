@@ -102,3 +102,58 @@ pub fn sweep_batch(conn: &mut Conn, cutoff: i64, limit: usize) -> QueryResult<us
     }
     diesel::delete(sessions::table.filter(sessions::id_hash.eq_any(&ended))).execute(conn)
 }
+
+/// Ends everything a user holds: deletes all their sessions and revokes all their grants and
+/// the access and refresh tokens of those grants (an unused code dies with its grant). Revoked
+/// rows stay revoked, so reactivating the user later brings none of them back. Returns the
+/// sessions deleted. Runs in the caller's transaction.
+pub fn end_everything_for_user(
+    conn: &mut Conn,
+    user_id: &str,
+    at: i64,
+) -> QueryResult<Vec<SessionRow>> {
+    use super::schema::{access_tokens, grants, refresh_tokens};
+    let ended = diesel::delete(sessions::table.filter(sessions::user_id.eq(user_id)))
+        .returning(SessionRow::as_returning())
+        .load(conn)?;
+    // Through the user's grants (indexed by user and by grant), not a scan of the token tables.
+    let grant_ids: Vec<String> = grants::table
+        .filter(grants::user_id.eq(user_id))
+        .select(grants::id)
+        .load(conn)?;
+    for chunk in grant_ids.chunks(500) {
+        diesel::update(
+            access_tokens::table
+                .filter(access_tokens::grant_id.eq_any(chunk))
+                .filter(access_tokens::revoked_at.is_null()),
+        )
+        .set(access_tokens::revoked_at.eq(at))
+        .execute(conn)?;
+        diesel::update(
+            refresh_tokens::table
+                .filter(refresh_tokens::grant_id.eq_any(chunk))
+                .filter(refresh_tokens::revoked_at.is_null()),
+        )
+        .set(refresh_tokens::revoked_at.eq(at))
+        .execute(conn)?;
+    }
+    diesel::update(
+        grants::table
+            .filter(grants::user_id.eq(user_id))
+            .filter(grants::revoked_at.is_null()),
+    )
+    .set(grants::revoked_at.eq(at))
+    .execute(conn)?;
+    Ok(ended)
+}
+
+/// Deletes one session of a user, by its public id; whether it existed.
+pub fn delete_for_user(conn: &mut Conn, user_id: &str, public_id: &str) -> QueryResult<bool> {
+    let n = diesel::delete(
+        sessions::table
+            .filter(sessions::user_id.eq(user_id))
+            .filter(sessions::public_id.eq(public_id)),
+    )
+    .execute(conn)?;
+    Ok(n == 1)
+}

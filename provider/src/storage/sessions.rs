@@ -35,7 +35,13 @@ impl SessionRow {
     }
 }
 
-/// Stores a new session, deleting the one it replaces (the previous cookie's, if any).
+/// Sessions one user keeps at most; a new login beyond it ends the least recently used one,
+/// so whoever knows a password cannot grow the table without bound by logging in again and
+/// again.
+pub const MAX_SESSIONS_PER_USER: i64 = 32;
+
+/// Stores a new session, deleting the one it replaces (the previous cookie's, if any) and the
+/// user's least recently used sessions beyond [`MAX_SESSIONS_PER_USER`].
 pub fn insert(conn: &mut Conn, row: &SessionRow, replaces: Option<&str>) -> QueryResult<()> {
     if let Some(old) = replaces {
         delete(conn, old)?;
@@ -43,6 +49,17 @@ pub fn insert(conn: &mut Conn, row: &SessionRow, replaces: Option<&str>) -> Quer
     diesel::insert_into(sessions::table)
         .values(row)
         .execute(conn)?;
+    let beyond: Vec<String> = sessions::table
+        .filter(sessions::user_id.eq(&row.user_id))
+        .order((sessions::last_seen_at.desc(), sessions::created_at.desc()))
+        .select(sessions::id_hash)
+        .offset(MAX_SESSIONS_PER_USER)
+        .limit(MAX_SESSIONS_PER_USER)
+        .load(conn)?;
+    let beyond: Vec<String> = beyond.into_iter().filter(|h| *h != row.id_hash).collect();
+    if !beyond.is_empty() {
+        diesel::delete(sessions::table.filter(sessions::id_hash.eq_any(&beyond))).execute(conn)?;
+    }
     Ok(())
 }
 

@@ -261,3 +261,50 @@ async fn the_sweeper_deletes_ended_sessions_only() {
     assert_eq!(swept.sessions, 1);
     assert_eq!(sessions(&app), 1);
 }
+
+#[tokio::test]
+async fn logging_in_again_and_again_keeps_a_bounded_number_of_sessions() {
+    let app = OAuthApp::spawn().await;
+    let max = provider::storage::sessions::MAX_SESSIONS_PER_USER;
+    let first = Browser::new();
+    first.log_in(&app, USERNAME, PASSWORD).await;
+    sql(
+        &app,
+        &format!(
+            "UPDATE sessions SET last_seen_at = {}",
+            provider::storage::now() - 120
+        ),
+    );
+    for _ in 0..max {
+        Browser::new().log_in(&app, USERNAME, PASSWORD).await;
+    }
+    assert_eq!(sessions(&app), max);
+    // The least recently used one went.
+    let (error, _) = prompt_none(&app, &first).await;
+    assert_eq!(error.as_deref(), Some("login_required"));
+}
+
+#[tokio::test]
+async fn an_rp_initiated_logout_ends_the_session_for_every_copy_of_the_cookie() {
+    let app = OAuthApp::spawn().await;
+    let browser = Browser::new();
+    app.code_for_alice(&browser).await;
+    let copy = copy_cookies(&app, &browser);
+    let page = browser
+        .get(&app.url(&format!("/oauth/logout?client_id={CLIENT_ID}")))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let response = browser
+        .post_form(&app.url("/oauth/logout/confirm"), &hidden_fields(&page))
+        .await;
+    assert!(
+        response.status().is_success() || response.status().is_redirection(),
+        "{}",
+        response.status()
+    );
+    let (error, _) = prompt_none(&app, &copy).await;
+    assert_eq!(error.as_deref(), Some("login_required"));
+    assert_eq!(sessions(&app), 0);
+}

@@ -138,6 +138,13 @@ pub enum ClientCommand {
         /// ID-token signing algorithm.
         #[arg(long, default_value = "RS256", value_parser = ["RS256", "ES256"])]
         algorithm: String,
+        /// Where logout tokens are posted when a session with the application ends
+        /// (OpenID Connect Back-Channel Logout).
+        #[arg(long)]
+        backchannel_logout_uri: Option<String>,
+        /// Logout tokens must name the session (`sid`).
+        #[arg(long, requires = "backchannel_logout_uri")]
+        backchannel_logout_session_required: bool,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -283,6 +290,8 @@ fn admin_command(settings: &Settings, command: Command) -> anyhow::Result<()> {
             no_refresh_tokens,
             introspect,
             algorithm,
+            backchannel_logout_uri,
+            backchannel_logout_session_required,
             json,
         }) => {
             let mut grant_types = vec![GrantType::AuthorizationCode];
@@ -303,6 +312,8 @@ fn admin_command(settings: &Settings, command: Command) -> anyhow::Result<()> {
                 skip_authorization,
                 id_token_signed_response_alg: algorithm,
                 can_introspect: introspect,
+                backchannel_logout_uri,
+                backchannel_logout_session_required,
             };
             let (client, secret) =
                 clients::create(conn, &input, &settings.allow_http_redirect_hosts)?;

@@ -643,7 +643,12 @@ async fn end_session(
     let ended = state
         .db
         .write(move |conn| -> Result<bool, StorageError> {
-            Ok(sessions::delete_for_user(conn, &owner, &session_id)?)
+            Ok(sessions::end_for_user(
+                conn,
+                &owner,
+                &session_id,
+                crate::storage::now(),
+            )?)
         })
         .await?;
     if !ended {

@@ -267,7 +267,7 @@ pub async fn log_out(state: &AppState, session: &Session) -> Result<(), StorageE
         state
             .db
             .write(move |conn| {
-                sessions::delete(conn, &id_hash)
+                sessions::end(conn, &id_hash, now())
                     .map(|_| ())
                     .map_err(StorageError::from)
             })

@@ -34,6 +34,25 @@ diesel::table! {
         created_at -> BigInt,
         updated_at -> BigInt,
         can_introspect -> Bool,
+        backchannel_logout_uri -> Nullable<Text>,
+        backchannel_logout_session_required -> Bool,
+    }
+}
+
+diesel::table! {
+    logout_deliveries (id) {
+        id -> Text,
+        client_id -> Text,
+        uri -> Text,
+        subject -> Text,
+        sid -> Nullable<Text>,
+        token -> Nullable<Text>,
+        attempts -> Integer,
+        next_attempt_at -> BigInt,
+        last_error -> Nullable<Text>,
+        status -> Text,
+        created_at -> BigInt,
+        updated_at -> BigInt,
     }
 }
 
@@ -140,6 +159,7 @@ diesel::joinable!(access_tokens -> grants (grant_id));
 diesel::joinable!(refresh_tokens -> grants (grant_id));
 diesel::joinable!(consents -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(logout_deliveries -> clients (client_id));
 diesel::joinable!(consents -> clients (client_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -152,4 +172,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     refresh_tokens,
     consents,
     sessions,
+    logout_deliveries,
 );

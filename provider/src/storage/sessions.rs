@@ -44,7 +44,7 @@ pub const MAX_SESSIONS_PER_USER: i64 = 32;
 /// user's least recently used sessions beyond [`MAX_SESSIONS_PER_USER`].
 pub fn insert(conn: &mut Conn, row: &SessionRow, replaces: Option<&str>) -> QueryResult<()> {
     if let Some(old) = replaces {
-        delete(conn, old)?;
+        end(conn, old, row.created_at)?;
     }
     diesel::insert_into(sessions::table)
         .values(row)
@@ -58,7 +58,13 @@ pub fn insert(conn: &mut Conn, row: &SessionRow, replaces: Option<&str>) -> Quer
         .load(conn)?;
     let beyond: Vec<String> = beyond.into_iter().filter(|h| *h != row.id_hash).collect();
     if !beyond.is_empty() {
-        diesel::delete(sessions::table.filter(sessions::id_hash.eq_any(&beyond))).execute(conn)?;
+        let ended: Vec<SessionRow> =
+            diesel::delete(sessions::table.filter(sessions::id_hash.eq_any(&beyond)))
+                .returning(SessionRow::as_returning())
+                .load(conn)?;
+        for session in &ended {
+            super::logout_deliveries::record_for_session(conn, session, row.created_at)?;
+        }
     }
     Ok(())
 }
@@ -84,9 +90,19 @@ pub fn touch(conn: &mut Conn, id_hash: &str, at: i64, idle_secs: i64) -> QueryRe
         .execute(conn)
 }
 
-/// Deletes the session; the row it deleted, if there was one (so that of two logouts at once
-/// only one goes on to end what the session held).
-pub fn delete(conn: &mut Conn, id_hash: &str) -> QueryResult<Option<SessionRow>> {
+/// Ends the session: deletes it and records the back-channel logouts of the applications that
+/// have a grant in it, in the caller's transaction. Of two logouts at once only the one that
+/// deleted the row records them. Returns the row, if there was one.
+pub fn end(conn: &mut Conn, id_hash: &str, at: i64) -> QueryResult<Option<SessionRow>> {
+    let ended = delete(conn, id_hash)?;
+    if let Some(session) = &ended {
+        super::logout_deliveries::record_for_session(conn, session, at)?;
+    }
+    Ok(ended)
+}
+
+/// Deletes the session; the row it deleted, if there was one.
+fn delete(conn: &mut Conn, id_hash: &str) -> QueryResult<Option<SessionRow>> {
     diesel::delete(sessions::table.find(id_hash))
         .returning(SessionRow::as_returning())
         .get_result(conn)
@@ -114,10 +130,22 @@ pub fn sweep_batch(conn: &mut Conn, cutoff: i64, limit: usize) -> QueryResult<us
         .select(sessions::id_hash)
         .limit(limit)
         .load(conn)?;
+    super::logout_deliveries::sweep_failed(
+        conn,
+        cutoff - super::logout_deliveries::KEEP_FAILED_SECS,
+        limit,
+    )?;
     if ended.is_empty() {
         return Ok(0);
     }
-    diesel::delete(sessions::table.filter(sessions::id_hash.eq_any(&ended))).execute(conn)
+    let ended: Vec<SessionRow> =
+        diesel::delete(sessions::table.filter(sessions::id_hash.eq_any(&ended)))
+            .returning(SessionRow::as_returning())
+            .load(conn)?;
+    for session in &ended {
+        super::logout_deliveries::record_for_session(conn, session, cutoff)?;
+    }
+    Ok(ended.len())
 }
 
 /// Ends everything a user holds: deletes all their sessions and revokes all their grants and
@@ -133,6 +161,7 @@ pub fn end_everything_for_user(
     let ended = diesel::delete(sessions::table.filter(sessions::user_id.eq(user_id)))
         .returning(SessionRow::as_returning())
         .load(conn)?;
+    super::logout_deliveries::record_for_user(conn, user_id, &ended, at)?;
     // Through the user's grants (indexed by user and by grant), not a scan of the token tables.
     let grant_ids: Vec<String> = grants::table
         .filter(grants::user_id.eq(user_id))
@@ -164,13 +193,18 @@ pub fn end_everything_for_user(
     Ok(ended)
 }
 
-/// Deletes one session of a user, by its public id; whether it existed.
-pub fn delete_for_user(conn: &mut Conn, user_id: &str, public_id: &str) -> QueryResult<bool> {
-    let n = diesel::delete(
+/// Ends one session of a user, by its public id (as [`end`]); whether it existed.
+pub fn end_for_user(conn: &mut Conn, user_id: &str, public_id: &str, at: i64) -> QueryResult<bool> {
+    let ended: Option<SessionRow> = diesel::delete(
         sessions::table
             .filter(sessions::user_id.eq(user_id))
             .filter(sessions::public_id.eq(public_id)),
     )
-    .execute(conn)?;
-    Ok(n == 1)
+    .returning(SessionRow::as_returning())
+    .get_result(conn)
+    .optional()?;
+    if let Some(session) = &ended {
+        super::logout_deliveries::record_for_session(conn, session, at)?;
+    }
+    Ok(ended.is_some())
 }

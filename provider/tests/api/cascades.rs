@@ -281,7 +281,7 @@ async fn the_new_admin_posts_need_the_csrf_token() {
 }
 
 /// Runs the provider binary's command line on the app's database.
-async fn cli(app: &OAuthApp, args: &[&str], stdin: Option<&str>) -> std::process::Output {
+pub async fn cli(app: &OAuthApp, args: &[&str], stdin: Option<&str>) -> std::process::Output {
     use std::io::Write as _;
     let db = app.state.settings.database_url.clone();
     let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();

@@ -119,6 +119,9 @@ pub struct IdTokenClaims {
     /// Authentication method references (RFC 8176), e.g. `["pwd"]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub amr: Option<Vec<String>>,
+    /// Session id at the provider (OpenID Connect Front- and Back-Channel Logout).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
     /// Profile and e-mail claims released with the token.
     #[serde(flatten)]
     pub profile: StandardClaims,
@@ -139,6 +142,7 @@ impl IdTokenClaims {
             azp: None,
             acr: None,
             amr: None,
+            sid: None,
             profile: StandardClaims::default(),
         }
     }

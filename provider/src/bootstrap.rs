@@ -75,6 +75,8 @@ async fn ensure_client(state: &AppState, client: BootstrapClient) -> anyhow::Res
         skip_authorization: false,
         id_token_signed_response_alg: "RS256".to_owned(),
         can_introspect: client.can_introspect.unwrap_or(false),
+        backchannel_logout_uri: client.backchannel_logout_uri.clone(),
+        backchannel_logout_session_required: client.backchannel_logout_session_required,
     };
     state
         .db

@@ -85,6 +85,25 @@ pub enum UserCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Set a user's password (asked for twice, or read from standard input); ends every
+    /// session, grant and token of the user.
+    SetPassword {
+        /// The user's username.
+        username: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Deactivate a user: they can no longer sign in, and every session, grant and token ends.
+    Deactivate {
+        /// The user's username.
+        username: String,
+    },
+    /// Delete a user with everything they hold.
+    Delete {
+        /// The user's username.
+        username: String,
+    },
 }
 
 /// Client subcommands.
@@ -119,6 +138,13 @@ pub enum ClientCommand {
         /// ID-token signing algorithm.
         #[arg(long, default_value = "RS256", value_parser = ["RS256", "ES256"])]
         algorithm: String,
+        /// Where logout tokens are posted when a session with the application ends
+        /// (OpenID Connect Back-Channel Logout).
+        #[arg(long)]
+        backchannel_logout_uri: Option<String>,
+        /// Logout tokens must name the session (`sid`).
+        #[arg(long, requires = "backchannel_logout_uri")]
+        backchannel_logout_session_required: bool,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -201,6 +227,35 @@ fn admin_command(settings: &Settings, command: Command) -> anyhow::Result<()> {
                 user.username, user.subject
             )?;
         }
+        Command::User(UserCommand::SetPassword {
+            username,
+            password_stdin,
+        }) => {
+            let user = existing_user(conn, &username)?;
+            let password = read_password(password_stdin)?;
+            validate_password(&password).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let hash = hash_blocking(&password, settings.bcrypt_cost)?;
+            conn.immediate_transaction(|conn| users::reset_password(conn, &user.id, &hash))?;
+            writeln!(
+                out,
+                "Password of {} changed; every session and token of the user ended.",
+                user.username
+            )?;
+        }
+        Command::User(UserCommand::Deactivate { username }) => {
+            let user = existing_user(conn, &username)?;
+            conn.immediate_transaction(|conn| users::deactivate(conn, &user.id))?;
+            writeln!(
+                out,
+                "Deactivated {}; every session and token of the user ended.",
+                user.username
+            )?;
+        }
+        Command::User(UserCommand::Delete { username }) => {
+            let user = existing_user(conn, &username)?;
+            conn.immediate_transaction(|conn| users::delete(conn, &user.id))?;
+            writeln!(out, "Deleted {}.", user.username)?;
+        }
         Command::User(UserCommand::List { json }) => {
             let list = users::list(conn)?;
             if json {
@@ -235,6 +290,8 @@ fn admin_command(settings: &Settings, command: Command) -> anyhow::Result<()> {
             no_refresh_tokens,
             introspect,
             algorithm,
+            backchannel_logout_uri,
+            backchannel_logout_session_required,
             json,
         }) => {
             let mut grant_types = vec![GrantType::AuthorizationCode];
@@ -255,6 +312,8 @@ fn admin_command(settings: &Settings, command: Command) -> anyhow::Result<()> {
                 skip_authorization,
                 id_token_signed_response_alg: algorithm,
                 can_introspect: introspect,
+                backchannel_logout_uri,
+                backchannel_logout_session_required,
             };
             let (client, secret) =
                 clients::create(conn, &input, &settings.allow_http_redirect_hosts)?;
@@ -375,6 +434,12 @@ fn read_password(from_stdin: bool) -> anyhow::Result<String> {
         anyhow::bail!("the passwords do not match");
     }
     Ok(first)
+}
+
+/// The user with `username`, or an error naming it.
+fn existing_user(conn: &mut crate::storage::Conn, username: &str) -> anyhow::Result<users::User> {
+    users::find_by_username(conn, username)?
+        .ok_or_else(|| anyhow::anyhow!("no user named {username:?}"))
 }
 
 fn create_user(

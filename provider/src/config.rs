@@ -136,6 +136,11 @@ pub struct BootstrapClient {
     /// A resource server allowed to introspect other clients' access tokens
     /// (`PROVIDER_BOOTSTRAP_CLIENT_INTROSPECT`); `None` keeps what is stored (off for a new one).
     pub can_introspect: Option<bool>,
+    /// Where logout tokens are posted (`PROVIDER_BOOTSTRAP_CLIENT_BACKCHANNEL_LOGOUT_URI`).
+    pub backchannel_logout_uri: Option<String>,
+    /// Whether logout tokens must carry `sid`
+    /// (`PROVIDER_BOOTSTRAP_CLIENT_BACKCHANNEL_LOGOUT_SESSION_REQUIRED`).
+    pub backchannel_logout_session_required: bool,
 }
 
 impl fmt::Debug for BootstrapClient {
@@ -146,6 +151,7 @@ impl fmt::Debug for BootstrapClient {
             .field("redirect_uris", &self.redirect_uris)
             .field("post_logout_redirect_uris", &self.post_logout_redirect_uris)
             .field("can_introspect", &self.can_introspect)
+            .field("backchannel_logout_uri", &self.backchannel_logout_uri)
             .finish_non_exhaustive()
     }
 }
@@ -222,6 +228,15 @@ pub struct Settings {
     /// Seconds between two sweeps of expired codes, tokens and grants
     /// (`PROVIDER_SWEEP_INTERVAL_SECS`, 1 to 86400).
     pub sweep_interval_secs: u64,
+    /// Seconds a browser session lasts without being used (`PROVIDER_SESSION_IDLE_SECS`,
+    /// 60 up to the absolute lifetime).
+    pub session_idle_secs: i64,
+    /// Seconds a browser session lasts at most, however active (`PROVIDER_SESSION_MAX_SECS`,
+    /// 60 to 400 days).
+    pub session_max_secs: i64,
+    /// Attempts at posting one back-channel logout token before giving up
+    /// (`PROVIDER_BACKCHANNEL_MAX_ATTEMPTS`, 1 to 20).
+    pub backchannel_max_attempts: u32,
     /// Take the client address for login throttling from the last `X-Forwarded-For` entry
     /// (`PROVIDER_TRUST_FORWARDED_FOR`); only behind a reverse proxy that appends it, since
     /// clients can send the header themselves.
@@ -252,6 +267,9 @@ impl Default for Settings {
             keys_reload_secs: 10,
             body_timeout_secs: 10,
             sweep_interval_secs: 60,
+            session_idle_secs: 14 * 24 * 3600,
+            session_max_secs: 30 * 24 * 3600,
+            backchannel_max_attempts: 5,
             trust_forwarded_for: false,
             login_throttle: LoginThrottleSettings::default(),
             bootstrap: Bootstrap::default(),
@@ -319,6 +337,17 @@ impl Settings {
                 &get,
                 "PROVIDER_BODY_TIMEOUT_SECS",
                 defaults.body_timeout_secs,
+            )?,
+            session_idle_secs: number(
+                &get,
+                "PROVIDER_SESSION_IDLE_SECS",
+                defaults.session_idle_secs,
+            )?,
+            session_max_secs: number(&get, "PROVIDER_SESSION_MAX_SECS", defaults.session_max_secs)?,
+            backchannel_max_attempts: number(
+                &get,
+                "PROVIDER_BACKCHANNEL_MAX_ATTEMPTS",
+                defaults.backchannel_max_attempts,
             )?,
             sweep_interval_secs: number(
                 &get,
@@ -438,6 +467,33 @@ impl Settings {
             return Err(ConfigError::new(
                 "PROVIDER_BODY_TIMEOUT_SECS",
                 "must be at least 1",
+            ));
+        }
+        if !(1..=20).contains(&self.backchannel_max_attempts) {
+            return Err(ConfigError::new(
+                "PROVIDER_BACKCHANNEL_MAX_ATTEMPTS",
+                format!(
+                    "must be between 1 and 20 (got {})",
+                    self.backchannel_max_attempts
+                ),
+            ));
+        }
+        if !(60..=400 * 86_400).contains(&self.session_max_secs) {
+            return Err(ConfigError::new(
+                "PROVIDER_SESSION_MAX_SECS",
+                format!(
+                    "must be between 60 and 34560000 (400 days) (got {})",
+                    self.session_max_secs
+                ),
+            ));
+        }
+        if !(60..=self.session_max_secs).contains(&self.session_idle_secs) {
+            return Err(ConfigError::new(
+                "PROVIDER_SESSION_IDLE_SECS",
+                format!(
+                    "must be between 60 and PROVIDER_SESSION_MAX_SECS ({}) (got {})",
+                    self.session_max_secs, self.session_idle_secs
+                ),
             ));
         }
         if !(1..=86_400).contains(&self.sweep_interval_secs) {
@@ -684,6 +740,20 @@ fn bootstrap_client(
         can_introspect: get("PROVIDER_BOOTSTRAP_CLIENT_INTROSPECT")
             .map(|v| boolean(&v, "PROVIDER_BOOTSTRAP_CLIENT_INTROSPECT"))
             .transpose()?,
+        backchannel_logout_uri: get("PROVIDER_BOOTSTRAP_CLIENT_BACKCHANNEL_LOGOUT_URI")
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty()),
+        backchannel_logout_session_required: get(
+            "PROVIDER_BOOTSTRAP_CLIENT_BACKCHANNEL_LOGOUT_SESSION_REQUIRED",
+        )
+        .map(|v| {
+            boolean(
+                &v,
+                "PROVIDER_BOOTSTRAP_CLIENT_BACKCHANNEL_LOGOUT_SESSION_REQUIRED",
+            )
+        })
+        .transpose()?
+        .unwrap_or(false),
     }))
 }
 
@@ -726,6 +796,11 @@ mod tests {
             ("PROVIDER_TRUST_FORWARDED_FOR", "maybe"),
             ("PROVIDER_SWEEP_INTERVAL_SECS", "0"),
             ("PROVIDER_SWEEP_INTERVAL_SECS", "86401"),
+            ("PROVIDER_SESSION_IDLE_SECS", "59"),
+            ("PROVIDER_SESSION_IDLE_SECS", "2592001"),
+            ("PROVIDER_SESSION_MAX_SECS", "-1"),
+            ("PROVIDER_BACKCHANNEL_MAX_ATTEMPTS", "0"),
+            ("PROVIDER_SESSION_MAX_SECS", "34560001"),
         ] {
             let err = settings(&[(name, value)]).expect_err(name);
             assert_eq!(err.setting, name);

@@ -1,6 +1,7 @@
 //! The OpenID Connect provider: configuration, storage, accounts, applications, keys, pages and endpoints.
 
 pub mod admin;
+pub mod backchannel;
 pub mod bootstrap;
 pub mod cli;
 pub mod config;

@@ -38,6 +38,7 @@ pub struct Application {
     state: AppState,
     /// The background sweeper of expired rows; stopped when the server stops.
     sweeper: tokio::task::JoinHandle<()>,
+    backchannel: tokio::task::JoinHandle<()>,
 }
 
 impl Application {
@@ -61,12 +62,14 @@ impl Application {
             state.db.clone(),
             std::time::Duration::from_secs(state.settings.sweep_interval_secs),
         );
+        let backchannel = crate::backchannel::spawn(state.clone());
         let server = serve(state.clone(), listener, secret)?;
         Ok(Self {
             port,
             server,
             state,
             sweeper,
+            backchannel,
         })
     }
 
@@ -89,6 +92,7 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let stopped = self.server.await;
         self.sweeper.abort();
+        self.backchannel.abort();
         stopped
     }
 }

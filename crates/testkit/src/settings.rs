@@ -56,6 +56,8 @@ pub(crate) fn provider_settings(
                 redirect_uris: seed.redirect_uris,
                 post_logout_redirect_uris: seed.post_logout_redirect_uris,
                 can_introspect: None,
+                backchannel_logout_uri: None,
+                backchannel_logout_session_required: false,
             }),
         },
         ..Settings::default()

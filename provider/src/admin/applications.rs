@@ -91,6 +91,10 @@ pub struct ApplicationForm {
     algorithm: String,
     #[serde(default)]
     can_introspect: Option<String>,
+    #[serde(default)]
+    backchannel_logout_uri: String,
+    #[serde(default)]
+    backchannel_logout_session_required: Option<String>,
 }
 
 impl ApplicationForm {
@@ -108,6 +112,10 @@ impl ApplicationForm {
             skip_authorization: client.skip_authorization.then(|| "on".to_owned()),
             algorithm: client.id_token_signed_response_alg.clone(),
             can_introspect: client.can_introspect.then(|| "on".to_owned()),
+            backchannel_logout_uri: client.backchannel_logout_uri.clone().unwrap_or_default(),
+            backchannel_logout_session_required: client
+                .backchannel_logout_session_required
+                .then(|| "on".to_owned()),
         }
     }
 
@@ -135,6 +143,10 @@ impl ApplicationForm {
             skip_authorization: self.skip_authorization.is_some(),
             id_token_signed_response_alg: self.algorithm.trim().to_owned(),
             can_introspect: self.can_introspect.is_some(),
+            backchannel_logout_uri: Some(self.backchannel_logout_uri.trim())
+                .filter(|u| !u.is_empty())
+                .map(str::to_owned),
+            backchannel_logout_session_required: self.backchannel_logout_session_required.is_some(),
         })
     }
 }

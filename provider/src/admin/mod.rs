@@ -24,7 +24,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/", web::get().to(dashboard))
             .configure(applications::configure)
             .configure(users::configure)
-            .configure(keys::configure),
+            .configure(keys::configure)
+            .route("/logout-deliveries", web::get().to(logout_deliveries)),
     );
 }
 
@@ -242,4 +243,50 @@ mod tests {
         assert_eq!(super::format_time(0), "1970-01-01 00:00 UTC");
         assert_eq!(super::format_time(1_795_000_000), "2026-11-18 11:06 UTC");
     }
+}
+
+#[derive(serde::Serialize)]
+struct DeliveryLine {
+    client_id: String,
+    uri: String,
+    attempts: i32,
+    last_error: String,
+    created: String,
+    last_tried: String,
+}
+
+#[derive(serde::Serialize)]
+struct DeliveriesPage {
+    frame: Frame,
+    deliveries: Vec<DeliveryLine>,
+}
+
+/// `GET /admin/logout-deliveries`: the most recent back-channel logout deliveries given up on.
+async fn logout_deliveries(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+) -> Result<HttpResponse, AdminError> {
+    let admin = require_admin(&req, &state, &session).await?;
+    let rows = state
+        .db
+        .run(|conn| {
+            crate::storage::logout_deliveries::recent_failed(conn, 100).map_err(StorageError::from)
+        })
+        .await?;
+    let context = DeliveriesPage {
+        frame: Frame::new(&session, &admin, "deliveries"),
+        deliveries: rows
+            .into_iter()
+            .map(|d| DeliveryLine {
+                client_id: d.client_id,
+                uri: d.uri,
+                attempts: d.attempts,
+                last_error: d.last_error.unwrap_or_default(),
+                created: format_time(d.created_at),
+                last_tried: format_time(d.updated_at),
+            })
+            .collect(),
+    };
+    Ok(page(&state, "admin/logout_deliveries.html", &context))
 }

@@ -10,7 +10,7 @@ use super::{AdminError, Frame, flash, format_time, page, require_admin, require_
 use crate::identity::login::see_other;
 use crate::state::AppState;
 use crate::storage::users::{self, CreateUserError, Profile, User, Username, validate_password};
-use crate::storage::{StorageError, clients, grants};
+use crate::storage::{StorageError, clients, grants, sessions};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/users", web::get().to(list))
@@ -20,6 +20,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/users/{id}", web::post().to(update))
         .route("/users/{id}/password", web::post().to(set_password))
         .route("/users/{id}/active", web::post().to(set_active))
+        .route("/users/{id}/delete", web::get().to(delete_form))
+        .route("/users/{id}/delete", web::post().to(delete))
+        .route("/users/{id}/sessions/end", web::post().to(end_all_sessions))
+        .route(
+            "/users/{id}/sessions/{session_id}/end",
+            web::post().to(end_session),
+        )
         .route(
             "/users/{id}/grants/{grant_id}/revoke",
             web::post().to(revoke_grant),
@@ -233,7 +240,17 @@ struct DetailPage<'a> {
     last_login: Option<String>,
     grants: Vec<GrantRow>,
     consents: Vec<ConsentRow>,
+    sessions: Vec<SessionLine>,
     error: Option<String>,
+}
+
+#[derive(Serialize)]
+struct SessionLine {
+    id: String,
+    user_agent: String,
+    address: String,
+    created: String,
+    last_seen: String,
 }
 
 async fn find_user(state: &AppState, id: String) -> Result<User, AdminError> {
@@ -253,16 +270,17 @@ async fn detail_page(
     error: Option<String>,
 ) -> Result<HttpResponse, AdminError> {
     let user_id = user.id.clone();
-    let (grant_list, consent_list, names) = state
+    let (grant_list, consent_list, names, session_list) = state
         .db
         .run(move |conn| -> Result<_, StorageError> {
+            let session_list = sessions::for_user(conn, &user_id)?;
             let grant_list = grants::list_grants_for_user(conn, &user_id)?;
             let consent_list = grants::list_consents_for_user(conn, &user_id)?;
             let names: std::collections::HashMap<String, String> = clients::list(conn)?
                 .into_iter()
                 .map(|c| (c.id, c.name))
                 .collect();
-            Ok((grant_list, consent_list, names))
+            Ok((grant_list, consent_list, names, session_list))
         })
         .await?;
     let name_of = |id: &str| names.get(id).cloned().unwrap_or_else(|| id.to_owned());
@@ -305,6 +323,16 @@ async fn detail_page(
                 updated: format_time(c.updated_at),
                 client_id: c.client_id,
                 scope: c.scope,
+            })
+            .collect(),
+        sessions: session_list
+            .into_iter()
+            .map(|s| SessionLine {
+                id: s.public_id,
+                user_agent: s.user_agent,
+                address: s.client_addr,
+                created: format_time(s.created_at),
+                last_seen: format_time(s.last_seen_at),
             })
             .collect(),
         error,
@@ -399,7 +427,7 @@ async fn set_password(
     let id = user.id.clone();
     state
         .db
-        .run(move |conn| users::set_password_hash(conn, &id, &hash))
+        .write(move |conn| users::reset_password(conn, &id, &hash))
         .await?;
     tracing::info!(user = %user.username, admin = %admin.username, "password set");
     flash(&session, "Password changed.");
@@ -435,9 +463,16 @@ async fn set_active(
         ));
     }
     let id = user.id.clone();
+    // Deactivation ends every session, grant and token at once; activation restores none.
     state
         .db
-        .run(move |conn| users::set_active(conn, &id, active))
+        .write(move |conn| {
+            if active {
+                users::set_active(conn, &id, true)
+            } else {
+                users::deactivate(conn, &id)
+            }
+        })
         .await?;
     tracing::info!(user = %user.username, admin = %admin.username, active, "user activation changed");
     flash(
@@ -445,7 +480,7 @@ async fn set_active(
         if active {
             "Account activated."
         } else {
-            "Account deactivated: the user can no longer sign in."
+            "Account deactivated: the user can no longer sign in, and every session and token ended."
         },
     );
     Ok(see_other(&format!("/admin/users/{}", urlencode(&user.id))))
@@ -507,5 +542,119 @@ async fn delete_consent(
         &session,
         "Consent withdrawn: the application must ask again.",
     );
+    Ok(see_other(&format!("/admin/users/{}", urlencode(&user_id))))
+}
+
+#[derive(Serialize)]
+struct DeletePage<'a> {
+    frame: Frame,
+    id: &'a str,
+    username: &'a str,
+}
+
+/// `GET /admin/users/{id}/delete`: asks for confirmation.
+async fn delete_form(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AdminError> {
+    let admin = require_admin(&req, &state, &session).await?;
+    let user = find_user(&state, path.into_inner()).await?;
+    if user.id == admin.id {
+        return Err(AdminError::BadRequest(
+            "You cannot delete your own account.".to_owned(),
+        ));
+    }
+    let context = DeletePage {
+        frame: Frame::new(&session, &admin, "users"),
+        id: &user.id,
+        username: &user.username,
+    };
+    Ok(crate::pages::render(
+        &state.templates,
+        "admin/user_delete.html",
+        &context,
+    ))
+}
+
+/// `POST /admin/users/{id}/delete`: deletes the user with everything they held.
+async fn delete(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    path: web::Path<String>,
+    form: web::Form<ActionForm>,
+) -> Result<HttpResponse, AdminError> {
+    let admin = require_admin_form(&req, &state, &session, &form.csrf_token).await?;
+    let user = find_user(&state, path.into_inner()).await?;
+    if user.id == admin.id {
+        return Err(AdminError::BadRequest(
+            "You cannot delete your own account.".to_owned(),
+        ));
+    }
+    let id = user.id.clone();
+    let deleted = state.db.write(move |conn| users::delete(conn, &id)).await?;
+    if !deleted {
+        return Err(AdminError::NotFound);
+    }
+    tracing::info!(user = %user.username, admin = %admin.username, "user deleted");
+    flash(&session, "User deleted.");
+    Ok(see_other("/admin/users"))
+}
+
+/// `POST /admin/users/{id}/sessions/end`: ends every session, grant and token of the user.
+async fn end_all_sessions(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    path: web::Path<String>,
+    form: web::Form<ActionForm>,
+) -> Result<HttpResponse, AdminError> {
+    let admin = require_admin_form(&req, &state, &session, &form.csrf_token).await?;
+    let user = find_user(&state, path.into_inner()).await?;
+    let id = user.id.clone();
+    state
+        .db
+        .write(move |conn| -> Result<_, StorageError> {
+            Ok(sessions::end_everything_for_user(
+                conn,
+                &id,
+                crate::storage::now(),
+            )?)
+        })
+        .await?;
+    tracing::info!(user = %user.username, admin = %admin.username, "all sessions ended");
+    flash(&session, "Every session ended and every token revoked.");
+    Ok(see_other(&format!("/admin/users/{}", urlencode(&user.id))))
+}
+
+/// `POST /admin/users/{id}/sessions/{session_id}/end`: ends one session.
+async fn end_session(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    path: web::Path<(String, String)>,
+    form: web::Form<ActionForm>,
+) -> Result<HttpResponse, AdminError> {
+    let admin = require_admin_form(&req, &state, &session, &form.csrf_token).await?;
+    let (user_id, session_id) = path.into_inner();
+    let owner = user_id.clone();
+    let ended = state
+        .db
+        .write(move |conn| -> Result<bool, StorageError> {
+            Ok(sessions::end_for_user(
+                conn,
+                &owner,
+                &session_id,
+                crate::storage::now(),
+            )?)
+        })
+        .await?;
+    if !ended {
+        return Err(AdminError::NotFound);
+    }
+    tracing::info!(user_id = %user_id, admin = %admin.username, "session ended");
+    flash(&session, "Session ended.");
     Ok(see_other(&format!("/admin/users/{}", urlencode(&user_id))))
 }

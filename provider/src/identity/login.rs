@@ -219,7 +219,8 @@ async fn login(
     };
 
     attempt.succeeded();
-    session::log_in(&session, &user.id, now()).map_err(|e| LoginError::Unexpected(e.into()))?;
+    let origin = session::Origin::of(&req, address);
+    session::log_in(&state, &session, &user.id, now(), origin).await?;
     let user_id = user.id.clone();
     state
         .db
@@ -246,7 +247,7 @@ struct LogoutPage {
 async fn logout_form(state: web::Data<AppState>, session: Session) -> HttpResponse {
     let page = LogoutPage {
         csrf_token: csrf::token(&session),
-        signed_in: current_login(&session).is_some(),
+        signed_in: matches!(current_login(&state, &session).await, Ok(Some(_))),
     };
     pages::render(&state.templates, "logout.html", &page)
 }
@@ -259,11 +260,15 @@ pub struct LogoutForm {
 }
 
 /// `POST /logout`: ends the session.
-async fn logout(session: Session, form: web::Form<LogoutForm>) -> Result<HttpResponse, LoginError> {
+async fn logout(
+    state: web::Data<AppState>,
+    session: Session,
+    form: web::Form<LogoutForm>,
+) -> Result<HttpResponse, LoginError> {
     if !csrf::verify(&session, &form.csrf_token) {
         return Err(LoginError::Csrf);
     }
-    session::log_out(&session);
+    session::log_out(&state, &session).await?;
     Ok(see_other("/login"))
 }
 
@@ -272,7 +277,7 @@ pub async fn signed_in_user(
     state: &AppState,
     session: &Session,
 ) -> Result<Option<User>, StorageError> {
-    let Some(login) = current_login(session) else {
+    let Some(login) = current_login(state, session).await? else {
         return Ok(None);
     };
     let user = state

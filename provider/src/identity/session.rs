@@ -1,5 +1,7 @@
 //! The browser session: an encrypted cookie (actix-session's cookie store with private
-//! content), and who is logged in.
+//! content) holding the CSRF token, the pending forced logins and the secret that names the
+//! session's row; who is logged in comes from the row only, so ending the row ends the login
+//! for every copy of the cookie.
 
 use actix_session::config::{BrowserSession, CookieContentSecurity};
 use actix_session::storage::CookieSessionStore;
@@ -7,6 +9,9 @@ use actix_session::{Session, SessionMiddleware};
 use actix_web::cookie::{Key, SameSite};
 
 use crate::config::CookieSecret;
+use crate::state::AppState;
+use crate::storage::sessions::{self, SessionRow};
+use crate::storage::{StorageError, hash_secret, new_id, now};
 
 /// Name of the session cookie with an http issuer (local development).
 pub const COOKIE_NAME: &str = "provider_session";
@@ -14,18 +19,69 @@ pub const COOKIE_NAME: &str = "provider_session";
 /// it only from this origin over https, with `Path=/` and no `Domain`, so a sibling subdomain
 /// cannot plant or overwrite it.
 pub const SECURE_COOKIE_NAME: &str = "__Host-provider_session";
-const LOGIN_KEY: &str = "login";
 const FORCED_LOGINS_KEY: &str = "forced_logins";
 /// Forced logins remembered at once (one per tab in flight); the oldest is dropped first.
 const MAX_FORCED_LOGINS: usize = 4;
 
-/// The logged-in user of a session.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// The cookie entry holding the session's secret: 256 random bits, base64url. The row is
+/// found by its SHA-256 hash; the secret itself is stored nowhere on the server.
+const SESSION_SECRET_KEY: &str = "sid";
+/// `last_seen_at` is written at most this often per session, so a busy session costs one
+/// write a minute rather than one per request.
+const TOUCH_EVERY_SECS: i64 = 60;
+/// Longest user agent kept with a session (it is only shown to administrators).
+const MAX_USER_AGENT_CHARS: usize = 256;
+
+/// The logged-in user of a session, as its row says.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Login {
     /// Row id of the user (`storage::users::User::id`).
     pub user_id: String,
     /// When the user last entered a password (unix seconds): the `auth_time` claim.
     pub auth_time: i64,
+    /// The session's public id: the `sid` claim, recorded with each grant.
+    pub session_id: String,
+    /// Authentication methods of the login (`amr`), e.g. `["pwd"]`.
+    pub amr: Vec<String>,
+}
+
+/// Where a login came from, kept with the session for the user's and administrators' eyes.
+#[derive(Debug, Clone, Default)]
+pub struct Origin {
+    pub address: String,
+    pub user_agent: String,
+}
+
+impl Origin {
+    /// The address (as the login throttle sees it) and user agent of `req`.
+    pub fn of(req: &actix_web::HttpRequest, address: String) -> Self {
+        let user_agent = req
+            .headers()
+            .get(actix_web::http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .chars()
+            .take(MAX_USER_AGENT_CHARS)
+            .collect();
+        Self {
+            address,
+            user_agent,
+        }
+    }
+}
+
+fn new_secret() -> String {
+    use base64::Engine as _;
+    use rand::RngCore as _;
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The hash of the session secret in the cookie, if there is one.
+fn cookie_hash(session: &Session) -> Option<String> {
+    let secret = session.get::<String>(SESSION_SECRET_KEY).ok().flatten()?;
+    Some(hash_secret(&secret))
 }
 
 /// The session middleware. The cookie's content is encrypted and authenticated with the key,
@@ -50,15 +106,42 @@ pub fn middleware(secret: &CookieSecret, secure: bool) -> SessionMiddleware<Cook
         .build()
 }
 
-/// How long a login lasts. The cookie store keeps no server-side record to expire, so the
-/// age is checked against the login time carried in the (authenticated) cookie itself.
-pub const MAX_LOGIN_AGE_SECS: i64 = 24 * 3600;
-
-/// Who is logged in, if anyone. An unreadable value, or a login older than
-/// [`MAX_LOGIN_AGE_SECS`], counts as logged out.
-pub fn current_login(session: &Session) -> Option<Login> {
-    let login = session.get::<Login>(LOGIN_KEY).ok().flatten()?;
-    (crate::storage::now() - login.auth_time <= MAX_LOGIN_AGE_SECS).then_some(login)
+/// Who is logged in, if anyone: the session row named by the cookie, while it is within its
+/// idle and absolute lifetimes and its user is active. One primary-key read; `last_seen_at` is
+/// moved on (through the writer) only when it is a minute old or more.
+pub async fn current_login(
+    state: &AppState,
+    session: &Session,
+) -> Result<Option<Login>, StorageError> {
+    let Some(id_hash) = cookie_hash(session) else {
+        return Ok(None);
+    };
+    let lookup = id_hash.clone();
+    let found = state
+        .db
+        .run(move |conn| sessions::find(conn, &lookup).map_err(StorageError::from))
+        .await?;
+    let at = now();
+    let idle = state.settings.session_idle_secs;
+    let Some((row, true)) = found.filter(|(row, _)| row.is_live(at, idle)) else {
+        // Ended, expired, or its user disabled: the cookie means nothing any more.
+        session.remove(SESSION_SECRET_KEY);
+        return Ok(None);
+    };
+    if at - row.last_seen_at >= TOUCH_EVERY_SECS {
+        state
+            .db
+            .write(move |conn| {
+                sessions::touch(conn, &id_hash, at, idle).map_err(StorageError::from)
+            })
+            .await?;
+    }
+    Ok(Some(Login {
+        user_id: row.user_id,
+        auth_time: row.auth_time,
+        session_id: row.public_id,
+        amr: row.amr.split_whitespace().map(str::to_owned).collect(),
+    }))
 }
 
 /// An authorization request that sent the user to log in again (`prompt=login`, `max_age`),
@@ -125,14 +208,14 @@ pub fn take_login_for(session: &Session, request: &str) -> bool {
     store_forced_logins(session, list).is_ok()
 }
 
-/// Starts a fresh session for `user_id`: everything stored before the login is dropped and the
-/// session is renewed, so nothing planted in the session beforehand survives the login. Only
-/// the forced logins the provider itself recorded are kept, now marked as done.
-pub fn log_in(
+/// Empties the cookie for a new login and renews it, so nothing planted in the session
+/// beforehand survives the login. Only the forced logins the provider itself recorded are kept,
+/// now marked as done. Returns the hash of the session secret the cookie held before.
+fn start_fresh(
     session: &Session,
-    user_id: &str,
-    auth_time: i64,
-) -> Result<(), actix_session::SessionInsertError> {
+    secret: &str,
+) -> Result<Option<String>, actix_session::SessionInsertError> {
+    let previous = cookie_hash(session);
     let mut forced = forced_logins(session);
     for f in &mut forced {
         f.done = true;
@@ -140,18 +223,58 @@ pub fn log_in(
     session.clear();
     session.renew();
     store_forced_logins(session, forced)?;
-    session.insert(
-        LOGIN_KEY,
-        Login {
-            user_id: user_id.to_owned(),
-            auth_time,
-        },
-    )
+    session.insert(SESSION_SECRET_KEY, secret)?;
+    Ok(previous)
 }
 
-/// Ends the session: the cookie is removed.
-pub fn log_out(session: &Session) {
+/// Starts a new session for `user_id` who authenticated at `auth_time` with a password: a new
+/// row (replacing the cookie's previous one) and a fresh cookie naming it.
+pub async fn log_in(
+    state: &AppState,
+    session: &Session,
+    user_id: &str,
+    auth_time: i64,
+    origin: Origin,
+) -> anyhow::Result<()> {
+    let secret = new_secret();
+    let previous = start_fresh(session, &secret)?;
+    let at = now();
+    let row = SessionRow {
+        id_hash: hash_secret(&secret),
+        public_id: new_id(),
+        user_id: user_id.to_owned(),
+        auth_time,
+        amr: "pwd".to_owned(),
+        created_at: at,
+        last_seen_at: at,
+        client_addr: origin.address,
+        user_agent: origin.user_agent,
+        expires_at: at.saturating_add(state.settings.session_max_secs),
+        idle_expires_at: at.saturating_add(state.settings.session_idle_secs),
+    };
+    state
+        .db
+        .write(move |conn| {
+            sessions::insert(conn, &row, previous.as_deref()).map_err(StorageError::from)
+        })
+        .await?;
+    Ok(())
+}
+
+/// Ends the session: its row is deleted and the cookie removed.
+pub async fn log_out(state: &AppState, session: &Session) -> Result<(), StorageError> {
+    if let Some(id_hash) = cookie_hash(session) {
+        state
+            .db
+            .write(move |conn| {
+                sessions::end(conn, &id_hash, now())
+                    .map(|_| ())
+                    .map_err(StorageError::from)
+            })
+            .await?;
+    }
     session.purge();
+    Ok(())
 }
 
 #[cfg(test)]
@@ -159,29 +282,26 @@ mod tests {
     use actix_session::SessionExt as _;
 
     use super::*;
-    use crate::storage::now;
 
     #[test]
-    fn logins_expire_and_log_in_replaces_the_session() {
+    fn a_fresh_start_drops_what_was_planted_and_names_the_previous_session() {
         let request = actix_web::test::TestRequest::default().to_srv_request();
         let session = request.get_session();
-        let stale = Login {
-            user_id: "u1".to_owned(),
-            auth_time: now() - MAX_LOGIN_AGE_SECS - 1,
-        };
-        session.insert(LOGIN_KEY, stale).expect("insert");
         session.insert("planted", "value").expect("insert");
-        assert_eq!(current_login(&session), None);
-
-        log_in(&session, "u2", now()).expect("log in");
-        assert_eq!(
-            current_login(&session).map(|l| l.user_id).as_deref(),
-            Some("u2")
-        );
+        assert_eq!(start_fresh(&session, "first").expect("fresh"), None);
         assert!(!session.contains_key("planted"));
+        assert_eq!(
+            start_fresh(&session, "second").expect("fresh"),
+            Some(hash_secret("first"))
+        );
+        assert_eq!(cookie_hash(&session), Some(hash_secret("second")));
+    }
 
-        log_out(&session);
-        assert_eq!(current_login(&session), None);
+    #[test]
+    fn session_secrets_are_256_bit_and_random() {
+        let secret = new_secret();
+        assert_eq!(secret.len(), 43);
+        assert_ne!(secret, new_secret());
     }
 
     #[test]
@@ -193,7 +313,7 @@ mod tests {
         }
         assert!(!login_done_for(&session, "r5"), "not before a login");
         assert!(!take_login_for(&session, "r5"));
-        log_in(&session, "u1", now()).expect("log in");
+        start_fresh(&session, "secret").expect("log in");
         assert!(
             !login_done_for(&session, "r1"),
             "only the newest few are kept"

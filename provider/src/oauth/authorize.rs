@@ -421,8 +421,9 @@ async fn decide(
     request: AuthorizationRequest,
 ) -> Result<HttpResponse, Stop> {
     let started = now();
-    let Some(login) =
-        current_login(session).filter(|login| request.satisfied_by(session, login, started))
+    let Some(login) = current_login(state, session)
+        .await?
+        .filter(|login| request.satisfied_by(session, login, started))
     else {
         return login_redirect(&request, session);
     };
@@ -433,7 +434,7 @@ async fn decide(
         force_consent: request.prompt.consent,
         skip_authorization: request.client.skip_authorization,
     };
-    let issued = issue_code(state, &request, login.user_id, login.auth_time, Some(check)).await?;
+    let issued = issue_code(state, &request, &login, Some(check)).await?;
     match issued {
         Issue::Issued(location) => {
             session::take_login_for(session, &request.digest());
@@ -441,7 +442,7 @@ async fn decide(
         }
         Issue::NoUser => {
             // The account is gone or disabled: the session no longer means anything.
-            session::log_out(session);
+            session::log_out(state, session).await?;
             login_redirect(&request, session)
         }
         // Someone else is signed in than the application expects: a new login is needed.
@@ -554,22 +555,22 @@ pub async fn decision(
         };
         let request = validate(&state, params).await?;
         // The form can be posted by hand: a forced login is checked here as on the way in.
-        let Some(login) =
-            current_login(&session).filter(|login| request.satisfied_by(&session, login, now()))
+        let Some(login) = current_login(&state, &session)
+            .await?
+            .filter(|login| request.satisfied_by(&session, login, now()))
         else {
             return login_redirect(&request, &session);
         };
         if !approve {
             return Err(request.fail(ErrorCode::AccessDenied, "the user denied the request"));
         }
-        let user_id = login.user_id.clone();
-        match issue_code(&state, &request, user_id, login.auth_time, None).await? {
+        match issue_code(&state, &request, &login, None).await? {
             Issue::Issued(location) => {
                 session::take_login_for(&session, &request.digest());
                 Ok(redirect(&location))
             }
             Issue::NoUser => {
-                session::log_out(&session);
+                session::log_out(&state, &session).await?;
                 login_redirect(&request, &session)
             }
             _ => Err(Stop::Unexpected(anyhow::anyhow!(
@@ -606,10 +607,11 @@ enum Issue {
 async fn issue_code(
     state: &AppState,
     request: &AuthorizationRequest,
-    user_id: String,
-    auth_time: i64,
+    login: &Login,
     check: Option<ConsentCheck>,
 ) -> Result<Issue, Stop> {
+    let user_id = login.user_id.clone();
+    let auth_time = login.auth_time;
     let at = now();
     let code = AuthorizationCode::generate();
     let grant = Grant {
@@ -620,6 +622,7 @@ async fn issue_code(
         auth_time,
         created_at: at,
         revoked_at: None,
+        session_id: Some(login.session_id.clone()),
     };
     let row = AuthorizationCodeRow {
         code_hash: code.hash().into_string(),

@@ -33,6 +33,8 @@ pub fn metadata(state: &AppState) -> Result<ProviderMetadata, OAuthError> {
     m.revocation_endpoint = Some(url("oauth/revoke")?);
     m.introspection_endpoint = Some(url("oauth/introspect")?);
     m.end_session_endpoint = Some(url("oauth/logout")?);
+    m.backchannel_logout_supported = Some(true);
+    m.backchannel_logout_session_supported = Some(true);
     m.scopes_supported = strings(&scopes::SUPPORTED_SCOPES);
     m.response_types_supported = vec!["code".to_owned()];
     m.response_modes_supported = strings(&["query"]);

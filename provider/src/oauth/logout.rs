@@ -129,7 +129,11 @@ async fn end_session(
         Ok(request) => request,
         Err(response) => return response,
     };
-    let Some(login) = current_login(&session) else {
+    let login = match current_login(&state, &session).await {
+        Ok(login) => login,
+        Err(e) => return server_error(e),
+    };
+    let Some(login) = login else {
         return finish(&state, &request);
     };
     if let Some(subject) = &request.hint_subject {
@@ -142,7 +146,9 @@ async fn end_session(
             .await;
         match user {
             Ok(Some(user)) if user.subject == *subject => {
-                log_out(&session);
+                if let Err(e) = log_out(&state, &session).await {
+                    return server_error(e);
+                }
                 return finish(&state, &request);
             }
             Ok(_) => {}
@@ -207,7 +213,9 @@ pub async fn confirm(
         Ok(request) => request,
         Err(response) => return response,
     };
-    log_out(&session);
+    if let Err(e) = log_out(&state, &session).await {
+        return server_error(e);
+    }
     finish(&state, &request)
 }
 

@@ -47,6 +47,8 @@ struct Issued {
     scope: Scopes,
     nonce: Option<String>,
     auth_time: i64,
+    /// The session the grant was issued in: the `sid` claim.
+    sid: Option<String>,
 }
 
 /// Lifetimes, copied out of the settings for the blocking closure.
@@ -200,12 +202,12 @@ fn redeem_code(
             "code_verifier does not match the code_challenge",
         )));
     }
-    let grant = grants::find_grant(conn, &row.grant_id)?;
-    if grant.is_none_or(|g| g.revoked_at.is_some()) {
+    let Some(grant) = grants::find_grant(conn, &row.grant_id)?.filter(|g| g.revoked_at.is_none())
+    else {
         return Ok(Err(OAuthError::invalid_grant(
             "the authorization was revoked",
         )));
-    }
+    };
     let Some(user) = grants::find_claims_user(conn, &row.user_id)?.filter(|u| u.is_active) else {
         return Ok(Err(OAuthError::invalid_grant(
             "the user is no longer active",
@@ -230,6 +232,7 @@ fn redeem_code(
         scope,
         nonce: row.nonce,
         auth_time: row.auth_time,
+        sid: grant.session_id,
     }))
 }
 
@@ -318,6 +321,7 @@ fn refresh(
         scope,
         nonce: None,
         auth_time: grant.auth_time,
+        sid: grant.session_id,
     }))
 }
 
@@ -399,6 +403,7 @@ fn id_token(state: &AppState, issued: &Issued) -> Result<String, OAuthError> {
     claims.auth_time = Some(issued.auth_time);
     claims.nonce = issued.nonce.clone().map(Nonce::new);
     claims.azp = Some(client_id);
+    claims.sid = issued.sid.clone();
     claims.profile = scopes::standard_claims(&issued.user, &issued.scope);
     keys::sign_id_token(
         state,

@@ -241,6 +241,10 @@ pub struct ClientInput {
     pub id_token_signed_response_alg: String,
     /// A resource server: may introspect the access tokens issued to other clients.
     pub can_introspect: bool,
+    /// Where logout tokens are posted (OpenID Connect Back-Channel Logout 1.0).
+    pub backchannel_logout_uri: Option<String>,
+    /// Whether the application needs `sid` in logout tokens.
+    pub backchannel_logout_session_required: bool,
 }
 
 impl ClientInput {
@@ -256,6 +260,8 @@ impl ClientInput {
             skip_authorization: false,
             id_token_signed_response_alg: "RS256".to_owned(),
             can_introspect: false,
+            backchannel_logout_uri: None,
+            backchannel_logout_session_required: false,
         }
     }
 
@@ -276,6 +282,11 @@ impl ClientInput {
             .iter()
             .chain(&self.post_logout_redirect_uris)
         {
+            validate_redirect_uri(uri, allow_http_hosts)?;
+        }
+        // The same rules as redirect URIs: absolute http(s), no fragment, http only for the
+        // hosts allowed there (the provider itself connects to it, so no other scheme).
+        if let Some(uri) = &self.backchannel_logout_uri {
             validate_redirect_uri(uri, allow_http_hosts)?;
         }
         if !self.grant_types.contains(&GrantType::AuthorizationCode) {
@@ -305,6 +316,8 @@ struct ClientRow {
     created_at: i64,
     updated_at: i64,
     can_introspect: bool,
+    backchannel_logout_uri: Option<String>,
+    backchannel_logout_session_required: bool,
 }
 
 /// A registered application.
@@ -331,6 +344,10 @@ pub struct Client {
     pub id_token_signed_response_alg: String,
     /// A resource server: may introspect the access tokens issued to other clients.
     pub can_introspect: bool,
+    /// Where logout tokens are posted, if anywhere.
+    pub backchannel_logout_uri: Option<String>,
+    /// Whether the application needs `sid` in logout tokens.
+    pub backchannel_logout_session_required: bool,
     /// Creation time (unix seconds).
     pub created_at: i64,
     /// Last change (unix seconds).
@@ -415,6 +432,8 @@ impl Client {
             skip_authorization: row.skip_authorization,
             id_token_signed_response_alg: row.id_token_signed_response_alg,
             can_introspect: row.can_introspect,
+            backchannel_logout_uri: row.backchannel_logout_uri,
+            backchannel_logout_session_required: row.backchannel_logout_session_required,
             created_at: row.created_at,
             updated_at: row.updated_at,
         })
@@ -485,6 +504,8 @@ pub fn create_with_secret(
         created_at: at,
         updated_at: at,
         can_introspect: input.can_introspect,
+        backchannel_logout_uri: input.backchannel_logout_uri.clone(),
+        backchannel_logout_session_required: input.backchannel_logout_session_required,
     };
     match diesel::insert_into(clients::table)
         .values(&row)
@@ -528,6 +549,9 @@ pub fn update(
             clients::skip_authorization.eq(input.skip_authorization),
             clients::id_token_signed_response_alg.eq(&input.id_token_signed_response_alg),
             clients::can_introspect.eq(input.can_introspect),
+            clients::backchannel_logout_uri.eq(&input.backchannel_logout_uri),
+            clients::backchannel_logout_session_required
+                .eq(input.backchannel_logout_session_required),
             clients::updated_at.eq(now()),
         ))
         .execute(conn)?;
@@ -632,6 +656,8 @@ mod tests {
             skip_authorization: false,
             id_token_signed_response_alg: "RS256".into(),
             can_introspect: false,
+            backchannel_logout_uri: None,
+            backchannel_logout_session_required: false,
             created_at: 0,
             updated_at: 0,
         };

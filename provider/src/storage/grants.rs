@@ -24,6 +24,8 @@ pub struct Grant {
     pub auth_time: i64,
     pub created_at: i64,
     pub revoked_at: Option<i64>,
+    /// The session (its public id) the grant was issued in.
+    pub session_id: Option<String>,
 }
 
 /// A stored authorization code (only its hash).

@@ -8,7 +8,9 @@
 pub mod clients;
 pub mod grants;
 pub mod keys;
+pub mod logout_deliveries;
 pub mod schema;
+pub mod sessions;
 pub mod sweep;
 pub mod users;
 

@@ -34,6 +34,25 @@ diesel::table! {
         created_at -> BigInt,
         updated_at -> BigInt,
         can_introspect -> Bool,
+        backchannel_logout_uri -> Nullable<Text>,
+        backchannel_logout_session_required -> Bool,
+    }
+}
+
+diesel::table! {
+    logout_deliveries (id) {
+        id -> Text,
+        client_id -> Text,
+        uri -> Text,
+        subject -> Text,
+        sid -> Nullable<Text>,
+        token -> Nullable<Text>,
+        attempts -> Integer,
+        next_attempt_at -> BigInt,
+        last_error -> Nullable<Text>,
+        status -> Text,
+        created_at -> BigInt,
+        updated_at -> BigInt,
     }
 }
 
@@ -59,6 +78,23 @@ diesel::table! {
         auth_time -> BigInt,
         created_at -> BigInt,
         revoked_at -> Nullable<BigInt>,
+        session_id -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    sessions (id_hash) {
+        id_hash -> Text,
+        public_id -> Text,
+        user_id -> Text,
+        auth_time -> BigInt,
+        amr -> Text,
+        created_at -> BigInt,
+        last_seen_at -> BigInt,
+        client_addr -> Text,
+        user_agent -> Text,
+        expires_at -> BigInt,
+        idle_expires_at -> BigInt,
     }
 }
 
@@ -122,6 +158,8 @@ diesel::joinable!(authorization_codes -> grants (grant_id));
 diesel::joinable!(access_tokens -> grants (grant_id));
 diesel::joinable!(refresh_tokens -> grants (grant_id));
 diesel::joinable!(consents -> users (user_id));
+diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(logout_deliveries -> clients (client_id));
 diesel::joinable!(consents -> clients (client_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -133,4 +171,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     access_tokens,
     refresh_tokens,
     consents,
+    sessions,
+    logout_deliveries,
 );

@@ -1,5 +1,6 @@
 //! Removal of what has expired: authorization codes, access and refresh tokens past their
-//! expiry, and the grants left holding none of them. Without it the database grows with every
+//! expiry, the grants left holding none of them, and browser sessions past their idle or
+//! absolute end. Without it the database grows with every
 //! flow for as long as the provider runs.
 //!
 //! A row goes once its own expiry (plus [`EXPIRY_MARGIN_SECS`]) has passed, never merely because
@@ -39,12 +40,18 @@ pub struct Swept {
     pub access_tokens: u64,
     pub refresh_tokens: u64,
     pub grants: u64,
+    /// Browser sessions past their idle or absolute end.
+    pub sessions: u64,
 }
 
 impl Swept {
     /// Rows of every kind together.
     pub fn total(&self) -> u64 {
-        self.authorization_codes + self.access_tokens + self.refresh_tokens + self.grants
+        self.authorization_codes
+            + self.access_tokens
+            + self.refresh_tokens
+            + self.grants
+            + self.sessions
     }
 
     fn add(&mut self, kind: Kind, batch: Batch) {
@@ -181,6 +188,18 @@ pub async fn sweep(db: &Db, at: i64, pause: Duration) -> Result<Swept, StorageEr
             tokio::time::sleep(pause).await;
         }
     }
+    loop {
+        let rows = db
+            .write(move |conn| {
+                super::sessions::sweep_batch(conn, cutoff, BATCH_ROWS).map_err(StorageError::from)
+            })
+            .await?;
+        swept.sessions += rows as u64;
+        if rows < BATCH_ROWS {
+            break;
+        }
+        tokio::time::sleep(pause).await;
+    }
     Ok(swept)
 }
 
@@ -197,6 +216,14 @@ pub fn sweep_blocking(conn: &mut Conn, at: i64) -> QueryResult<Swept> {
             if batch.rows < BATCH_ROWS {
                 break;
             }
+        }
+    }
+    loop {
+        let rows = conn
+            .immediate_transaction(|conn| super::sessions::sweep_batch(conn, cutoff, BATCH_ROWS))?;
+        swept.sessions += rows as u64;
+        if rows < BATCH_ROWS {
+            break;
         }
     }
     Ok(swept)
@@ -267,6 +294,7 @@ mod tests {
             auth_time: T,
             created_at: T,
             revoked_at: None,
+            session_id: None,
         };
         let code = AuthorizationCodeRow {
             code_hash: format!("code-{id}"),
@@ -349,6 +377,7 @@ mod tests {
             Swept {
                 authorization_codes: 3,
                 grants: 3,
+                sessions: 0,
                 ..Swept::default()
             }
         );
@@ -377,6 +406,7 @@ mod tests {
                 access_tokens: 1,
                 refresh_tokens: 1,
                 grants: 1,
+                sessions: 0,
             }
         );
         assert_eq!(counts(conn), (0, 0, 0, 0));
@@ -403,6 +433,7 @@ mod tests {
                 access_tokens: 1,
                 refresh_tokens: 1,
                 grants: 0,
+                sessions: 0,
             }
         );
         // Revoked, but the newest refresh token has not expired: its reuse must still be
@@ -443,6 +474,7 @@ mod tests {
                 access_tokens: (BATCH_ROWS * 2 + 7) as u64,
                 refresh_tokens: 0,
                 grants: 1,
+                sessions: 0,
             }
         );
         assert_eq!(counts(&mut db.conn().unwrap()), (1, 0, 0, 1));

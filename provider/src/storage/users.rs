@@ -376,6 +376,38 @@ pub fn set_password_hash(
     Ok(n == 1)
 }
 
+/// Sets a new password and ends everything the user held (sessions, grants, tokens): whoever
+/// knew the old password must not keep what it got them. Returns whether the user exists.
+pub fn reset_password(
+    conn: &mut Conn,
+    id: &str,
+    password_hash: &str,
+) -> Result<bool, StorageError> {
+    if !set_password_hash(conn, id, password_hash)? {
+        return Ok(false);
+    }
+    super::sessions::end_everything_for_user(conn, id, now())?;
+    Ok(true)
+}
+
+/// Deactivates a user and ends everything they held; reactivating restores none of it.
+/// Returns whether the user exists.
+pub fn deactivate(conn: &mut Conn, id: &str) -> Result<bool, StorageError> {
+    if !set_active(conn, id, false)? {
+        return Ok(false);
+    }
+    super::sessions::end_everything_for_user(conn, id, now())?;
+    Ok(true)
+}
+
+/// Deletes a user; their sessions, grants, codes, tokens and consents go with them (foreign
+/// keys with `ON DELETE CASCADE`). Returns whether the user existed.
+pub fn delete(conn: &mut Conn, id: &str) -> Result<bool, StorageError> {
+    super::sessions::end_everything_for_user(conn, id, now())?;
+    let n = diesel::delete(users::table.find(id)).execute(conn)?;
+    Ok(n == 1)
+}
+
 /// Activates or deactivates a user; returns whether the user exists.
 pub fn set_active(conn: &mut Conn, id: &str, active: bool) -> Result<bool, StorageError> {
     let n = diesel::update(users::table.find(id))

@@ -429,6 +429,7 @@ async fn admin_sees_and_revokes_grants_and_consents() {
                         auth_time: at,
                         created_at: at,
                         revoked_at: None,
+                        session_id: None,
                     },
                 ),
                 conn,

@@ -54,6 +54,8 @@ pub fn test_settings(dir: &Path) -> Settings {
         redirect_uris: vec![REDIRECT_URI.to_owned()],
         post_logout_redirect_uris: vec![],
         can_introspect: None,
+        backchannel_logout_uri: None,
+        backchannel_logout_session_required: false,
     });
     settings
 }

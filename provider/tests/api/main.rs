@@ -1,6 +1,8 @@
 //! Integration tests of the provider over HTTP against the real server.
 
 mod admin;
+mod backchannel;
+mod cascades;
 mod cli;
 mod health;
 mod helpers;
@@ -17,3 +19,4 @@ mod oauth_helpers;
 mod oauth_parsers;
 mod oauth_resources;
 mod oauth_token;
+mod sessions;

@@ -81,6 +81,8 @@ impl OAuthApp {
             redirect_uris: vec![REDIRECT_URI.to_owned(), SECOND_REDIRECT_URI.to_owned()],
             post_logout_redirect_uris: vec![POST_LOGOUT_REDIRECT_URI.to_owned()],
             can_introspect: None,
+            backchannel_logout_uri: None,
+            backchannel_logout_session_required: false,
         });
         customize(&mut settings);
         let app = provider::startup::Application::from_listener(settings, listener)

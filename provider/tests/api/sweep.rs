@@ -153,6 +153,7 @@ async fn a_rotated_refresh_token_outlives_the_sweep_of_its_grants_codes_and_acce
             access_tokens: 2,
             refresh_tokens: 0,
             grants: 0,
+            sessions: 0,
         }
     );
     let after = rows(&app.state.db);
@@ -220,6 +221,8 @@ async fn expired_codes_tokens_and_grants_are_swept_and_consents_kept() {
             access_tokens: 3,
             refresh_tokens: 3,
             grants: 3,
+            // The two browsers' sessions, past their absolute lifetime by then.
+            sessions: 2,
         }
     );
     assert_eq!(

@@ -15,7 +15,8 @@ fn sample(name: &str) -> Option<serde_json::Value> {
     let app_form = json!({
         "client_id": "webapp", "name": "Web app", "client_type": "confidential",
         "redirect_uris": "https://app.example/cb", "post_logout_redirect_uris": "",
-        "refresh_tokens": "on", "skip_authorization": null, "algorithm": "RS256"
+        "refresh_tokens": "on", "skip_authorization": null, "algorithm": "RS256",
+        "backchannel_logout_uri": "https://app.example/bc", "backchannel_logout_session_required": "on"
     });
     Some(match name {
         "base.html" => json!({}),
@@ -49,8 +50,13 @@ fn sample(name: &str) -> Option<serde_json::Value> {
             json!({"frame": frame(), "id": "1", "form": user_form, "is_active": true, "is_self": false,
             "created": "2026-11-27 10:00 UTC", "last_login": null, "error": null,
             "grants": [{"id": "g", "client_id": "webapp", "client_name": "Web app", "scope": "openid", "created": "x", "revoked": null}],
-            "consents": [{"client_id": "webapp", "client_name": "Web app", "scope": "openid", "updated": "x"}]})
+            "consents": [{"client_id": "webapp", "client_name": "Web app", "scope": "openid", "updated": "x"}],
+            "sessions": [{"id": "s", "user_agent": "Firefox", "address": "127.0.0.1", "created": "x", "last_seen": "y"}]})
         }
+        "admin/logout_deliveries.html" => json!({"frame": frame(), "deliveries": [
+            {"client_id": "webapp", "uri": "https://a.example/bc", "attempts": 5, "last_error": "answered 500", "created": "x", "last_tried": "y"}
+        ]}),
+        "admin/user_delete.html" => json!({"frame": frame(), "id": "1", "username": "alice"}),
         "admin/keys.html" => json!({"frame": frame(), "keys": [
             {"kid": "k1", "alg": "RS256", "status": "active", "created": "x", "rotated": null, "retired": null},
             {"kid": "k2", "alg": "RS256", "status": "published", "created": "x", "rotated": "y", "retired": null},

@@ -1,0 +1,210 @@
+//! Browser sessions: one row per login, found by the SHA-256 hash of the secret in the cookie.
+
+use diesel::prelude::*;
+
+use super::Conn;
+use super::schema::{sessions, users};
+
+/// A stored session (the cookie secret only as its hash).
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, serde::Serialize)]
+#[diesel(table_name = sessions)]
+pub struct SessionRow {
+    #[serde(skip)]
+    pub id_hash: String,
+    /// Random, not secret: the `sid` claim and the key grants record.
+    pub public_id: String,
+    pub user_id: String,
+    pub auth_time: i64,
+    pub amr: String,
+    pub created_at: i64,
+    pub last_seen_at: i64,
+    pub client_addr: String,
+    pub user_agent: String,
+    pub expires_at: i64,
+    pub idle_expires_at: i64,
+}
+
+impl SessionRow {
+    /// Whether the session is still valid at `at` with the idle lifetime `idle_secs` (checked
+    /// against both the stored idle end and the setting, so lowering the setting takes effect
+    /// at once).
+    pub fn is_live(&self, at: i64, idle_secs: i64) -> bool {
+        at < self.expires_at
+            && at < self.idle_expires_at
+            && at < self.last_seen_at.saturating_add(idle_secs)
+    }
+}
+
+/// Sessions one user keeps at most; a new login beyond it ends the least recently used one,
+/// so whoever knows a password cannot grow the table without bound by logging in again and
+/// again.
+pub const MAX_SESSIONS_PER_USER: i64 = 32;
+
+/// Stores a new session, deleting the one it replaces (the previous cookie's, if any) and the
+/// user's least recently used sessions beyond [`MAX_SESSIONS_PER_USER`].
+pub fn insert(conn: &mut Conn, row: &SessionRow, replaces: Option<&str>) -> QueryResult<()> {
+    if let Some(old) = replaces {
+        end(conn, old, row.created_at)?;
+    }
+    diesel::insert_into(sessions::table)
+        .values(row)
+        .execute(conn)?;
+    let beyond: Vec<String> = sessions::table
+        .filter(sessions::user_id.eq(&row.user_id))
+        .order((sessions::last_seen_at.desc(), sessions::created_at.desc()))
+        .select(sessions::id_hash)
+        .offset(MAX_SESSIONS_PER_USER)
+        .limit(MAX_SESSIONS_PER_USER)
+        .load(conn)?;
+    let beyond: Vec<String> = beyond.into_iter().filter(|h| *h != row.id_hash).collect();
+    if !beyond.is_empty() {
+        let ended: Vec<SessionRow> =
+            diesel::delete(sessions::table.filter(sessions::id_hash.eq_any(&beyond)))
+                .returning(SessionRow::as_returning())
+                .load(conn)?;
+        for session in &ended {
+            super::logout_deliveries::record_for_session(conn, session, row.created_at)?;
+        }
+    }
+    Ok(())
+}
+
+/// The session with this hash and whether its user is active: one primary-key lookup and one
+/// on the users' primary key.
+pub fn find(conn: &mut Conn, id_hash: &str) -> QueryResult<Option<(SessionRow, bool)>> {
+    sessions::table
+        .find(id_hash)
+        .inner_join(users::table)
+        .select((SessionRow::as_select(), users::is_active))
+        .get_result(conn)
+        .optional()
+}
+
+/// Marks the session as seen at `at`, moving its idle end on.
+pub fn touch(conn: &mut Conn, id_hash: &str, at: i64, idle_secs: i64) -> QueryResult<usize> {
+    diesel::update(sessions::table.find(id_hash))
+        .set((
+            sessions::last_seen_at.eq(at),
+            sessions::idle_expires_at.eq(at.saturating_add(idle_secs)),
+        ))
+        .execute(conn)
+}
+
+/// Ends the session: deletes it and records the back-channel logouts of the applications that
+/// have a grant in it, in the caller's transaction. Of two logouts at once only the one that
+/// deleted the row records them. Returns the row, if there was one.
+pub fn end(conn: &mut Conn, id_hash: &str, at: i64) -> QueryResult<Option<SessionRow>> {
+    let ended = delete(conn, id_hash)?;
+    if let Some(session) = &ended {
+        super::logout_deliveries::record_for_session(conn, session, at)?;
+    }
+    Ok(ended)
+}
+
+/// Deletes the session; the row it deleted, if there was one.
+fn delete(conn: &mut Conn, id_hash: &str) -> QueryResult<Option<SessionRow>> {
+    diesel::delete(sessions::table.find(id_hash))
+        .returning(SessionRow::as_returning())
+        .get_result(conn)
+        .optional()
+}
+
+/// The sessions of a user, newest first.
+pub fn for_user(conn: &mut Conn, user_id: &str) -> QueryResult<Vec<SessionRow>> {
+    sessions::table
+        .filter(sessions::user_id.eq(user_id))
+        .order(sessions::created_at.desc())
+        .select(SessionRow::as_select())
+        .load(conn)
+}
+
+/// Deletes up to `limit` sessions that ended (absolute or idle end) before `cutoff`; how many.
+pub fn sweep_batch(conn: &mut Conn, cutoff: i64, limit: usize) -> QueryResult<usize> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let ended: Vec<String> = sessions::table
+        .filter(
+            sessions::expires_at
+                .lt(cutoff)
+                .or(sessions::idle_expires_at.lt(cutoff)),
+        )
+        .select(sessions::id_hash)
+        .limit(limit)
+        .load(conn)?;
+    super::logout_deliveries::sweep_failed(
+        conn,
+        cutoff - super::logout_deliveries::KEEP_FAILED_SECS,
+        limit,
+    )?;
+    if ended.is_empty() {
+        return Ok(0);
+    }
+    let ended: Vec<SessionRow> =
+        diesel::delete(sessions::table.filter(sessions::id_hash.eq_any(&ended)))
+            .returning(SessionRow::as_returning())
+            .load(conn)?;
+    for session in &ended {
+        super::logout_deliveries::record_for_session(conn, session, cutoff)?;
+    }
+    Ok(ended.len())
+}
+
+/// Ends everything a user holds: deletes all their sessions and revokes all their grants and
+/// the access and refresh tokens of those grants (an unused code dies with its grant). Revoked
+/// rows stay revoked, so reactivating the user later brings none of them back. Returns the
+/// sessions deleted. Runs in the caller's transaction.
+pub fn end_everything_for_user(
+    conn: &mut Conn,
+    user_id: &str,
+    at: i64,
+) -> QueryResult<Vec<SessionRow>> {
+    use super::schema::{access_tokens, grants, refresh_tokens};
+    let ended = diesel::delete(sessions::table.filter(sessions::user_id.eq(user_id)))
+        .returning(SessionRow::as_returning())
+        .load(conn)?;
+    super::logout_deliveries::record_for_user(conn, user_id, &ended, at)?;
+    // Through the user's grants (indexed by user and by grant), not a scan of the token tables.
+    let grant_ids: Vec<String> = grants::table
+        .filter(grants::user_id.eq(user_id))
+        .select(grants::id)
+        .load(conn)?;
+    for chunk in grant_ids.chunks(500) {
+        diesel::update(
+            access_tokens::table
+                .filter(access_tokens::grant_id.eq_any(chunk))
+                .filter(access_tokens::revoked_at.is_null()),
+        )
+        .set(access_tokens::revoked_at.eq(at))
+        .execute(conn)?;
+        diesel::update(
+            refresh_tokens::table
+                .filter(refresh_tokens::grant_id.eq_any(chunk))
+                .filter(refresh_tokens::revoked_at.is_null()),
+        )
+        .set(refresh_tokens::revoked_at.eq(at))
+        .execute(conn)?;
+    }
+    diesel::update(
+        grants::table
+            .filter(grants::user_id.eq(user_id))
+            .filter(grants::revoked_at.is_null()),
+    )
+    .set(grants::revoked_at.eq(at))
+    .execute(conn)?;
+    Ok(ended)
+}
+
+/// Ends one session of a user, by its public id (as [`end`]); whether it existed.
+pub fn end_for_user(conn: &mut Conn, user_id: &str, public_id: &str, at: i64) -> QueryResult<bool> {
+    let ended: Option<SessionRow> = diesel::delete(
+        sessions::table
+            .filter(sessions::user_id.eq(user_id))
+            .filter(sessions::public_id.eq(public_id)),
+    )
+    .returning(SessionRow::as_returning())
+    .get_result(conn)
+    .optional()?;
+    if let Some(session) = &ended {
+        super::logout_deliveries::record_for_session(conn, session, at)?;
+    }
+    Ok(ended.is_some())
+}

@@ -32,7 +32,7 @@ pub use browser::{Browser, Button, Form, Page, query_param};
 pub use provider::{
     ADMIN_EMAIL, ADMIN_PASSWORD, ADMIN_USERNAME, CLIENT_ID, PROVIDER_ID, PROVIDER_NAME,
     TestProvider, USER_EMAIL, USER_FAMILY_NAME, USER_GIVEN_NAME, USER_PASSWORD, USER_USERNAME,
-    post_logout_redirect_uris_for, redirect_uri_for,
+    backchannel_logout_uri_for, post_logout_redirect_uris_for, redirect_uri_for,
 };
 pub use stack::{
     Stack, decide_consent, is_consent_page, log_in, login_form, sign_in_form, start_sign_in,

@@ -44,6 +44,14 @@ pub fn redirect_uri_for(webapp_base_url: &str) -> String {
     )
 }
 
+/// The web app's back-channel logout URI at the provider, for a web app at `webapp_base_url`.
+pub fn backchannel_logout_uri_for(webapp_base_url: &str) -> String {
+    format!(
+        "{}/api/auth/backchannel-logout/{PROVIDER_ID}",
+        webapp_base_url.trim_end_matches('/')
+    )
+}
+
 /// The web app's post-logout redirect URIs at the provider.
 pub fn post_logout_redirect_uris_for(webapp_base_url: &str) -> Vec<String> {
     let base = webapp_base_url.trim_end_matches('/');
@@ -156,6 +164,7 @@ impl TestProvider {
             client_name: "Web app",
             redirect_uris: vec![redirect_uri.clone()],
             post_logout_redirect_uris: post_logout_redirect_uris_for(&webapp_url),
+            backchannel_logout_uri: backchannel_logout_uri_for(&webapp_url),
         })?;
         customize(&mut settings);
 

@@ -20,6 +20,8 @@ pub(crate) struct ProviderSeed<'a> {
     pub client_name: &'a str,
     pub redirect_uris: Vec<String>,
     pub post_logout_redirect_uris: Vec<String>,
+    /// Where the provider posts logout tokens (the web app's back-channel logout endpoint).
+    pub backchannel_logout_uri: String,
 }
 
 /// The provider's settings for `seed`: defaults, then the test's values.
@@ -56,8 +58,8 @@ pub(crate) fn provider_settings(
                 redirect_uris: seed.redirect_uris,
                 post_logout_redirect_uris: seed.post_logout_redirect_uris,
                 can_introspect: None,
-                backchannel_logout_uri: None,
-                backchannel_logout_session_required: false,
+                backchannel_logout_uri: Some(seed.backchannel_logout_uri),
+                backchannel_logout_session_required: true,
             }),
         },
         ..Settings::default()

@@ -424,3 +424,52 @@ async fn sign_in_works_after_the_provider_rotates_its_signing_key() {
     let again = first.visit(stack.webapp.url("/")).await.unwrap();
     assert_signed_in_home(&stack, &again);
 }
+
+/// Polls the web app's session until it is signed out (the back-channel delivery runs in the
+/// background at the provider); panics after ten seconds.
+async fn wait_until_signed_out(stack: &Stack, browser: &Browser) {
+    for _ in 0..100 {
+        if session_json(stack, browser).await.get("user").is_none() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the web app still shows the user signed in ten seconds after the provider logout");
+}
+
+#[tokio::test]
+async fn logging_out_on_the_providers_own_page_ends_the_web_app_session() {
+    let stack = Stack::start().await.expect("stack starts");
+    let browser = Browser::new();
+    let home = stack.sign_in(&browser).await.unwrap();
+    assert_signed_in_home(&stack, &home);
+    // A second browser of the same user keeps its own session at both ends.
+    let other = Browser::new();
+    assert_signed_in_home(&stack, &stack.sign_in(&other).await.unwrap());
+
+    // The provider's own logout page, not the web app's sign-out.
+    let logout = browser.visit(stack.provider.url("/logout")).await.unwrap();
+    let form = logout
+        .form("form[action='/logout']")
+        .expect("the provider's logout page has a form");
+    let button = ["Log out", "Sign out"]
+        .iter()
+        .find_map(|label| form.click(label).ok())
+        .expect("a logout button");
+    browser.submit(&button).await.unwrap();
+
+    // Back-channel logout: the web app learns of it without the browser coming back.
+    wait_until_signed_out(&stack, &browser).await;
+    let gated = browser.visit(stack.webapp.url("/")).await.unwrap();
+    assert!(
+        !same_origin(&gated.url, &stack.webapp.url) || gated.url.path() != "/",
+        "the home page is gated again, got {}",
+        gated.url
+    );
+    // Only the session that logged out ended.
+    let session = session_json(&stack, &other).await;
+    assert!(
+        session.get("user").is_some(),
+        "the other browser stays signed in: {session}"
+    );
+}

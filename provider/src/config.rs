@@ -234,6 +234,9 @@ pub struct Settings {
     /// Seconds a browser session lasts at most, however active (`PROVIDER_SESSION_MAX_SECS`,
     /// 60 to 400 days).
     pub session_max_secs: i64,
+    /// Browser sessions one user keeps at most (`PROVIDER_SESSIONS_PER_USER`, at least 1); a
+    /// new login beyond it ends the user's least recently used session.
+    pub sessions_per_user: i64,
     /// Attempts at posting one back-channel logout token before giving up
     /// (`PROVIDER_BACKCHANNEL_MAX_ATTEMPTS`, 1 to 20).
     pub backchannel_max_attempts: u32,
@@ -269,6 +272,7 @@ impl Default for Settings {
             sweep_interval_secs: 60,
             session_idle_secs: 14 * 24 * 3600,
             session_max_secs: 30 * 24 * 3600,
+            sessions_per_user: 32,
             backchannel_max_attempts: 5,
             trust_forwarded_for: false,
             login_throttle: LoginThrottleSettings::default(),
@@ -344,6 +348,11 @@ impl Settings {
                 defaults.session_idle_secs,
             )?,
             session_max_secs: number(&get, "PROVIDER_SESSION_MAX_SECS", defaults.session_max_secs)?,
+            sessions_per_user: number(
+                &get,
+                "PROVIDER_SESSIONS_PER_USER",
+                defaults.sessions_per_user,
+            )?,
             backchannel_max_attempts: number(
                 &get,
                 "PROVIDER_BACKCHANNEL_MAX_ATTEMPTS",
@@ -514,6 +523,12 @@ impl Settings {
         if self.login_throttle.max_failures_per_address == 0 {
             return Err(ConfigError::new(
                 "PROVIDER_LOGIN_MAX_FAILURES_PER_ADDRESS",
+                "must be at least 1",
+            ));
+        }
+        if self.sessions_per_user < 1 {
+            return Err(ConfigError::new(
+                "PROVIDER_SESSIONS_PER_USER",
                 "must be at least 1",
             ));
         }

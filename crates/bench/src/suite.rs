@@ -502,6 +502,8 @@ fn provider_env(
         // throttle: it is not what is measured.
         ("PROVIDER_LOGIN_MAX_FAILURES_PER_ACCOUNT", "1000000".into()),
         ("PROVIDER_LOGIN_MAX_FAILURES_PER_ADDRESS", "1000000".into()),
+        // Every virtual user signs in as the same account, each with its own session.
+        ("PROVIDER_SESSIONS_PER_USER", "100000".into()),
         ("PROVIDER_BOOTSTRAP_ADMIN_USERNAME", "admin".into()),
         ("PROVIDER_BOOTSTRAP_ADMIN_PASSWORD", random_token(18)),
         ("PROVIDER_BOOTSTRAP_ADMIN_EMAIL", "admin@example.com".into()),

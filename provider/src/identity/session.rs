@@ -252,10 +252,12 @@ pub async fn log_in(
         expires_at: at.saturating_add(state.settings.session_max_secs),
         idle_expires_at: at.saturating_add(state.settings.session_idle_secs),
     };
+    let max_per_user = state.settings.sessions_per_user;
     state
         .db
         .write(move |conn| {
-            sessions::insert(conn, &row, previous.as_deref()).map_err(StorageError::from)
+            sessions::insert(conn, &row, previous.as_deref(), max_per_user)
+                .map_err(StorageError::from)
         })
         .await?;
     Ok(())

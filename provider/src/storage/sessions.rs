@@ -35,14 +35,15 @@ impl SessionRow {
     }
 }
 
-/// Sessions one user keeps at most; a new login beyond it ends the least recently used one,
-/// so whoever knows a password cannot grow the table without bound by logging in again and
-/// again.
-pub const MAX_SESSIONS_PER_USER: i64 = 32;
-
 /// Stores a new session, deleting the one it replaces (the previous cookie's, if any) and the
-/// user's least recently used sessions beyond [`MAX_SESSIONS_PER_USER`].
-pub fn insert(conn: &mut Conn, row: &SessionRow, replaces: Option<&str>) -> QueryResult<()> {
+/// user's least recently used sessions beyond `max_per_user` (`PROVIDER_SESSIONS_PER_USER`):
+/// whoever knows a password cannot grow the table without bound by logging in again and again.
+pub fn insert(
+    conn: &mut Conn,
+    row: &SessionRow,
+    replaces: Option<&str>,
+    max_per_user: i64,
+) -> QueryResult<()> {
     if let Some(old) = replaces {
         end(conn, old, row.created_at)?;
     }
@@ -53,8 +54,8 @@ pub fn insert(conn: &mut Conn, row: &SessionRow, replaces: Option<&str>) -> Quer
         .filter(sessions::user_id.eq(&row.user_id))
         .order((sessions::last_seen_at.desc(), sessions::created_at.desc()))
         .select(sessions::id_hash)
-        .offset(MAX_SESSIONS_PER_USER)
-        .limit(MAX_SESSIONS_PER_USER)
+        .offset(max_per_user)
+        .limit(max_per_user)
         .load(conn)?;
     let beyond: Vec<String> = beyond.into_iter().filter(|h| *h != row.id_hash).collect();
     if !beyond.is_empty() {

@@ -265,7 +265,7 @@ async fn the_sweeper_deletes_ended_sessions_only() {
 #[tokio::test]
 async fn logging_in_again_and_again_keeps_a_bounded_number_of_sessions() {
     let app = OAuthApp::spawn().await;
-    let max = provider::storage::sessions::MAX_SESSIONS_PER_USER;
+    let max = provider::config::Settings::default().sessions_per_user;
     let first = Browser::new();
     first.log_in(&app, USERNAME, PASSWORD).await;
     sql(

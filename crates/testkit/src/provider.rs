@@ -207,6 +207,30 @@ impl TestProvider {
         &self.state
     }
 
+    /// Registers another confidential client `client_id` (consent asked, no back-channel URI),
+    /// as an operator would; returns its client secret.
+    pub async fn register_client(
+        &self,
+        client_id: &str,
+        redirect_uris: Vec<String>,
+        post_logout_redirect_uris: Vec<String>,
+    ) -> anyhow::Result<String> {
+        use provider::storage::clients::{self, ClientInput};
+        let mut input = ClientInput::new(client_id, redirect_uris);
+        input.id = Some(client_id.to_owned());
+        input.post_logout_redirect_uris = post_logout_redirect_uris;
+        let allow_http_hosts = self.state.settings.allow_http_redirect_hosts.clone();
+        let (_, secret) = self
+            .state
+            .db
+            .run(move |conn| clients::create(conn, &input, &allow_http_hosts))
+            .await
+            .with_context(|| format!("registering the client {client_id:?}"))?;
+        secret
+            .map(|secret| secret.secret().to_owned())
+            .context("a confidential client has a secret")
+    }
+
     /// The listener reserved for the web app this provider's client was registered for, once.
     pub(crate) fn take_webapp_listener(&self) -> Option<TcpListener> {
         self.reserved_webapp_listener

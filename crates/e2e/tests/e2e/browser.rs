@@ -1,5 +1,7 @@
 //! The flow in a real headless Chromium: sign in through login and consent, sign out at both
-//! ends, cancel on consent, wrong password. One chromedriver and one stack serve every
+//! ends, cancel on consent, wrong password, and single logout: a logout at the provider (its
+//! own page, or RP-initiated by another application) ends the web app's session through
+//! back-channel logout. One chromedriver and one stack serve every
 //! scenario; each scenario gets a fresh browser profile.
 //!
 //! Without Chromium and chromedriver the test says it was skipped and why, unless `CI` is set,
@@ -72,6 +74,8 @@ async fn browser_scenarios() {
         Scenario::SignInAndSignOut,
         Scenario::CancelOnConsent,
         Scenario::WrongPassword,
+        Scenario::LogoutAtProvider,
+        Scenario::LogoutByAnotherApp,
     ] {
         if let Err(failure) = run(&driver, &stack, scenario).await {
             failures.push(failure);
@@ -92,6 +96,8 @@ enum Scenario {
     SignInAndSignOut,
     CancelOnConsent,
     WrongPassword,
+    LogoutAtProvider,
+    LogoutByAnotherApp,
 }
 
 impl Scenario {
@@ -100,6 +106,8 @@ impl Scenario {
             Self::SignInAndSignOut => "sign_in_and_sign_out",
             Self::CancelOnConsent => "cancel_on_consent",
             Self::WrongPassword => "wrong_password",
+            Self::LogoutAtProvider => "logout_at_provider",
+            Self::LogoutByAnotherApp => "logout_by_another_app",
         }
     }
 
@@ -108,6 +116,8 @@ impl Scenario {
             Self::SignInAndSignOut => sign_in_and_sign_out(session, stack).await,
             Self::CancelOnConsent => cancel_on_consent(session, stack).await,
             Self::WrongPassword => wrong_password(session, stack).await,
+            Self::LogoutAtProvider => logout_at_provider(session, stack).await,
+            Self::LogoutByAnotherApp => logout_by_another_app(session, stack).await,
         }
     }
 }
@@ -297,4 +307,105 @@ async fn wrong_password(session: &Session, stack: &Stack) -> anyhow::Result<()> 
     );
     session.wait_for("input[name='password']").await?;
     Ok(())
+}
+
+/// How long the web app may take to learn of a logout at the provider: the provider posts the
+/// logout token in the background after answering the browser.
+const BACKCHANNEL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Signs the seeded user in at the web app's home page, through consent if the provider asks
+/// for it (it does not once an earlier scenario consented).
+async fn sign_in_home(session: &Session, stack: &Stack) -> anyhow::Result<()> {
+    let user = &stack.provider.user;
+    to_login_page(session, stack, "/", false).await?;
+    log_in(session, &user.username, &user.password).await?;
+    let deadline = std::time::Instant::now() + webdriver::STEP_TIMEOUT;
+    loop {
+        let url = session.url().await?;
+        if url.port() == Some(stack.webapp.port) && url.path() == "/" {
+            break;
+        }
+        if url.port() == Some(stack.provider.port) {
+            session.click_button_if_present("Authorize").await?;
+        }
+        if std::time::Instant::now() > deadline {
+            bail!("sign-in did not end on the web app's home page; at {url}");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    session.wait_for_text(&user.email).await
+}
+
+/// Reloads the web app's home page until it is gated (lands on the sign-in page), for up to
+/// [`BACKCHANNEL_TIMEOUT`].
+async fn wait_until_gated(session: &Session, stack: &Stack) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + BACKCHANNEL_TIMEOUT;
+    loop {
+        session.goto(&stack.webapp.url("/")).await?;
+        let url = session.url().await?;
+        if url.port() == Some(stack.webapp.port) && url.path() == "/api/auth/signin" {
+            return session.wait_for_text("Sign in with").await;
+        }
+        if std::time::Instant::now() > deadline {
+            bail!(
+                "the web app's home page was still open {BACKCHANNEL_TIMEOUT:?} after the \
+                 logout at the provider; at {url}"
+            );
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+async fn logout_at_provider(session: &Session, stack: &Stack) -> anyhow::Result<()> {
+    sign_in_home(session, stack).await?;
+    // The provider's own logout page, in the same browser: the web app is not involved.
+    session.goto(&stack.provider.url("/logout")).await?;
+    session.click_button("Sign out").await?;
+    let url = session.wait_for_path("/login").await?;
+    ensure!(
+        url.port() == Some(stack.provider.port),
+        "the provider's logout ends on its login page: {url}"
+    );
+    wait_until_gated(session, stack).await
+}
+
+async fn logout_by_another_app(session: &Session, stack: &Stack) -> anyhow::Result<()> {
+    // A second application at the same provider; the web app never hears from it.
+    let client_id = "second-app";
+    let return_to = stack.provider.url("/");
+    stack
+        .provider
+        .register_client(
+            client_id,
+            vec![format!("{}/callback", stack.provider.issuer)],
+            vec![return_to.clone()],
+        )
+        .await?;
+    sign_in_home(session, stack).await?;
+
+    let mut logout = url::Url::parse(&stack.provider.url("/oauth/logout"))?;
+    logout
+        .query_pairs_mut()
+        .append_pair("client_id", client_id)
+        .append_pair("post_logout_redirect_uri", &return_to)
+        .append_pair("state", "bye");
+    session.goto(logout.as_str()).await?;
+    // Without an id_token_hint the provider asks the user to confirm.
+    session.wait_for_text("asks to sign you out").await?;
+    session.click_button("Sign out").await?;
+    let deadline = std::time::Instant::now() + webdriver::STEP_TIMEOUT;
+    loop {
+        let url = session.url().await?;
+        if url.port() == Some(stack.provider.port)
+            && url.path() == "/"
+            && url.query() == Some("state=bye")
+        {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            bail!("the logout did not return to the second application's address; at {url}");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    wait_until_gated(session, stack).await
 }

@@ -387,18 +387,38 @@ struct ServeProcess {
 }
 
 impl ServeProcess {
+    /// Starts `provider serve` on `db` and waits until it answers `/healthz`.
+    ///
+    /// The port is found by binding port 0 and releasing it, so another test (or an outgoing
+    /// connection) may take it before the child binds it: the child then exits with
+    /// `cannot listen`, and the start is tried again on a new port. Any other early exit fails
+    /// the test with what the child printed.
     async fn start(db: &Path) -> Self {
+        for _ in 0..5 {
+            match Self::try_start(db).await {
+                Ok(process) => return process,
+                Err(printed) if printed.contains("cannot listen on PROVIDER_ADDR") => continue,
+                Err(printed) => panic!("provider serve did not become healthy:\n{printed}"),
+            }
+        }
+        panic!("provider serve found no free port in five tries");
+    }
+
+    async fn try_start(db: &Path) -> Result<Self, String> {
         let port = {
             let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
             probe.local_addr().expect("addr").port()
         };
         let base = format!("http://127.0.0.1:{port}");
+        let folder = db.parent().expect("folder");
+        let log = folder.join(format!("serve-{port}.log"));
+        let stderr = std::fs::File::create(&log).expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_provider"))
             .arg("serve")
             .env_clear()
             .env("PROVIDER_DATABASE_URL", db)
             .env("PROVIDER_BCRYPT_COST", "4")
-            .env("PROVIDER_LOG", "off")
+            .env("PROVIDER_LOG", "warn")
             .env("PROVIDER_ADDR", format!("127.0.0.1:{port}"))
             .env("PROVIDER_ISSUER", &base)
             .env(
@@ -427,26 +447,32 @@ impl ServeProcess {
                 "PROVIDER_BOOTSTRAP_CLIENT_REDIRECT_URIS",
                 crate::helpers::REDIRECT_URI,
             )
-            .current_dir(db.parent().expect("folder"))
+            .current_dir(folder)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .expect("start provider serve");
-        let process = Self { child, base };
+        let mut process = Self { child, base };
+        let printed = || std::fs::read_to_string(&log).unwrap_or_default();
         let client = reqwest::Client::new();
-        for _ in 0..300 {
+        // Up to a minute: two debug builds starting together on a loaded machine are slow.
+        for _ in 0..1200 {
+            if let Ok(Some(status)) = process.child.try_wait() {
+                return Err(format!("exited with {status}:\n{}", printed()));
+            }
             let healthy = client
                 .get(format!("{}/healthz", process.base))
+                .timeout(Duration::from_secs(5))
                 .send()
                 .await
                 .is_ok_and(|r| r.status().is_success());
             if healthy {
-                return process;
+                return Ok(process);
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("provider serve did not become healthy");
+        Err(format!("no answer within a minute:\n{}", printed()))
     }
 }
 

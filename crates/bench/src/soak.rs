@@ -541,7 +541,7 @@ mod tests {
                         f64::from(i) * 30.0,
                         u64::from(i as u32) * 3000,
                         30_000,
-                        4_000,
+                        1_000,
                     )
                 })
                 .collect(),
@@ -550,8 +550,8 @@ mod tests {
         assert_eq!(report.window_secs, 60.0);
         assert!((report.first_window_per_sec - 100.0).abs() < 1e-9);
         assert!((report.last_window_per_sec - 100.0).abs() < 1e-9);
-        assert_eq!(report.row_bounds.authorization_codes, 100 * (5 + 30 + 10));
-        assert_eq!(report.row_bounds.grants, 100 * (30 + 30 + 10));
+        assert_eq!(report.row_bounds.authorization_codes, 100 * (2 + 5 + 4));
+        assert_eq!(report.row_bounds.grants, 100 * (10 + 5 + 4));
         assert!(
             report.checks.iter().all(|c| c.pass == Some(true)),
             "{:?}",

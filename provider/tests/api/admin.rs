@@ -3,21 +3,16 @@
 use reqwest::StatusCode;
 
 use crate::helpers::{
-    CLIENT_ID, REDIRECT_URI, USER_PASSWORD, USER_USERNAME, csrf_token, input_value, location,
-    spawn_app,
+    CLIENT_ID, REDIRECT_URI, USER_PASSWORD, USER_USERNAME, csrf_token, element_text, input_value,
+    location, spawn_app,
 };
 
 fn secret_on(html: &str) -> Option<String> {
-    let start = html.find("id=\"client-secret\">")? + "id=\"client-secret\">".len();
-    let end = html[start..].find('<')? + start;
-    Some(html[start..end].trim().to_owned())
+    element_text(html, "#client-secret").map(|secret| secret.trim().to_owned())
 }
 
 fn client_id_on(html: &str) -> String {
-    let start =
-        html.find("class=\"client-id\">").expect("client id") + "class=\"client-id\">".len();
-    let end = html[start..].find('<').expect("end") + start;
-    html[start..end].to_owned()
+    element_text(html, ".client-id").expect("client id")
 }
 
 #[tokio::test]

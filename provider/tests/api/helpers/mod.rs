@@ -27,7 +27,7 @@ use tempfile::TempDir;
 use url::Url;
 
 pub use browser::{Browser, Consent};
-pub use pages::{csrf_token, hidden_fields, input_value, page_text, without_csrf};
+pub use pages::{csrf_token, element_text, hidden_fields, input_value, page_text, without_csrf};
 
 pub const ADMIN_USERNAME: &str = "admin";
 pub const ADMIN_PASSWORD: &str = "admin-password-123";

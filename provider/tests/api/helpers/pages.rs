@@ -12,6 +12,13 @@ pub fn input_value(html: &str, name: &str) -> Option<String> {
     Document::parse(html).input_value(name)
 }
 
+/// The text of the first element of `html` matching the CSS `selector`, entities decoded.
+pub fn element_text(html: &str, selector: &str) -> Option<String> {
+    Document::parse(html)
+        .select_text(selector)
+        .unwrap_or_else(|error| panic!("{error}"))
+}
+
 /// The hidden inputs of `html` (name and decoded value), in document order.
 pub fn hidden_fields(html: &str) -> Vec<(String, String)> {
     Document::parse(html).hidden_inputs()

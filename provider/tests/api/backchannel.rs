@@ -119,15 +119,7 @@ async fn logout_posts_a_verifiable_logout_token_with_the_sid_and_sub() {
         "no logout token arrived"
     );
     let token = rx.tokens.lock().unwrap()[0].clone();
-    let jwks: serde_json::Value = app
-        .http
-        .get(app.url("/oauth/jwks"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks: serde_json::Value = app.published_keys().await;
     let verifier = LogoutTokenVerifier::new(
         IssuerUrl::parse(app.issuer()).unwrap(),
         ClientId::new(CLIENT_ID),

@@ -120,15 +120,7 @@ async fn verify_with_published_keys(
     app: &TestApp,
     id_token: &str,
 ) -> Result<(), oidc_core::jose::VerifyError> {
-    let jwks: oidc_core::jwk::JwkSet = app
-        .http
-        .get(app.url("/oauth/jwks"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks: oidc_core::jwk::JwkSet = app.published_keys().await;
     oidc_core::jose::IdTokenVerifier::new(
         oidc_core::types::IssuerUrl::parse(app.issuer()).unwrap(),
         oidc_core::types::ClientId::new(crate::helpers::CLIENT_ID),

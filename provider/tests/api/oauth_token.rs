@@ -607,15 +607,7 @@ async fn id_token_carries_the_required_and_scoped_claims() {
     assert_eq!(claims["email"], "alice@example.com");
     assert!(claims["email_verified"].is_boolean());
     // at_hash and the signature, checked with the published keys.
-    let jwks: oidc_core::jwk::JwkSet = app
-        .http
-        .get(app.url("/oauth/jwks"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks: oidc_core::jwk::JwkSet = app.published_keys().await;
     let verifier = oidc_core::jose::IdTokenVerifier::new(
         oidc_core::types::IssuerUrl::parse(app.issuer()).unwrap(),
         oidc_core::types::ClientId::new(CLIENT_ID),

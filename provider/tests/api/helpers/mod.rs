@@ -266,6 +266,16 @@ impl TestApp {
         .await
     }
 
+    /// The JSON Web Key Set the provider publishes now.
+    pub async fn published_keys<T: serde::de::DeserializeOwned>(&self) -> T {
+        let response = self.http.get(self.url("/oauth/jwks")).send().await;
+        response
+            .expect("JWKS request")
+            .json()
+            .await
+            .expect("JWKS JSON")
+    }
+
     /// The usual authorization request of `webapp` with the given PKCE pair, plus `extra`.
     pub fn authorize_url(&self, pkce: &Pkce, extra: &[(&str, &str)]) -> String {
         authorize_url(&self.address, pkce, extra)

@@ -11,8 +11,10 @@ use rand::RngCore;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use crate::html;
+use htmlform::Document;
+
 use crate::http::{Agent, Conn, Response, expect_status};
+use crate::pages::{consent_choice, fill_login, login_form};
 use crate::stats::Steps;
 
 /// What the generator needs to know about the provider under test.
@@ -54,6 +56,8 @@ struct Discovery {
 pub struct Ctx {
     pub target: Target,
     pub endpoints: Endpoints,
+    /// The issuer, parsed: pages' form actions are resolved against it.
+    issuer_url: url::Url,
     basic_auth: HeaderValue,
 }
 
@@ -116,6 +120,7 @@ impl Ctx {
             base64::engine::general_purpose::STANDARD.encode(credentials)
         ))?;
         Ok(Self {
+            issuer_url: url::Url::parse(&target.issuer).context("issuer URL")?,
             target,
             endpoints,
             basic_auth,
@@ -193,36 +198,25 @@ impl Ctx {
             if response.status != StatusCode::OK {
                 bail!("{method} {}: {}", path_only(&current), response.describe());
             }
-            let forms = html::forms(&response.text());
-            if let Some(mut form) = forms.iter().find(|f| f.is_login()).cloned() {
+            let page_url = self.issuer_url.join(&current)?;
+            let forms = Document::parse(&response.text()).forms(&page_url)?;
+            if let Some(form) = login_form(&forms) {
                 if !login || pages.login_pages > 0 {
                     bail!("unexpected login page at {}", path_only(&current));
                 }
                 pages.login_pages += 1;
-                let user_field = form
-                    .text_fields
-                    .iter()
-                    .find(|n| {
-                        let n = n.to_ascii_lowercase();
-                        n.contains("user") || n.contains("login") || n.contains("email")
-                    })
-                    .or(form.text_fields.first())
-                    .cloned()
-                    .ok_or_else(|| anyhow!("login form without a username field"))?;
-                form.set(&user_field, &self.target.username);
-                let password_field = form.password_fields[0].clone();
-                form.set(&password_field, &self.target.password);
-                post = Some(form.encode(None));
-                current = form_target(&self.target.issuer, &current, form.action.as_deref())?;
+                let form = fill_login(form, &self.target.username, &self.target.password)?;
+                post = Some(form.encode());
+                current = local_path(&self.target.issuer, form.action.as_str())?;
                 continue;
             }
-            if let Some((form, button)) = html::consent_choice(&forms) {
+            if let Some(form) = consent_choice(&forms) {
                 if pages.consent_pages > 0 {
                     bail!("consent page shown twice");
                 }
                 pages.consent_pages += 1;
-                post = Some(form.encode(button.as_ref()));
-                current = form_target(&self.target.issuer, &current, form.action.as_deref())?;
+                post = Some(form.encode());
+                current = local_path(&self.target.issuer, form.action.as_str())?;
                 continue;
             }
             bail!(
@@ -384,14 +378,6 @@ fn resolve(issuer: &str, current: &str, location: &str) -> anyhow::Result<String
     local_path(issuer, next.as_str())
 }
 
-/// Where a form posts: its action resolved against the page, or the page itself.
-fn form_target(issuer: &str, current: &str, action: Option<&str>) -> anyhow::Result<String> {
-    match action {
-        Some(action) if !action.is_empty() => resolve(issuer, current, action),
-        _ => Ok(current.to_owned()),
-    }
-}
-
 fn path_only(path: &str) -> &str {
     path.split('?').next().unwrap_or(path)
 }
@@ -424,14 +410,18 @@ mod tests {
             "/oauth/authorize?b=2"
         );
         assert!(resolve(issuer, "/login", "http://evil.example/").is_err());
-        assert_eq!(
-            form_target(issuer, "/login?next=x", Some("")).unwrap(),
-            "/login?next=x"
-        );
-        assert_eq!(
-            form_target(issuer, "/login?next=x", None).unwrap(),
-            "/login?next=x"
-        );
+        // A form without an action posts to its page.
+        let page = url::Url::parse(issuer)
+            .unwrap()
+            .join("/login?next=x")
+            .unwrap();
+        for html in [r#"<form action="">"#, "<form>"] {
+            let forms = Document::parse(html).forms(&page).unwrap();
+            assert_eq!(
+                local_path(issuer, forms[0].action.as_str()).unwrap(),
+                "/login?next=x"
+            );
+        }
     }
 
     #[test]

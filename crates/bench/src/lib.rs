@@ -3,9 +3,9 @@
 
 pub mod clientcost;
 pub mod flows;
-pub mod html;
 pub mod http;
 pub mod limits;
+pub mod pages;
 pub mod process;
 pub mod procfs;
 pub mod report;

@@ -4,10 +4,11 @@
 use std::sync::Arc;
 
 use anyhow::{Context, anyhow, bail};
+use htmlform::Document;
+pub use htmlform::{Button, Form, Method};
+use reqwest::StatusCode;
 use reqwest::cookie::{CookieStore, Jar};
 use reqwest::header::{HeaderMap, LOCATION};
-use reqwest::{Method, StatusCode};
-use scraper::{ElementRef, Html, Selector};
 use url::Url;
 
 /// How many redirects [`Browser::follow`] accepts before it calls it a loop.
@@ -119,7 +120,7 @@ impl Browser {
     /// Submits `form` without following the response's redirect.
     pub async fn submit_once(&self, form: &Form) -> anyhow::Result<Page> {
         let url = form.action.clone();
-        let request = if form.method == Method::GET {
+        let request = if form.method == Method::Get {
             let mut target = url.clone();
             target
                 .query_pairs_mut()
@@ -239,33 +240,17 @@ impl Page {
 
     /// The text of the page's `<title>`, trimmed.
     pub fn title(&self) -> Option<String> {
-        let html = Html::parse_document(&self.body);
-        let selector = Selector::parse("title").expect("static selector");
-        html.select(&selector)
-            .next()
-            .map(|title| title.text().collect::<String>().trim().to_owned())
+        Document::parse(&self.body).title()
     }
 
     /// The visible text of the page (all text nodes of `<body>`, whitespace collapsed).
     pub fn text(&self) -> String {
-        let html = Html::parse_document(&self.body);
-        let selector = Selector::parse("body").expect("static selector");
-        let text: String = match html.select(&selector).next() {
-            Some(body) => body.text().collect(),
-            None => html.root_element().text().collect(),
-        };
-        text.split_whitespace().collect::<Vec<_>>().join(" ")
+        Document::parse(&self.body).text()
     }
 
     /// The text of the first element matching the CSS `selector` (entities decoded), if any.
     pub fn select_text(&self, selector: &str) -> anyhow::Result<Option<String>> {
-        let parsed = Selector::parse(selector)
-            .map_err(|error| anyhow!("bad CSS selector {selector:?}: {error}"))?;
-        let html = Html::parse_document(&self.body);
-        Ok(html
-            .select(&parsed)
-            .next()
-            .map(|element| element.text().collect()))
+        Document::parse(&self.body).select_text(selector)
     }
 
     /// The first form matching the CSS `selector` (e.g. `"form"`, `"form#login"`,
@@ -283,12 +268,7 @@ impl Page {
 
     /// Every form matching the CSS `selector`.
     pub fn forms(&self, selector: &str) -> anyhow::Result<Vec<Form>> {
-        let selector = Selector::parse(selector)
-            .map_err(|error| anyhow!("bad CSS selector {selector:?}: {error}"))?;
-        let html = Html::parse_document(&self.body);
-        html.select(&selector)
-            .map(|form| Form::from_element(&self.url, form))
-            .collect()
+        Document::parse(&self.body).forms_matching(selector, &self.url)
     }
 
     /// The first form whose submit buttons include one labelled (or valued) `label`.
@@ -323,163 +303,6 @@ fn excerpt(body: &str) -> &str {
     &body[..end]
 }
 
-/// A submit button of a form.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Button {
-    /// Its `name`, sent with its value when it is clicked.
-    pub name: Option<String>,
-    /// Its `value`.
-    pub value: String,
-    /// Its visible text (or value, for `<input type=submit>`).
-    pub label: String,
-}
-
-/// A form as found in a page: where it goes, how, and the fields it would send.
-#[derive(Debug, Clone)]
-pub struct Form {
-    /// The absolute URL the form submits to.
-    pub action: Url,
-    /// GET or POST.
-    pub method: Method,
-    /// The fields in document order (hidden ones such as `csrf_token` included).
-    pub fields: Vec<(String, String)>,
-    /// The submit buttons.
-    pub buttons: Vec<Button>,
-}
-
-impl Form {
-    fn from_element(page_url: &Url, form: ElementRef<'_>) -> anyhow::Result<Self> {
-        let action = match form.value().attr("action") {
-            Some(action) if !action.is_empty() => page_url
-                .join(action)
-                .with_context(|| format!("bad form action {action:?} on {page_url}"))?,
-            _ => page_url.clone(),
-        };
-        let method = match form.value().attr("method") {
-            Some(method) if method.eq_ignore_ascii_case("post") => Method::POST,
-            _ => Method::GET,
-        };
-        let controls = Selector::parse("input, select, textarea, button").expect("static selector");
-        let mut fields = Vec::new();
-        let mut buttons = Vec::new();
-        for control in form.select(&controls) {
-            let element = control.value();
-            let name = element.attr("name").map(str::to_owned);
-            let kind = element.attr("type").unwrap_or("").to_ascii_lowercase();
-            match element.name() {
-                // A <button> without a type submits the form.
-                "button" if kind.is_empty() || kind == "submit" => {
-                    buttons.push(Button {
-                        name,
-                        value: element.attr("value").unwrap_or("").to_owned(),
-                        label: control.text().collect::<String>().trim().to_owned(),
-                    });
-                }
-                "input" => match kind.as_str() {
-                    "submit" => {
-                        let value = element.attr("value").unwrap_or("Submit").to_owned();
-                        buttons.push(Button {
-                            name,
-                            label: value.clone(),
-                            value,
-                        });
-                    }
-                    "checkbox" | "radio" => {
-                        if let Some(name) = name
-                            && element.attr("checked").is_some()
-                        {
-                            let value = element.attr("value").unwrap_or("on").to_owned();
-                            fields.push((name, value));
-                        }
-                    }
-                    "button" | "reset" | "image" | "file" => {}
-                    _ => {
-                        if let Some(name) = name {
-                            fields.push((name, element.attr("value").unwrap_or("").to_owned()));
-                        }
-                    }
-                },
-                "textarea" => {
-                    if let Some(name) = name {
-                        fields.push((name, control.text().collect()));
-                    }
-                }
-                "select" => {
-                    if let Some(name) = name {
-                        let options = Selector::parse("option").expect("static selector");
-                        let chosen = control
-                            .select(&options)
-                            .find(|option| option.value().attr("selected").is_some())
-                            .or_else(|| control.select(&options).next());
-                        if let Some(option) = chosen {
-                            let value = option
-                                .value()
-                                .attr("value")
-                                .map(str::to_owned)
-                                .unwrap_or_else(|| option.text().collect());
-                            fields.push((name, value));
-                        }
-                    }
-                }
-                _ => {}
-            }
-        }
-        Ok(Self {
-            action,
-            method,
-            fields,
-            buttons,
-        })
-    }
-
-    /// The value of field `name`, if the form has it.
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.fields
-            .iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.as_str())
-    }
-
-    /// Sets field `name` (replacing its value, or adding it), like typing into it.
-    pub fn set(&mut self, name: &str, value: &str) -> &mut Self {
-        match self.fields.iter_mut().find(|(key, _)| key == name) {
-            Some((_, existing)) => *existing = value.to_owned(),
-            None => self.fields.push((name.to_owned(), value.to_owned())),
-        }
-        self
-    }
-
-    /// Removes field `name` (e.g. to post without a CSRF token).
-    pub fn remove(&mut self, name: &str) -> &mut Self {
-        self.fields.retain(|(key, _)| key != name);
-        self
-    }
-
-    /// The submit button whose label or value is `label` (case-insensitive).
-    pub fn button(&self, label: &str) -> Option<&Button> {
-        self.buttons.iter().find(|button| {
-            button.label.eq_ignore_ascii_case(label) || button.value.eq_ignore_ascii_case(label)
-        })
-    }
-
-    /// This form as sent by clicking the button labelled `label`: the button's name and value
-    /// are added to the fields, as a browser does.
-    pub fn click(&self, label: &str) -> anyhow::Result<Self> {
-        let button = self.button(label).ok_or_else(|| {
-            anyhow!(
-                "no button {label:?} in the form to {}; buttons: {:?}",
-                self.action,
-                self.buttons
-            )
-        })?;
-        let mut form = self.clone();
-        if let Some(name) = &button.name {
-            form.fields.push((name.clone(), button.value.clone()));
-        }
-        Ok(form)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -510,7 +333,7 @@ mod tests {
             </form></body></html>"#,
         );
         let form = page.form("form#consent").unwrap();
-        assert_eq!(form.method, Method::POST);
+        assert_eq!(form.method, Method::Post);
         assert_eq!(form.action.as_str(), "http://127.0.0.1:9/oauth/authorize");
         assert_eq!(form.get("csrf_token"), Some("abc"));
         assert_eq!(form.get("username"), Some(""));
@@ -538,7 +361,7 @@ mod tests {
         let page =
             page(r#"<form><input name="a" value="1"><input type="submit" value="Go"></form>"#);
         let mut form = page.form("form").unwrap();
-        assert_eq!(form.method, Method::GET);
+        assert_eq!(form.method, Method::Get);
         assert_eq!(form.action, page.url);
         form.set("a", "2").set("b", "3").remove("nothing");
         assert_eq!(

@@ -3,21 +3,16 @@
 use reqwest::StatusCode;
 
 use crate::helpers::{
-    CLIENT_ID, REDIRECT_URI, USER_PASSWORD, USER_USERNAME, csrf_token, input_value, location,
-    spawn_app,
+    CLIENT_ID, REDIRECT_URI, USER_PASSWORD, USER_USERNAME, csrf_token, element_text, input_value,
+    location, spawn_app,
 };
 
 fn secret_on(html: &str) -> Option<String> {
-    let start = html.find("id=\"client-secret\">")? + "id=\"client-secret\">".len();
-    let end = html[start..].find('<')? + start;
-    Some(html[start..end].trim().to_owned())
+    element_text(html, "#client-secret").map(|secret| secret.trim().to_owned())
 }
 
 fn client_id_on(html: &str) -> String {
-    let start =
-        html.find("class=\"client-id\">").expect("client id") + "class=\"client-id\">".len();
-    let end = html[start..].find('<').expect("end") + start;
-    html[start..end].to_owned()
+    element_text(html, ".client-id").expect("client id")
 }
 
 #[tokio::test]
@@ -226,7 +221,7 @@ async fn non_admins_cannot_reach_the_admin_site() {
         .post_form(
             "/admin/applications",
             &[
-                ("csrf_token", &token),
+                ("csrf_token", token.as_str()),
                 ("name", "Sneaky"),
                 ("client_type", "confidential"),
                 ("redirect_uris", "https://app.example/cb"),
@@ -418,7 +413,7 @@ async fn admin_sees_and_revokes_grants_and_consents() {
     app.state
         .db
         .run(move |conn| -> Result<(), provider::storage::StorageError> {
-            let at = provider::storage::now();
+            let at = oidc_core::unix_now();
             diesel::RunQueryDsl::execute(
                 diesel::insert_into(provider::storage::schema::grants::table).values(
                     &grants::Grant {
@@ -606,7 +601,7 @@ async fn admin_cannot_create_a_user_whose_username_or_email_differs_only_by_case
                 .submit("/admin/users/new", "/admin/users", &fields)
                 .await;
             assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{fields:?}");
-            let body = crate::helpers::unescape(&response.text().await.expect("body"));
+            let body = crate::helpers::page_text(&response.text().await.expect("body"));
             assert!(body.contains(message), "{fields:?}: {body}");
         }
     };
@@ -654,6 +649,6 @@ async fn admin_cannot_create_a_user_whose_username_or_email_differs_only_by_case
         .submit(&bob_page, &bob_page, &[("email", "Alice@example.com")])
         .await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
-    let body = crate::helpers::unescape(&response.text().await.expect("body"));
+    let body = crate::helpers::page_text(&response.text().await.expect("body"));
     assert!(body.contains(email_taken), "{body}");
 }

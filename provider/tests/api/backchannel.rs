@@ -11,7 +11,10 @@ use oidc_core::types::{ClientId, IssuerUrl};
 use provider::storage::schema::{clients, logout_deliveries, sessions, users};
 use reqwest::StatusCode;
 
-use crate::oauth_helpers::{Browser, CLIENT_ID, ClientSpec, OAuthApp, USERNAME, hidden_fields};
+use crate::helpers::{
+    Browser, CLIENT_ID, ClientSpec, TestApp, USER_USERNAME, hidden_fields, spawn_app,
+    spawn_app_with,
+};
 
 /// A loopback receiver that records the `logout_token` of every post.
 struct Receiver {
@@ -60,7 +63,7 @@ fn dead_url() -> String {
     format!("http://127.0.0.1:{port}/backchannel")
 }
 
-async fn log_out(app: &OAuthApp, browser: &Browser) -> Duration {
+async fn log_out(app: &TestApp, browser: &Browser) -> Duration {
     let page = browser.get(&app.url("/logout")).await.text().await.unwrap();
     let started = std::time::Instant::now();
     let response = browser
@@ -70,7 +73,7 @@ async fn log_out(app: &OAuthApp, browser: &Browser) -> Duration {
     started.elapsed()
 }
 
-fn set_backchannel(app: &OAuthApp, client_id: &str, uri: &str) {
+fn set_backchannel(app: &TestApp, client_id: &str, uri: &str) {
     diesel::update(clients::table.find(client_id))
         .set(clients::backchannel_logout_uri.eq(uri))
         .execute(&mut *app.state.db.conn().unwrap())
@@ -90,21 +93,21 @@ async fn wait_for(mut done: impl FnMut() -> bool, secs: u64) -> bool {
 #[tokio::test]
 async fn logout_posts_a_verifiable_logout_token_with_the_sid_and_sub() {
     let rx = receiver();
-    let app = OAuthApp::spawn().await;
+    let app = spawn_app().await;
     set_backchannel(&app, CLIENT_ID, &rx.url);
     // Another application, registered for back-channel logout, without a grant in the session.
     app.add_client(ClientSpec::confidential("other"));
     let other = receiver();
     set_backchannel(&app, "other", &other.url);
 
-    let browser = Browser::new();
+    let browser = app.new_browser();
     app.code_for_alice(&browser).await;
     let sid: String = sessions::table
         .select(sessions::public_id)
         .first(&mut *app.state.db.conn().unwrap())
         .unwrap();
     let sub: String = users::table
-        .filter(users::username.eq(USERNAME))
+        .filter(users::username.eq(USER_USERNAME))
         .select(users::subject)
         .first(&mut *app.state.db.conn().unwrap())
         .unwrap();
@@ -116,17 +119,9 @@ async fn logout_posts_a_verifiable_logout_token_with_the_sid_and_sub() {
         "no logout token arrived"
     );
     let token = rx.tokens.lock().unwrap()[0].clone();
-    let jwks: serde_json::Value = app
-        .http
-        .get(app.url("/oauth/jwks"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks: serde_json::Value = app.published_keys().await;
     let verifier = LogoutTokenVerifier::new(
-        IssuerUrl::parse(&app.issuer).unwrap(),
+        IssuerUrl::parse(app.issuer()).unwrap(),
         ClientId::new(CLIENT_ID),
         serde_json::from_value(jwks).unwrap(),
     );
@@ -149,9 +144,9 @@ async fn logout_posts_a_verifiable_logout_token_with_the_sid_and_sub() {
 
 #[tokio::test]
 async fn an_unreachable_application_is_retried_then_given_up_while_logout_answers_at_once() {
-    let app = OAuthApp::spawn_with(|s| s.backchannel_max_attempts = 2).await;
+    let app = spawn_app_with(|s| s.backchannel_max_attempts = 2).await;
     set_backchannel(&app, CLIENT_ID, &dead_url());
-    let browser = Browser::new();
+    let browser = app.new_browser();
     app.code_for_alice(&browser).await;
     let took = log_out(&app, &browser).await;
     assert!(took < Duration::from_secs(2), "logout waited: {took:?}");
@@ -169,13 +164,13 @@ async fn an_unreachable_application_is_retried_then_given_up_while_logout_answer
     assert_eq!(state().unwrap().0, 2, "tried exactly the configured times");
 
     // Administrators see it.
-    let admin = Browser::new();
+    let admin = app.new_browser();
     app.add_user("root", "root-password-123");
     diesel::update(users::table.filter(users::username.eq("root")))
         .set(users::is_admin.eq(true))
         .execute(&mut *app.state.db.conn().unwrap())
         .unwrap();
-    admin.log_in(&app, "root", "root-password-123").await;
+    admin.log_in("root", "root-password-123").await;
     let page = admin.get(&app.url("/admin/logout-deliveries")).await;
     assert_eq!(page.status(), StatusCode::OK);
     assert!(page.text().await.unwrap().contains(CLIENT_ID));
@@ -184,12 +179,12 @@ async fn an_unreachable_application_is_retried_then_given_up_while_logout_answer
 #[tokio::test]
 async fn a_password_reset_tells_every_application_of_the_user() {
     let rx = receiver();
-    let app = OAuthApp::spawn().await;
+    let app = spawn_app().await;
     set_backchannel(&app, CLIENT_ID, &rx.url);
-    let browser = Browser::new();
+    let browser = app.new_browser();
     app.code_for_alice(&browser).await;
     let id: String = users::table
-        .filter(users::username.eq(USERNAME))
+        .filter(users::username.eq(USER_USERNAME))
         .select(users::id)
         .first(&mut *app.state.db.conn().unwrap())
         .unwrap();
@@ -204,7 +199,7 @@ async fn a_password_reset_tells_every_application_of_the_user() {
 
 #[tokio::test]
 async fn back_channel_uris_are_checked_at_registration() {
-    let app = OAuthApp::spawn().await;
+    let app = spawn_app().await;
     for bad in [
         "ftp://127.0.0.1/bc",
         "http://apps.example.com/bc",
@@ -263,7 +258,7 @@ async fn back_channel_uris_are_checked_at_registration() {
 
 #[tokio::test]
 async fn discovery_advertises_back_channel_logout() {
-    let app = OAuthApp::spawn().await;
+    let app = spawn_app().await;
     let m: serde_json::Value = app
         .http
         .get(app.url("/.well-known/openid-configuration"))

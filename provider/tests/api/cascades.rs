@@ -6,8 +6,9 @@ use provider::storage::schema::{sessions, users};
 use reqwest::StatusCode;
 use reqwest::header::LOCATION;
 
-use crate::oauth_helpers::{
-    Browser, CLIENT_ID, CLIENT_SECRET, OAuthApp, PASSWORD, Pkce, USERNAME, hidden_fields,
+use crate::helpers::{
+    Browser, CLIENT_ID, CLIENT_SECRET, Pkce, TestApp, USER_PASSWORD, USER_USERNAME, hidden_fields,
+    spawn_app,
 };
 
 const ADMIN: &str = "root";
@@ -20,8 +21,8 @@ struct Held {
     refresh_token: String,
 }
 
-async fn alice_holds(app: &OAuthApp) -> Held {
-    let browser = Browser::new();
+async fn alice_holds(app: &TestApp) -> Held {
+    let browser = app.new_browser();
     let (code, pkce) = app.code_for_alice(&browser).await;
     let response = app.exchange(&code, &pkce.verifier).await;
     assert_eq!(response.status(), StatusCode::OK);
@@ -33,7 +34,7 @@ async fn alice_holds(app: &OAuthApp) -> Held {
     }
 }
 
-pub async fn active(app: &OAuthApp, token: &str) -> bool {
+pub async fn active(app: &TestApp, token: &str) -> bool {
     let response = app
         .http
         .post(app.url("/oauth/introspect"))
@@ -47,16 +48,16 @@ pub async fn active(app: &OAuthApp, token: &str) -> bool {
     body["active"].as_bool().unwrap()
 }
 
-fn alice_id(app: &OAuthApp) -> Option<String> {
+fn alice_id(app: &TestApp) -> Option<String> {
     users::table
-        .filter(users::username.eq(USERNAME))
+        .filter(users::username.eq(USER_USERNAME))
         .select(users::id)
         .get_result(&mut *app.state.db.conn().unwrap())
         .optional()
         .unwrap()
 }
 
-fn alice_sessions(app: &OAuthApp, id: &str) -> i64 {
+fn alice_sessions(app: &TestApp, id: &str) -> i64 {
     sessions::table
         .filter(sessions::user_id.eq(id))
         .count()
@@ -65,7 +66,7 @@ fn alice_sessions(app: &OAuthApp, id: &str) -> i64 {
 }
 
 /// Whether what `held` holds still works anywhere.
-async fn assert_all_ended(app: &OAuthApp, held: &Held, id: &str) {
+async fn assert_all_ended(app: &TestApp, held: &Held, id: &str) {
     assert!(!active(app, &held.access_token).await, "access token");
     assert!(!active(app, &held.refresh_token).await, "refresh token");
     let refreshed = app
@@ -90,8 +91,8 @@ async fn assert_all_ended(app: &OAuthApp, held: &Held, id: &str) {
 }
 
 /// A provider with alice holding tokens, and a signed-in administrator.
-async fn setup() -> (OAuthApp, Held, String, Browser) {
-    let app = OAuthApp::spawn().await;
+async fn setup() -> (TestApp, Held, String, Browser) {
+    let app = spawn_app().await;
     app.add_user(ADMIN, ADMIN_PASSWORD);
     diesel::update(users::table.filter(users::username.eq(ADMIN)))
         .set(users::is_admin.eq(true))
@@ -101,14 +102,14 @@ async fn setup() -> (OAuthApp, Held, String, Browser) {
     let id = alice_id(&app).unwrap();
     assert!(active(&app, &held.access_token).await);
     assert_eq!(alice_sessions(&app, &id), 1);
-    let admin = Browser::new();
-    admin.log_in(&app, ADMIN, ADMIN_PASSWORD).await;
+    let admin = app.new_browser();
+    admin.log_in(ADMIN, ADMIN_PASSWORD).await;
     (app, held, id, admin)
 }
 
 /// Posts `fields` with the CSRF token of the page at `page`.
 async fn admin_post(
-    app: &OAuthApp,
+    app: &TestApp,
     admin: &Browser,
     page: &str,
     path: &str,
@@ -165,7 +166,7 @@ async fn deleting_a_user_asks_first_and_ends_everything() {
         .get(&app.url(&format!("/admin/users/{id}/delete")))
         .await;
     assert_eq!(confirm.status(), StatusCode::OK);
-    assert!(confirm.text().await.unwrap().contains(USERNAME));
+    assert!(confirm.text().await.unwrap().contains(USER_USERNAME));
     assert!(alice_id(&app).is_some(), "asking deletes nothing");
     let response = admin_post(
         &app,
@@ -219,8 +220,8 @@ async fn an_admin_cannot_delete_themselves() {
 #[tokio::test]
 async fn the_admin_page_lists_sessions_and_ends_one_or_all() {
     let (app, held, id, admin) = setup().await;
-    let other = Browser::new();
-    other.log_in(&app, USERNAME, PASSWORD).await;
+    let other = app.new_browser();
+    other.log_in(USER_USERNAME, USER_PASSWORD).await;
     assert_eq!(alice_sessions(&app, &id), 2);
     let page = format!("/admin/users/{id}");
     let html = admin.get(&app.url(&page)).await.text().await.unwrap();
@@ -281,7 +282,7 @@ async fn the_new_admin_posts_need_the_csrf_token() {
 }
 
 /// Runs the provider binary's command line on the app's database.
-pub async fn cli(app: &OAuthApp, args: &[&str], stdin: Option<&str>) -> std::process::Output {
+pub async fn cli(app: &TestApp, args: &[&str], stdin: Option<&str>) -> std::process::Output {
     use std::io::Write as _;
     let db = app.state.settings.database_url.clone();
     let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
@@ -316,24 +317,24 @@ pub async fn cli(app: &OAuthApp, args: &[&str], stdin: Option<&str>) -> std::pro
 
 #[tokio::test]
 async fn the_command_line_password_reset_deactivation_and_deletion_end_everything() {
-    let app = OAuthApp::spawn().await;
+    let app = spawn_app().await;
     let id = alice_id(&app).unwrap();
 
     let held = alice_holds(&app).await;
     let out = cli(
         &app,
-        &["user", "set-password", USERNAME, "--password-stdin"],
+        &["user", "set-password", USER_USERNAME, "--password-stdin"],
         Some("another-password-456\n"),
     )
     .await;
     assert!(out.status.success(), "{out:?}");
     assert_all_ended(&app, &held, &id).await;
     // The new password works, the old one does not.
-    let fresh = Browser::new();
-    fresh.log_in(&app, USERNAME, "another-password-456").await;
+    let fresh = app.new_browser();
+    fresh.log_in(USER_USERNAME, "another-password-456").await;
 
     let held = alice_holds_with(&app, "another-password-456").await;
-    let out = cli(&app, &["user", "deactivate", USERNAME], None).await;
+    let out = cli(&app, &["user", "deactivate", USER_USERNAME], None).await;
     assert!(out.status.success(), "{out:?}");
     assert_all_ended(&app, &held, &id).await;
     diesel::update(users::table.find(&id))
@@ -343,7 +344,7 @@ async fn the_command_line_password_reset_deactivation_and_deletion_end_everythin
     assert_all_ended(&app, &held, &id).await;
 
     let held = alice_holds_with(&app, "another-password-456").await;
-    let out = cli(&app, &["user", "delete", USERNAME], None).await;
+    let out = cli(&app, &["user", "delete", USER_USERNAME], None).await;
     assert!(out.status.success(), "{out:?}");
     assert!(alice_id(&app).is_none());
     assert_all_ended(&app, &held, &id).await;
@@ -353,16 +354,15 @@ async fn the_command_line_password_reset_deactivation_and_deletion_end_everythin
     assert!(String::from_utf8_lossy(&out.stderr).contains("nobody"));
 }
 
-async fn alice_holds_with(app: &OAuthApp, password: &str) -> Held {
-    let browser = Browser::new();
-    browser.log_in(app, USERNAME, password).await;
+async fn alice_holds_with(app: &TestApp, password: &str) -> Held {
+    let browser = app.new_browser();
+    browser.log_in(USER_USERNAME, password).await;
     let pkce = Pkce::new();
     let outcome = browser
         .drive(
-            app,
             &app.authorize_url(&pkce, &[]),
             None,
-            crate::oauth_helpers::Consent::Authorize,
+            crate::helpers::Consent::Authorize,
         )
         .await;
     let response = app.exchange(&outcome.code(), &pkce.verifier).await;

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use oidc_core::jose::Algorithm;
 
-use crate::helpers::spawn_app;
+use crate::helpers::{
+    Browser, Consent, Pkce, USER_PASSWORD, USER_USERNAME, authorize_url, spawn_app,
+};
 
 fn provider(db: &Path, args: &[&str], stdin: Option<&str>) -> Output {
     provider_with_env(db, args, stdin, &[])
@@ -489,7 +491,7 @@ async fn data_survives_sigkill_of_the_server() {
     let dir = tempfile::tempdir().expect("dir");
     let db = dir.path().join("killed.db");
     let server = ServeProcess::start(&db).await;
-    let admin = crate::helpers::Browser::new(&server.base);
+    let admin = Browser::new(&server.base);
     let login = admin
         .login(
             crate::helpers::ADMIN_USERNAME,
@@ -523,7 +525,7 @@ async fn data_survives_sigkill_of_the_server() {
     assert!(list.contains("survivor"), "{list}");
     let keys_after = stdout(&provider_async(&db, &["keys", "list"], &[]).await);
     assert_eq!(keys_before, keys_after);
-    let again = crate::helpers::Browser::new(&server.base);
+    let again = Browser::new(&server.base);
     let login = again
         .login(
             crate::helpers::ADMIN_USERNAME,
@@ -533,74 +535,23 @@ async fn data_survives_sigkill_of_the_server() {
     assert_eq!(login.status(), reqwest::StatusCode::SEE_OTHER);
 }
 
-/// Walks an authorization request of the `webapp` client at `base` as alice with the browser's
-/// cookies: logs in when the provider asks, clicks "Authorize" on a consent page when
-/// `consent_allowed` (a consent page fails the test otherwise). Returns the code.
-async fn code_at(
-    browser: &crate::helpers::Browser,
-    base: &str,
-    pkce: &crate::oauth_helpers::Pkce,
-    consent_allowed: bool,
-) -> String {
-    use reqwest::StatusCode;
-    let mut url = url::Url::parse(&format!("{base}/oauth/authorize")).expect("url");
-    url.query_pairs_mut()
-        .append_pair("client_id", crate::helpers::CLIENT_ID)
-        .append_pair("redirect_uri", crate::helpers::REDIRECT_URI)
-        .append_pair("response_type", "code")
-        .append_pair("scope", "openid profile email offline_access")
-        .append_pair("state", "state-1")
-        .append_pair("nonce", "nonce-1")
-        .append_pair("code_challenge", &pkce.challenge)
-        .append_pair("code_challenge_method", "S256");
-    let mut response = browser.get(url.as_str()).await;
-    for _ in 0..10 {
-        if response.status().is_redirection() {
-            let location = crate::helpers::location(&response);
-            if let Some(query) =
-                location.strip_prefix(&format!("{}?", crate::helpers::REDIRECT_URI))
-            {
-                return url::form_urlencoded::parse(query.as_bytes())
-                    .find(|(k, _)| k == "code")
-                    .unwrap_or_else(|| panic!("no code: {location}"))
-                    .1
-                    .into_owned();
-            }
-            if let Some(query) = location.strip_prefix("/login?") {
-                let next = url::form_urlencoded::parse(query.as_bytes())
-                    .find(|(k, _)| k == "next")
-                    .expect("next")
-                    .1
-                    .into_owned();
-                response = browser
-                    .login_next(
-                        crate::helpers::USER_USERNAME,
-                        crate::helpers::USER_PASSWORD,
-                        Some(&next),
-                    )
-                    .await;
-                assert_eq!(response.status(), StatusCode::SEE_OTHER, "login");
-                continue;
-            }
-            response = browser.get(&location).await;
-            continue;
-        }
-        let status = response.status();
-        let body = response.text().await.expect("body");
-        assert!(
-            status == StatusCode::OK && body.contains("action=\"/oauth/authorize/decision\""),
-            "neither a redirect nor the consent page: {status} {body}"
-        );
-        assert!(consent_allowed, "consent asked again: {body}");
-        let mut fields = crate::oauth_helpers::hidden_fields(&body);
-        fields.push(("decision".into(), "authorize".into()));
-        let form: Vec<(&str, &str)> = fields
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        response = browser.post_form("/oauth/authorize/decision", &form).await;
-    }
-    panic!("no code after ten steps");
+/// Walks an authorization request of the `webapp` client at the browser's provider as alice
+/// with the browser's cookies: logs in when the provider asks, clicks "Authorize" on a consent
+/// page when `consent_allowed` (a consent page fails the test otherwise). Returns the code.
+async fn code_at(browser: &Browser, pkce: &Pkce, consent_allowed: bool) -> String {
+    let consent = if consent_allowed {
+        Consent::Authorize
+    } else {
+        Consent::Unexpected
+    };
+    browser
+        .drive(
+            &authorize_url(&browser.base, pkce, &[]),
+            Some((USER_USERNAME, USER_PASSWORD)),
+            consent,
+        )
+        .await
+        .code()
 }
 
 /// A token request of the `webapp` client at `base` with HTTP Basic authentication.
@@ -621,7 +572,7 @@ async fn token_at(base: &str, form: &[(&str, &str)]) -> reqwest::Response {
 async fn redeem_at(
     base: &str,
     code: &str,
-    pkce: &crate::oauth_helpers::Pkce,
+    pkce: &Pkce,
 ) -> (reqwest::StatusCode, serde_json::Value) {
     let response = token_at(
         base,
@@ -668,17 +619,17 @@ async fn consents_and_issued_tokens_survive_sigkill_mid_flow() {
     let dir = tempfile::tempdir().expect("dir");
     let db = dir.path().join("killed.db");
     let server = ServeProcess::start(&db).await;
-    let browser = crate::helpers::Browser::new(&server.base);
-    let first = crate::oauth_helpers::Pkce::new();
-    let code = code_at(&browser, &server.base, &first, true).await;
+    let browser = Browser::new(&server.base);
+    let first = Pkce::new();
+    let code = code_at(&browser, &first, true).await;
     let (status, tokens) = redeem_at(&server.base, &code, &first).await;
     assert_eq!(status, StatusCode::OK, "{tokens}");
     let access = tokens["access_token"].as_str().expect("access token");
     let refresh = tokens["refresh_token"].as_str().expect("refresh token");
     assert_eq!(userinfo_at(&server.base, access).await, StatusCode::OK);
     // Mid-flow: a second code is issued and not yet redeemed when the process dies.
-    let pending = crate::oauth_helpers::Pkce::new();
-    let pending_code = code_at(&browser, &server.base, &pending, false).await;
+    let pending = Pkce::new();
+    let pending_code = code_at(&browser, &pending, false).await;
     drop(server);
 
     let server = ServeProcess::start(&db).await;
@@ -697,9 +648,9 @@ async fn consents_and_issued_tokens_survive_sigkill_mid_flow() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error"], "invalid_grant");
     // The consent survived: a fresh browser logs in and gets a code without a consent page.
-    let fresh = crate::helpers::Browser::new(&server.base);
-    let pkce = crate::oauth_helpers::Pkce::new();
-    let code = code_at(&fresh, &server.base, &pkce, false).await;
+    let fresh = Browser::new(&server.base);
+    let pkce = Pkce::new();
+    let code = code_at(&fresh, &pkce, false).await;
     assert_eq!(
         redeem_at(&server.base, &code, &pkce).await.0,
         StatusCode::OK
@@ -724,9 +675,9 @@ async fn two_server_processes_on_one_database_serve_one_flow_between_them() {
     assert_eq!(jwks(a.base.clone()).await, jwks(b.base.clone()).await);
 
     // A code issued by one process is redeemed at the other; tokens work at both.
-    let browser = crate::helpers::Browser::new(&a.base);
-    let pkce = crate::oauth_helpers::Pkce::new();
-    let code = code_at(&browser, &a.base, &pkce, true).await;
+    let browser = Browser::new(&a.base);
+    let pkce = Pkce::new();
+    let code = code_at(&browser, &pkce, true).await;
     let (status, tokens) = redeem_at(&b.base, &code, &pkce).await;
     assert_eq!(status, StatusCode::OK, "{tokens}");
     let access = tokens["access_token"].as_str().expect("access");
@@ -739,9 +690,9 @@ async fn two_server_processes_on_one_database_serve_one_flow_between_them() {
     );
 
     // Consent given at one is honoured at the other.
-    let other = crate::helpers::Browser::new(&b.base);
-    let pkce = crate::oauth_helpers::Pkce::new();
-    let code = code_at(&other, &b.base, &pkce, false).await;
+    let other = Browser::new(&b.base);
+    let pkce = Pkce::new();
+    let code = code_at(&other, &pkce, false).await;
     let (status, tokens) = redeem_at(&a.base, &code, &pkce).await;
     assert_eq!(status, StatusCode::OK, "{tokens}");
 
@@ -766,13 +717,10 @@ async fn two_server_processes_on_one_database_serve_one_flow_between_them() {
         } else {
             (b.base.clone(), a.base.clone())
         };
-        let browser = crate::helpers::Browser {
-            base: here.clone(),
-            client: other.client.clone(),
-        };
+        let browser = other.at(&here);
         flows.spawn(async move {
-            let pkce = crate::oauth_helpers::Pkce::new();
-            let code = code_at(&browser, &here, &pkce, false).await;
+            let pkce = Pkce::new();
+            let code = code_at(&browser, &pkce, false).await;
             let (status, tokens) = redeem_at(&there, &code, &pkce).await;
             assert_eq!(status, StatusCode::OK, "{tokens}");
             let refresh = tokens["refresh_token"].as_str().expect("refresh");

@@ -183,7 +183,7 @@ async fn session_is_renewed_at_login() {
 async fn logout_needs_csrf_and_ends_the_session() {
     let app = spawn_app().await;
     let browser = app.user_browser().await;
-    let refused = browser.post_form("/logout", &[]).await;
+    let refused = browser.post_form("/logout", &[] as &[(&str, &str)]).await;
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);
     let (_, home) = browser.get_html("/").await;
     assert!(home.contains("signed in as"));

@@ -15,7 +15,6 @@ mod templates;
 mod oauth_authorize;
 mod oauth_discovery;
 mod oauth_flows;
-mod oauth_helpers;
 mod oauth_parsers;
 mod oauth_resources;
 mod oauth_token;

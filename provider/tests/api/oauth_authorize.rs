@@ -3,7 +3,9 @@
 use reqwest::StatusCode;
 use reqwest::header::LOCATION;
 
-use crate::oauth_helpers::{Browser, Consent, OAuthApp, PASSWORD, Pkce, REDIRECT_URI, USERNAME};
+use crate::helpers::{
+    Browser, Consent, Pkce, REDIRECT_URI, TestApp, USER_PASSWORD, USER_USERNAME, spawn_app,
+};
 
 /// An error page: HTML, 4xx, and no redirect.
 async fn assert_error_page(browser: &Browser, url: &str) {
@@ -25,7 +27,7 @@ async fn assert_error_page(browser: &Browser, url: &str) {
 }
 
 /// The redirect of a request that should fail at the client, with its error.
-async fn redirect_error(app: &OAuthApp, browser: &Browser, url: &str) -> (url::Url, String) {
+async fn redirect_error(app: &TestApp, browser: &Browser, url: &str) -> (url::Url, String) {
     let response = browser.get(url).await;
     assert_eq!(response.status(), StatusCode::FOUND, "{url}");
     let location = url::Url::parse(response.headers()[LOCATION].to_str().unwrap()).unwrap();
@@ -37,19 +39,15 @@ async fn redirect_error(app: &OAuthApp, browser: &Browser, url: &str) -> (url::U
             .map(|(_, v)| v.into_owned())
     };
     assert_eq!(param("state").as_deref(), Some("state-123"), "{location}");
-    assert_eq!(
-        param("iss").as_deref(),
-        Some(app.issuer.as_str()),
-        "{location}"
-    );
+    assert_eq!(param("iss").as_deref(), Some(app.issuer()), "{location}");
     let error = param("error").unwrap_or_default();
     (location, error)
 }
 
 #[tokio::test]
 async fn unknown_client_id_shows_error_page_without_redirect() {
-    let app = OAuthApp::spawn().await;
-    let browser = Browser::new();
+    let app = spawn_app().await;
+    let browser = app.new_browser();
     let pkce = Pkce::new();
     assert_error_page(
         &browser,
@@ -61,8 +59,8 @@ async fn unknown_client_id_shows_error_page_without_redirect() {
 
 #[tokio::test]
 async fn redirect_uri_not_byte_identical_shows_error_page_without_redirect() {
-    let app = OAuthApp::spawn().await;
-    let browser = Browser::new();
+    let app = spawn_app().await;
+    let browser = app.new_browser();
     let pkce = Pkce::new();
     let variants = [
         "http://127.0.0.1:3000/api/auth/callback/PROVIDER",
@@ -85,9 +83,9 @@ async fn redirect_uri_not_byte_identical_shows_error_page_without_redirect() {
         .await;
     }
     // A registered https URI with and without the default port is two different strings.
-    app.add_client(crate::oauth_helpers::ClientSpec {
+    app.add_client(crate::helpers::ClientSpec {
         redirect_uris: &["https://app.example/cb"],
-        ..crate::oauth_helpers::ClientSpec::confidential("tls")
+        ..crate::helpers::ClientSpec::confidential("tls")
     });
     assert_error_page(
         &browser,
@@ -104,8 +102,8 @@ async fn redirect_uri_not_byte_identical_shows_error_page_without_redirect() {
 
 #[tokio::test]
 async fn redirect_uri_missing_with_several_registered_shows_error_page() {
-    let app = OAuthApp::spawn().await;
-    let browser = Browser::new();
+    let app = spawn_app().await;
+    let browser = app.new_browser();
     assert_error_page(
         &browser,
         &app.authorize_url(&Pkce::new(), &[("redirect_uri", "")]),
@@ -115,14 +113,13 @@ async fn redirect_uri_missing_with_several_registered_shows_error_page() {
 
 #[tokio::test]
 async fn redirect_uri_missing_with_one_registered_uses_it() {
-    let app = OAuthApp::spawn().await;
-    app.add_client(crate::oauth_helpers::ClientSpec::confidential("single"));
-    let browser = Browser::new();
-    browser.log_in(&app, USERNAME, PASSWORD).await;
+    let app = spawn_app().await;
+    app.add_client(crate::helpers::ClientSpec::confidential("single"));
+    let browser = app.new_browser();
+    browser.log_in(USER_USERNAME, USER_PASSWORD).await;
     let pkce = Pkce::new();
     let outcome = browser
         .drive(
-            &app,
             &app.authorize_url(&pkce, &[("client_id", "single"), ("redirect_uri", "")]),
             None,
             Consent::Authorize,
@@ -133,8 +130,8 @@ async fn redirect_uri_missing_with_one_registered_uses_it() {
 
 #[tokio::test]
 async fn response_type_missing_or_not_code_redirects_with_error() {
-    let app = OAuthApp::spawn().await;
-    let browser = Browser::new();
+    let app = spawn_app().await;
+    let browser = app.new_browser();
     let pkce = Pkce::new();
     let (_, error) = redirect_error(
         &app,
@@ -165,8 +162,8 @@ async fn response_type_missing_or_not_code_redirects_with_error() {
 
 #[tokio::test]
 async fn missing_or_plain_or_unknown_code_challenge_redirects_with_invalid_request() {
-    let app = OAuthApp::spawn().await;
-    let browser = Browser::new();
+    let app = spawn_app().await;
+    let browser = app.new_browser();
     let pkce = Pkce::new();
     for extra in [
         vec![("code_challenge", ""), ("code_challenge_method", "")],
@@ -183,8 +180,8 @@ async fn missing_or_plain_or_unknown_code_challenge_redirects_with_invalid_reque
 
 #[tokio::test]
 async fn scope_without_openid_or_unknown_scope_redirects_with_invalid_scope() {
-    let app = OAuthApp::spawn().await;
-    let browser = Browser::new();
+    let app = spawn_app().await;
+    let browser = app.new_browser();
     let pkce = Pkce::new();
     for scope in ["profile email", "openid admin", "", "openid\u{7f}"] {
         let (_, error) = redirect_error(
@@ -199,8 +196,8 @@ async fn scope_without_openid_or_unknown_scope_redirects_with_invalid_scope() {
 
 #[tokio::test]
 async fn unknown_extra_parameters_are_ignored_and_the_flow_succeeds() {
-    let app = OAuthApp::spawn().await;
-    let browser = Browser::new();
+    let app = spawn_app().await;
+    let browser = app.new_browser();
     let pkce = Pkce::new();
     let url = app.authorize_url(
         &pkce,
@@ -211,7 +208,11 @@ async fn unknown_extra_parameters_are_ignored_and_the_flow_succeeds() {
         ],
     );
     let outcome = browser
-        .drive(&app, &url, Some((USERNAME, PASSWORD)), Consent::Authorize)
+        .drive(
+            &url,
+            Some((USER_USERNAME, USER_PASSWORD)),
+            Consent::Authorize,
+        )
         .await;
     let code = outcome.code();
     assert_eq!(
@@ -222,24 +223,28 @@ async fn unknown_extra_parameters_are_ignored_and_the_flow_succeeds() {
 
 #[tokio::test]
 async fn no_nonce_flow_succeeds() {
-    let app = OAuthApp::spawn().await;
-    let browser = Browser::new();
+    let app = spawn_app().await;
+    let browser = app.new_browser();
     let pkce = Pkce::new();
     let url = app.authorize_url(&pkce, &[("nonce", "")]);
     let outcome = browser
-        .drive(&app, &url, Some((USERNAME, PASSWORD)), Consent::Authorize)
+        .drive(
+            &url,
+            Some((USER_USERNAME, USER_PASSWORD)),
+            Consent::Authorize,
+        )
         .await;
     let response = app.exchange(&outcome.code(), &pkce.verifier).await;
     assert_eq!(response.status(), StatusCode::OK);
     let body: serde_json::Value = response.json().await.unwrap();
-    let claims = crate::oauth_helpers::jwt_claims(body["id_token"].as_str().unwrap());
+    let claims = crate::helpers::jwt_claims(body["id_token"].as_str().unwrap());
     assert!(claims.get("nonce").is_none());
 }
 
 #[tokio::test]
 async fn prompt_none_not_logged_in_redirects_with_login_required_without_ui() {
-    let app = OAuthApp::spawn().await;
-    let browser = Browser::new();
+    let app = spawn_app().await;
+    let browser = app.new_browser();
     let (_, error) = redirect_error(
         &app,
         &browser,
@@ -251,8 +256,8 @@ async fn prompt_none_not_logged_in_redirects_with_login_required_without_ui() {
 
 #[tokio::test]
 async fn prompt_none_logged_in_with_consent_returns_code_without_ui() {
-    let app = OAuthApp::spawn().await;
-    let browser = Browser::new();
+    let app = spawn_app().await;
+    let browser = app.new_browser();
     app.code_for_alice(&browser).await;
     let pkce = Pkce::new();
     let response = browser
@@ -274,9 +279,9 @@ async fn prompt_none_logged_in_with_consent_returns_code_without_ui() {
 
 #[tokio::test]
 async fn prompt_none_logged_in_without_consent_redirects_with_consent_required() {
-    let app = OAuthApp::spawn().await;
-    let browser = Browser::new();
-    browser.log_in(&app, USERNAME, PASSWORD).await;
+    let app = spawn_app().await;
+    let browser = app.new_browser();
+    browser.log_in(USER_USERNAME, USER_PASSWORD).await;
     let (_, error) = redirect_error(
         &app,
         &browser,
@@ -288,8 +293,8 @@ async fn prompt_none_logged_in_without_consent_redirects_with_consent_required()
 
 #[tokio::test]
 async fn prompt_none_with_other_values_is_invalid_request() {
-    let app = OAuthApp::spawn().await;
-    let browser = Browser::new();
+    let app = spawn_app().await;
+    let browser = app.new_browser();
     let (_, error) = redirect_error(
         &app,
         &browser,
@@ -301,41 +306,39 @@ async fn prompt_none_with_other_values_is_invalid_request() {
 
 #[tokio::test]
 async fn consent_cancel_redirects_with_access_denied_and_state() {
-    let app = OAuthApp::spawn().await;
-    let browser = Browser::new();
+    let app = spawn_app().await;
+    let browser = app.new_browser();
     let pkce = Pkce::new();
     let outcome = browser
         .drive(
-            &app,
             &app.authorize_url(&pkce, &[]),
-            Some((USERNAME, PASSWORD)),
+            Some((USER_USERNAME, USER_PASSWORD)),
             Consent::Cancel,
         )
         .await;
     assert!(outcome.saw_consent);
     assert_eq!(outcome.param("error").as_deref(), Some("access_denied"));
     assert_eq!(outcome.param("state").as_deref(), Some("state-123"));
-    assert_eq!(outcome.param("iss").as_deref(), Some(app.issuer.as_str()));
+    assert_eq!(outcome.param("iss").as_deref(), Some(app.issuer()));
     assert!(outcome.param("code").is_none());
 }
 
 #[tokio::test]
 async fn every_redirect_back_carries_state_unchanged_and_iss() {
-    let app = OAuthApp::spawn().await;
-    let browser = Browser::new();
+    let app = spawn_app().await;
+    let browser = app.new_browser();
     let pkce = Pkce::new();
     let odd_state = "a b+c/d?e=f&g=ü%";
     let outcome = browser
         .drive(
-            &app,
             &app.authorize_url(&pkce, &[("state", odd_state)]),
-            Some((USERNAME, PASSWORD)),
+            Some((USER_USERNAME, USER_PASSWORD)),
             Consent::Authorize,
         )
         .await;
     assert!(outcome.saw_login && outcome.saw_consent);
     assert_eq!(outcome.param("state").as_deref(), Some(odd_state));
-    assert_eq!(outcome.param("iss").as_deref(), Some(app.issuer.as_str()));
+    assert_eq!(outcome.param("iss").as_deref(), Some(app.issuer()));
     // Error redirects too.
     let response = browser
         .get(&app.authorize_url(&pkce, &[("state", odd_state), ("scope", "profile")]))
@@ -347,16 +350,16 @@ async fn every_redirect_back_carries_state_unchanged_and_iss() {
         "{pairs:?}"
     );
     assert!(
-        pairs.contains(&("iss".into(), app.issuer.clone())),
+        pairs.contains(&("iss".into(), app.issuer().to_owned())),
         "{pairs:?}"
     );
 }
 
 #[tokio::test]
 async fn request_via_post_works_the_same() {
-    let app = OAuthApp::spawn().await;
-    let browser = Browser::new();
-    browser.log_in(&app, USERNAME, PASSWORD).await;
+    let app = spawn_app().await;
+    let browser = app.new_browser();
+    browser.log_in(USER_USERNAME, USER_PASSWORD).await;
     let pkce = Pkce::new();
     let url = url::Url::parse(&app.authorize_url(&pkce, &[])).unwrap();
     let form: Vec<(String, String)> = url.query_pairs().into_owned().collect();
@@ -367,7 +370,7 @@ async fn request_via_post_works_the_same() {
         body.contains("/oauth/authorize/decision"),
         "consent page expected"
     );
-    let mut fields = crate::oauth_helpers::hidden_fields(&body);
+    let mut fields = crate::helpers::hidden_fields(&body);
     fields.push(("decision".into(), "authorize".into()));
     let response = browser
         .post_form(&app.url("/oauth/authorize/decision"), &fields)
@@ -396,10 +399,10 @@ async fn request_via_post_works_the_same() {
 
 #[tokio::test]
 async fn login_and_consent_pages_cannot_be_framed() {
-    let app = OAuthApp::spawn().await;
-    let browser = Browser::new();
+    let app = spawn_app().await;
+    let browser = app.new_browser();
     let login = browser.get(&app.url("/login")).await;
-    browser.log_in(&app, USERNAME, PASSWORD).await;
+    browser.log_in(USER_USERNAME, USER_PASSWORD).await;
     let consent = browser.get(&app.authorize_url(&Pkce::new(), &[])).await;
     assert_eq!(consent.status(), StatusCode::OK);
     for response in [login, consent] {
@@ -414,9 +417,9 @@ async fn login_and_consent_pages_cannot_be_framed() {
 
 #[tokio::test]
 async fn consent_posted_without_or_with_wrong_csrf_token_is_403_and_changes_nothing() {
-    let app = OAuthApp::spawn().await;
-    let browser = Browser::new();
-    browser.log_in(&app, USERNAME, PASSWORD).await;
+    let app = spawn_app().await;
+    let browser = app.new_browser();
+    browser.log_in(USER_USERNAME, USER_PASSWORD).await;
     let pkce = Pkce::new();
     let body = browser
         .get(&app.authorize_url(&pkce, &[]))
@@ -424,7 +427,7 @@ async fn consent_posted_without_or_with_wrong_csrf_token_is_403_and_changes_noth
         .text()
         .await
         .unwrap();
-    let fields = crate::oauth_helpers::hidden_fields(&body);
+    let fields = crate::helpers::hidden_fields(&body);
     for token in [None, Some("wrong"), Some("")] {
         let mut form: Vec<(String, String)> = fields
             .iter()
@@ -448,15 +451,15 @@ async fn consent_posted_without_or_with_wrong_csrf_token_is_403_and_changes_noth
     let location = response.headers()[LOCATION].to_str().unwrap().to_owned();
     assert!(location.contains("error=consent_required"), "{location}");
     // A foreign browser's valid token does not work in this session either.
-    let other = Browser::new();
-    other.log_in(&app, USERNAME, PASSWORD).await;
+    let other = app.new_browser();
+    other.log_in(USER_USERNAME, USER_PASSWORD).await;
     let other_body = other
         .get(&app.authorize_url(&pkce, &[]))
         .await
         .text()
         .await
         .unwrap();
-    let mut form = crate::oauth_helpers::hidden_fields(&other_body);
+    let mut form = crate::helpers::hidden_fields(&other_body);
     form.push(("decision".into(), "authorize".into()));
     let response = browser
         .post_form(&app.url("/oauth/authorize/decision"), &form)
@@ -466,8 +469,8 @@ async fn consent_posted_without_or_with_wrong_csrf_token_is_403_and_changes_noth
 
 #[tokio::test]
 async fn login_redirect_keeps_the_request_and_returns_to_it_once() {
-    let app = OAuthApp::spawn().await;
-    let browser = Browser::new();
+    let app = spawn_app().await;
+    let browser = app.new_browser();
     let response = browser
         .get(&app.authorize_url(&Pkce::new(), &[("login_hint", "alice")]))
         .await;
@@ -482,8 +485,8 @@ async fn login_redirect_keeps_the_request_and_returns_to_it_once() {
 
 #[tokio::test]
 async fn malformed_query_before_client_validation_is_an_error_page() {
-    let app = OAuthApp::spawn().await;
-    let browser = Browser::new();
+    let app = spawn_app().await;
+    let browser = app.new_browser();
     assert_error_page(
         &browser,
         &app.url("/oauth/authorize?client_id=webapp&client_id=other"),
@@ -495,8 +498,8 @@ async fn malformed_query_before_client_validation_is_an_error_page() {
 
 #[tokio::test]
 async fn request_objects_are_refused_at_the_redirect_uri() {
-    let app = OAuthApp::spawn().await;
-    let browser = Browser::new();
+    let app = spawn_app().await;
+    let browser = app.new_browser();
     let (_, error) = redirect_error(
         &app,
         &browser,
@@ -515,8 +518,8 @@ async fn request_objects_are_refused_at_the_redirect_uri() {
 
 #[tokio::test]
 async fn auth_after_from_the_request_does_not_skip_a_forced_login() {
-    let app = OAuthApp::spawn().await;
-    let browser = Browser::new();
+    let app = spawn_app().await;
+    let browser = app.new_browser();
     app.code_for_alice(&browser).await;
     for extra in [
         &[("prompt", "login"), ("auth_after", "0")][..],
@@ -534,15 +537,14 @@ async fn auth_after_from_the_request_does_not_skip_a_forced_login() {
 
 #[tokio::test]
 async fn a_far_future_auth_after_does_not_send_the_user_round_a_login_loop() {
-    let app = OAuthApp::spawn().await;
-    let browser = Browser::new();
+    let app = spawn_app().await;
+    let browser = app.new_browser();
     let pkce = Pkce::new();
     // `drive` submits the login form once and stops at a second one.
     let outcome = browser
         .drive(
-            &app,
             &app.authorize_url(&pkce, &[("auth_after", "99999999999")]),
-            Some((USERNAME, PASSWORD)),
+            Some((USER_USERNAME, USER_PASSWORD)),
             Consent::Authorize,
         )
         .await;
@@ -556,9 +558,8 @@ async fn a_far_future_auth_after_does_not_send_the_user_round_a_login_loop() {
     let pkce = Pkce::new();
     let outcome = browser
         .drive(
-            &app,
             &app.authorize_url(&pkce, &[("prompt", "login"), ("auth_after", "99999999999")]),
-            Some((USERNAME, PASSWORD)),
+            Some((USER_USERNAME, USER_PASSWORD)),
             Consent::Unexpected,
         )
         .await;
@@ -571,8 +572,8 @@ async fn a_far_future_auth_after_does_not_send_the_user_round_a_login_loop() {
 
 #[tokio::test]
 async fn a_forced_login_round_trip_works_once_and_its_replay_asks_again() {
-    let app = OAuthApp::spawn().await;
-    let browser = Browser::new();
+    let app = spawn_app().await;
+    let browser = app.new_browser();
     app.code_for_alice(&browser).await;
     let pkce = Pkce::new();
     let start = app.authorize_url(&pkce, &[("prompt", "login")]);
@@ -588,9 +589,8 @@ async fn a_forced_login_round_trip_works_once_and_its_replay_asks_again() {
         .into_owned();
     let outcome = browser
         .drive(
-            &app,
             &app.url(&login),
-            Some((USERNAME, PASSWORD)),
+            Some((USER_USERNAME, USER_PASSWORD)),
             Consent::Unexpected,
         )
         .await;
@@ -611,16 +611,16 @@ async fn consent_posted_after_the_account_was_disabled_issues_no_code() {
     use diesel::prelude::*;
     use provider::storage::schema::users;
 
-    let app = OAuthApp::spawn().await;
-    let browser = Browser::new();
-    browser.log_in(&app, USERNAME, PASSWORD).await;
+    let app = spawn_app().await;
+    let browser = app.new_browser();
+    browser.log_in(USER_USERNAME, USER_PASSWORD).await;
     let response = browser.get(&app.authorize_url(&Pkce::new(), &[])).await;
     assert_eq!(response.status(), StatusCode::OK);
-    let mut fields = crate::oauth_helpers::hidden_fields(&response.text().await.unwrap());
+    let mut fields = crate::helpers::hidden_fields(&response.text().await.unwrap());
     fields.push(("decision".into(), "authorize".into()));
     // The account is disabled while the consent page is open.
     let mut conn = app.state.db.conn().expect("db conn");
-    diesel::update(users::table.filter(users::username.eq(USERNAME)))
+    diesel::update(users::table.filter(users::username.eq(USER_USERNAME)))
         .set(users::is_active.eq(false))
         .execute(&mut *conn)
         .expect("disable");

@@ -2,11 +2,11 @@
 
 use reqwest::StatusCode;
 
-use crate::oauth_helpers::OAuthApp;
+use crate::helpers::{TestApp, spawn_app};
 
 #[tokio::test]
 async fn discovery_answers_with_and_without_trailing_slash() {
-    let app = OAuthApp::spawn().await;
+    let app = spawn_app().await;
     for path in [
         "/.well-known/openid-configuration",
         "/.well-known/openid-configuration/",
@@ -14,7 +14,7 @@ async fn discovery_answers_with_and_without_trailing_slash() {
         let response = app.http.get(app.url(path)).send().await.unwrap();
         assert_eq!(response.status(), StatusCode::OK, "{path}");
         let m: serde_json::Value = response.json().await.unwrap();
-        assert_eq!(m["issuer"], app.issuer);
+        assert_eq!(m["issuer"], app.issuer());
         assert_eq!(m["authorization_endpoint"], app.url("/oauth/authorize"));
         assert_eq!(m["token_endpoint"], app.url("/oauth/token"));
         assert_eq!(m["userinfo_endpoint"], app.url("/oauth/userinfo"));
@@ -82,7 +82,7 @@ async fn discovery_answers_with_and_without_trailing_slash() {
 
 #[tokio::test]
 async fn jwks_publishes_every_key_with_kid_use_alg_and_is_cacheable() {
-    let app = OAuthApp::spawn().await;
+    let app = spawn_app().await;
     let response = app.http.get(app.url("/oauth/jwks")).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let cache = response.headers()["cache-control"]
@@ -117,21 +117,13 @@ fn kid_of(token: &str) -> String {
 
 /// Verifies an ID token of alice's flow against the key set published right now.
 async fn verify_with_published_keys(
-    app: &OAuthApp,
+    app: &TestApp,
     id_token: &str,
 ) -> Result<(), oidc_core::jose::VerifyError> {
-    let jwks: oidc_core::jwk::JwkSet = app
-        .http
-        .get(app.url("/oauth/jwks"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks: oidc_core::jwk::JwkSet = app.published_keys().await;
     oidc_core::jose::IdTokenVerifier::new(
-        oidc_core::types::IssuerUrl::parse(&app.issuer).unwrap(),
-        oidc_core::types::ClientId::new(crate::oauth_helpers::CLIENT_ID),
+        oidc_core::types::IssuerUrl::parse(app.issuer()).unwrap(),
+        oidc_core::types::ClientId::new(crate::helpers::CLIENT_ID),
         jwks,
     )
     .verify(
@@ -144,7 +136,7 @@ async fn verify_with_published_keys(
 
 #[tokio::test]
 async fn rotated_key_signs_new_tokens_and_old_tokens_verify_until_retired() {
-    let app = OAuthApp::spawn().await;
+    let app = spawn_app().await;
     let before = app.tokens_for_alice().await;
     let old_token = before["id_token"].as_str().unwrap().to_owned();
     let old_kid = kid_of(&old_token);

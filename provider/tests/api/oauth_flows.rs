@@ -12,22 +12,24 @@ use openidconnect::{
 use reqwest::StatusCode;
 use reqwest::header::LOCATION;
 
-use crate::oauth_helpers::{
-    Browser, CLIENT_ID, CLIENT_SECRET, ClientSpec, Consent, OAuthApp, PASSWORD,
-    POST_LOGOUT_REDIRECT_URI, Pkce, REDIRECT_URI, USERNAME, jwt_claims,
+use crate::helpers::{
+    Browser, CLIENT_ID, CLIENT_SECRET, ClientSpec, Consent, POST_LOGOUT_REDIRECT_URI, Pkce,
+    REDIRECT_URI, TestApp, USER_PASSWORD, USER_USERNAME, jwt_claims, spawn_app,
 };
 
 #[tokio::test]
 async fn openidconnect_relying_party_completes_the_flow_over_http() {
-    let app = OAuthApp::spawn().await;
+    let app = spawn_app().await;
     let http = openidconnect::reqwest::ClientBuilder::new()
         .redirect(openidconnect::reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let metadata =
-        CoreProviderMetadata::discover_async(IssuerUrl::new(app.issuer.clone()).unwrap(), &http)
-            .await
-            .expect("discovery");
+    let metadata = CoreProviderMetadata::discover_async(
+        IssuerUrl::new(app.issuer().to_owned()).unwrap(),
+        &http,
+    )
+    .await
+    .expect("discovery");
     let client = CoreClient::from_provider_metadata(
         metadata,
         ClientId::new(CLIENT_ID.to_owned()),
@@ -47,12 +49,11 @@ async fn openidconnect_relying_party_completes_the_flow_over_http() {
         .set_pkce_challenge(challenge)
         .url();
 
-    let browser = Browser::new();
+    let browser = app.new_browser();
     let outcome = browser
         .drive(
-            &app,
             url.as_str(),
-            Some((USERNAME, PASSWORD)),
+            Some((USER_USERNAME, USER_PASSWORD)),
             Consent::Authorize,
         )
         .await;
@@ -61,7 +62,7 @@ async fn openidconnect_relying_party_completes_the_flow_over_http() {
         outcome.param("state").as_deref(),
         Some(csrf.secret().as_str())
     );
-    assert_eq!(outcome.param("iss").as_deref(), Some(app.issuer.as_str()));
+    assert_eq!(outcome.param("iss").as_deref(), Some(app.issuer()));
 
     let tokens = client
         .exchange_code(AuthorizationCode::new(outcome.code()))
@@ -74,7 +75,7 @@ async fn openidconnect_relying_party_completes_the_flow_over_http() {
     let claims = id_token
         .claims(&client.id_token_verifier(), &nonce)
         .expect("a valid ID token");
-    assert_eq!(claims.preferred_username().unwrap().as_str(), USERNAME);
+    assert_eq!(claims.preferred_username().unwrap().as_str(), USER_USERNAME);
     assert_eq!(claims.email().unwrap().as_str(), "alice@example.com");
     assert!(claims.auth_time().is_some());
     let at_hash = claims.access_token_hash().expect("at_hash");
@@ -125,16 +126,15 @@ async fn openidconnect_relying_party_completes_the_flow_over_http() {
 }
 
 async fn id_token_claims_after(
-    app: &OAuthApp,
+    app: &TestApp,
     browser: &Browser,
     extra: &[(&str, &str)],
 ) -> (serde_json::Value, bool) {
     let pkce = Pkce::new();
     let outcome = browser
         .drive(
-            app,
             &app.authorize_url(&pkce, extra),
-            Some((USERNAME, PASSWORD)),
+            Some((USER_USERNAME, USER_PASSWORD)),
             Consent::Authorize,
         )
         .await;
@@ -150,8 +150,8 @@ async fn id_token_claims_after(
 
 #[tokio::test]
 async fn prompt_login_forces_login_again_and_auth_time_moves() {
-    let app = OAuthApp::spawn().await;
-    let browser = Browser::new();
+    let app = spawn_app().await;
+    let browser = app.new_browser();
     let (first, saw_login) = id_token_claims_after(&app, &browser, &[]).await;
     assert!(saw_login);
     let (again, saw_login) = id_token_claims_after(&app, &browser, &[]).await;
@@ -165,12 +165,11 @@ async fn prompt_login_forces_login_again_and_auth_time_moves() {
 
 #[tokio::test]
 async fn prompt_login_without_logging_in_again_does_not_issue_a_code() {
-    let app = OAuthApp::spawn().await;
-    let browser = Browser::new();
+    let app = spawn_app().await;
+    let browser = app.new_browser();
     app.code_for_alice(&browser).await;
     let outcome = browser
         .drive(
-            &app,
             &app.authorize_url(&Pkce::new(), &[("prompt", "login")]),
             None,
             Consent::Authorize,
@@ -185,8 +184,8 @@ async fn prompt_login_without_logging_in_again_does_not_issue_a_code() {
 
 #[tokio::test]
 async fn max_age_exceeded_forces_login_and_auth_time_is_present() {
-    let app = OAuthApp::spawn().await;
-    let browser = Browser::new();
+    let app = spawn_app().await;
+    let browser = app.new_browser();
     let (first, _) = id_token_claims_after(&app, &browser, &[]).await;
     let (young, saw_login) = id_token_claims_after(&app, &browser, &[("max_age", "3600")]).await;
     assert!(!saw_login);
@@ -203,7 +202,6 @@ async fn max_age_exceeded_forces_login_and_auth_time_is_present() {
     // Malformed max_age is an error at the client.
     let outcome = browser
         .drive(
-            &app,
             &app.authorize_url(&Pkce::new(), &[("max_age", "-1")]),
             None,
             Consent::Unexpected,
@@ -214,14 +212,13 @@ async fn max_age_exceeded_forces_login_and_auth_time_is_present() {
 
 #[tokio::test]
 async fn consent_is_remembered_per_user_client_and_scopes_and_can_be_revoked() {
-    let app = OAuthApp::spawn().await;
-    let browser = Browser::new();
+    let app = spawn_app().await;
+    let browser = app.new_browser();
     let pkce = Pkce::new();
     let first = browser
         .drive(
-            &app,
             &app.authorize_url(&pkce, &[("scope", "openid email")]),
-            Some((USERNAME, PASSWORD)),
+            Some((USER_USERNAME, USER_PASSWORD)),
             Consent::Authorize,
         )
         .await;
@@ -236,7 +233,6 @@ async fn consent_is_remembered_per_user_client_and_scopes_and_can_be_revoked() {
     for scope in ["openid email", "openid"] {
         let outcome = browser
             .drive(
-                &app,
                 &app.authorize_url(&Pkce::new(), &[("scope", scope)]),
                 None,
                 Consent::Unexpected,
@@ -247,7 +243,6 @@ async fn consent_is_remembered_per_user_client_and_scopes_and_can_be_revoked() {
     // More scopes: asked again; then remembered too.
     let more = browser
         .drive(
-            &app,
             &app.authorize_url(&Pkce::new(), &[("scope", "openid profile")]),
             None,
             Consent::Authorize,
@@ -256,7 +251,6 @@ async fn consent_is_remembered_per_user_client_and_scopes_and_can_be_revoked() {
     assert!(more.saw_consent && more.param("code").is_some());
     let outcome = browser
         .drive(
-            &app,
             &app.authorize_url(&Pkce::new(), &[("scope", "openid email profile")]),
             None,
             Consent::Unexpected,
@@ -266,7 +260,6 @@ async fn consent_is_remembered_per_user_client_and_scopes_and_can_be_revoked() {
     // prompt=consent asks even though consent exists.
     let outcome = browser
         .drive(
-            &app,
             &app.authorize_url(&Pkce::new(), &[("scope", "openid"), ("prompt", "consent")]),
             None,
             Consent::Authorize,
@@ -280,7 +273,7 @@ async fn consent_is_remembered_per_user_client_and_scopes_and_can_be_revoked() {
         use provider::storage::schema::users;
         let mut conn = app.state.db.conn().unwrap();
         users::table
-            .filter(users::username.eq(USERNAME))
+            .filter(users::username.eq(USER_USERNAME))
             .select(users::id)
             .first::<String>(&mut *conn)
             .unwrap()
@@ -300,7 +293,6 @@ async fn consent_is_remembered_per_user_client_and_scopes_and_can_be_revoked() {
     }
     let outcome = browser
         .drive(
-            &app,
             &app.authorize_url(&Pkce::new(), &[("scope", "openid"), ("prompt", "none")]),
             None,
             Consent::Unexpected,
@@ -319,14 +311,13 @@ async fn consent_is_remembered_per_user_client_and_scopes_and_can_be_revoked() {
 
 #[tokio::test]
 async fn consent_of_one_user_does_not_cover_another() {
-    let app = OAuthApp::spawn().await;
+    let app = spawn_app().await;
     app.add_user("bob", "bob-password-123");
-    let alice = Browser::new();
+    let alice = app.new_browser();
     app.code_for_alice(&alice).await;
-    let bob = Browser::new();
+    let bob = app.new_browser();
     let outcome = bob
         .drive(
-            &app,
             &app.authorize_url(&Pkce::new(), &[]),
             Some(("bob", "bob-password-123")),
             Consent::Authorize,
@@ -337,10 +328,10 @@ async fn consent_of_one_user_does_not_cover_another() {
 
 #[tokio::test]
 async fn admin_lists_and_revokes_grants() {
-    let app = OAuthApp::spawn().await;
+    let app = spawn_app().await;
     let tokens = app.tokens_for_alice().await;
     let mut conn = app.state.db.conn().unwrap();
-    let user_id = provider::storage::users::find_by_username(&mut conn, USERNAME)
+    let user_id = provider::storage::users::find_by_username(&mut conn, USER_USERNAME)
         .unwrap()
         .unwrap()
         .id;
@@ -373,20 +364,19 @@ async fn admin_lists_and_revokes_grants() {
 
 #[tokio::test]
 async fn skip_authorization_client_goes_straight_through() {
-    let app = OAuthApp::spawn().await;
+    let app = spawn_app().await;
     let secret = app
         .add_client(ClientSpec {
             skip_authorization: true,
             ..ClientSpec::confidential("trusted")
         })
         .unwrap();
-    let browser = Browser::new();
+    let browser = app.new_browser();
     let pkce = Pkce::new();
     let outcome = browser
         .drive(
-            &app,
             &app.authorize_url(&pkce, &[("client_id", "trusted")]),
-            Some((USERNAME, PASSWORD)),
+            Some((USER_USERNAME, USER_PASSWORD)),
             Consent::Unexpected,
         )
         .await;
@@ -406,7 +396,6 @@ async fn skip_authorization_client_goes_straight_through() {
     // prompt=none works right away too.
     let outcome = browser
         .drive(
-            &app,
             &app.authorize_url(
                 &Pkce::new(),
                 &[("client_id", "trusted"), ("prompt", "none")],
@@ -420,13 +409,12 @@ async fn skip_authorization_client_goes_straight_through() {
 
 #[tokio::test]
 async fn id_token_hint_for_another_user_forces_login() {
-    let app = OAuthApp::spawn().await;
+    let app = spawn_app().await;
     app.add_user("bob", "bob-password-123");
-    let bob = Browser::new();
+    let bob = app.new_browser();
     let pkce = Pkce::new();
     let outcome = bob
         .drive(
-            &app,
             &app.authorize_url(&pkce, &[]),
             Some(("bob", "bob-password-123")),
             Consent::Authorize,
@@ -440,11 +428,10 @@ async fn id_token_hint_for_another_user_forces_login() {
         .unwrap();
     let hint = bob_tokens["id_token"].as_str().unwrap();
     // Alice is signed in, the application expects bob.
-    let alice = Browser::new();
+    let alice = app.new_browser();
     app.code_for_alice(&alice).await;
     let outcome = alice
         .drive(
-            &app,
             &app.authorize_url(&Pkce::new(), &[("id_token_hint", hint), ("prompt", "none")]),
             None,
             Consent::Unexpected,
@@ -454,7 +441,6 @@ async fn id_token_hint_for_another_user_forces_login() {
     // A matching hint passes silently.
     let outcome = bob
         .drive(
-            &app,
             &app.authorize_url(&Pkce::new(), &[("id_token_hint", hint), ("prompt", "none")]),
             None,
             Consent::Unexpected,
@@ -464,7 +450,6 @@ async fn id_token_hint_for_another_user_forces_login() {
     // A forged hint is refused.
     let outcome = bob
         .drive(
-            &app,
             &app.authorize_url(&Pkce::new(), &[("id_token_hint", "a.b.c")]),
             None,
             Consent::Unexpected,
@@ -473,7 +458,7 @@ async fn id_token_hint_for_another_user_forces_login() {
     assert_eq!(outcome.param("error").as_deref(), Some("invalid_request"));
 }
 
-async fn is_signed_in(app: &OAuthApp, browser: &Browser) -> bool {
+async fn is_signed_in(app: &TestApp, browser: &Browser) -> bool {
     let response = browser
         .get(&app.authorize_url(&Pkce::new(), &[("prompt", "none")]))
         .await;
@@ -483,8 +468,8 @@ async fn is_signed_in(app: &OAuthApp, browser: &Browser) -> bool {
 
 #[tokio::test]
 async fn logout_with_valid_id_token_hint_ends_the_session_and_redirects_with_state() {
-    let app = OAuthApp::spawn().await;
-    let browser = Browser::new();
+    let app = spawn_app().await;
+    let browser = app.new_browser();
     let (code, pkce) = app.code_for_alice(&browser).await;
     let tokens: serde_json::Value = app
         .exchange(&code, &pkce.verifier)
@@ -509,8 +494,8 @@ async fn logout_with_valid_id_token_hint_ends_the_session_and_redirects_with_sta
 
 #[tokio::test]
 async fn logout_without_hint_asks_for_confirmation_with_csrf() {
-    let app = OAuthApp::spawn().await;
-    let browser = Browser::new();
+    let app = spawn_app().await;
+    let browser = app.new_browser();
     app.code_for_alice(&browser).await;
     let mut url = url::Url::parse(&app.url("/oauth/logout")).unwrap();
     url.query_pairs_mut()
@@ -525,7 +510,7 @@ async fn logout_without_hint_asks_for_confirmation_with_csrf() {
         is_signed_in(&app, &browser).await,
         "nothing happens before confirming"
     );
-    let fields = crate::oauth_helpers::hidden_fields(&body);
+    let fields = crate::helpers::hidden_fields(&body);
     let without_csrf: Vec<(String, String)> = fields
         .iter()
         .filter(|(k, _)| k != "csrf_token")
@@ -549,8 +534,8 @@ async fn logout_without_hint_asks_for_confirmation_with_csrf() {
 
 #[tokio::test]
 async fn logout_refuses_unregistered_post_logout_redirect_uri() {
-    let app = OAuthApp::spawn().await;
-    let browser = Browser::new();
+    let app = spawn_app().await;
+    let browser = app.new_browser();
     app.code_for_alice(&browser).await;
     for (client_id, uri) in [
         (Some(CLIENT_ID), "https://evil.example/"),
@@ -578,8 +563,8 @@ async fn logout_refuses_unregistered_post_logout_redirect_uri() {
 
 #[tokio::test]
 async fn logout_without_return_address_shows_signed_out_page() {
-    let app = OAuthApp::spawn().await;
-    let browser = Browser::new();
+    let app = spawn_app().await;
+    let browser = app.new_browser();
     let (code, pkce) = app.code_for_alice(&browser).await;
     let tokens: serde_json::Value = app
         .exchange(&code, &pkce.verifier)
@@ -609,13 +594,12 @@ async fn logout_without_return_address_shows_signed_out_page() {
 
 #[tokio::test]
 async fn logout_with_hint_of_another_user_asks_for_confirmation() {
-    let app = OAuthApp::spawn().await;
+    let app = spawn_app().await;
     app.add_user("bob", "bob-password-123");
-    let bob = Browser::new();
+    let bob = app.new_browser();
     let pkce = Pkce::new();
     let outcome = bob
         .drive(
-            &app,
             &app.authorize_url(&pkce, &[]),
             Some(("bob", "bob-password-123")),
             Consent::Authorize,
@@ -627,7 +611,7 @@ async fn logout_with_hint_of_another_user_asks_for_confirmation() {
         .json()
         .await
         .unwrap();
-    let alice = Browser::new();
+    let alice = app.new_browser();
     app.code_for_alice(&alice).await;
     let url = format!(
         "{}?id_token_hint={}",
@@ -648,8 +632,8 @@ async fn logout_with_hint_of_another_user_asks_for_confirmation() {
 
 #[tokio::test]
 async fn concurrent_signed_in_flows_complete_without_server_errors() {
-    let app = std::sync::Arc::new(OAuthApp::spawn().await);
-    let browser = Browser::new();
+    let app = std::sync::Arc::new(spawn_app().await);
+    let browser = app.new_browser();
     app.code_for_alice(&browser).await;
     let mut flows = tokio::task::JoinSet::new();
     for _ in 0..48 {
@@ -699,8 +683,8 @@ async fn concurrent_signed_in_flows_complete_without_server_errors() {
 
 #[tokio::test]
 async fn concurrent_redemptions_of_one_code_issue_tokens_at_most_once() {
-    let app = std::sync::Arc::new(OAuthApp::spawn().await);
-    let browser = Browser::new();
+    let app = std::sync::Arc::new(spawn_app().await);
+    let browser = app.new_browser();
     let (code, pkce) = app.code_for_alice(&browser).await;
     let verifier = std::sync::Arc::new(pkce.verifier);
     let code = std::sync::Arc::new(code);

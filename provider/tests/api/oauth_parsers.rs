@@ -8,9 +8,7 @@ use proptest::test_runner::{Config, TestRunner};
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, LOCATION};
 
-use crate::oauth_helpers::{
-    Browser, CLIENT_ID, OAuthApp, POST_LOGOUT_REDIRECT_URI, Pkce, REDIRECT_URI,
-};
+use crate::helpers::{CLIENT_ID, POST_LOGOUT_REDIRECT_URI, Pkce, REDIRECT_URI, spawn_app};
 
 /// Requests sent per property: bounded so the suite stays quick.
 const CASES: u32 = 128;
@@ -106,10 +104,10 @@ fn authorize_seed() -> Vec<(String, String)> {
 
 #[tokio::test]
 async fn mutated_authorization_requests_get_a_documented_answer() {
-    let app = OAuthApp::spawn().await;
-    let signed_in = Browser::new();
+    let app = spawn_app().await;
+    let signed_in = app.new_browser();
     app.code_for_alice(&signed_in).await;
-    let anonymous = Browser::new();
+    let anonymous = app.new_browser();
     for (i, query) in samples(mutated(authorize_seed())).into_iter().enumerate() {
         let browser = if i % 2 == 0 { &signed_in } else { &anonymous };
         let url = format!("{}?{query}", app.url("/oauth/authorize"));
@@ -149,7 +147,7 @@ async fn mutated_authorization_requests_get_a_documented_answer() {
 
 #[tokio::test]
 async fn mutated_logout_requests_get_a_documented_answer() {
-    let app = OAuthApp::spawn().await;
+    let app = spawn_app().await;
     let seed: Vec<(String, String)> = [
         ("client_id", CLIENT_ID),
         ("post_logout_redirect_uri", POST_LOGOUT_REDIRECT_URI),
@@ -158,9 +156,9 @@ async fn mutated_logout_requests_get_a_documented_answer() {
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
     .collect();
-    let signed_in = Browser::new();
-    signed_in.log_in(&app, "alice", "alice-password-123").await;
-    let anonymous = Browser::new();
+    let signed_in = app.new_browser();
+    signed_in.log_in("alice", "alice-password-123").await;
+    let anonymous = app.new_browser();
     for (i, query) in samples(mutated(seed)).into_iter().enumerate() {
         let browser = if i % 2 == 0 { &signed_in } else { &anonymous };
         let response = if i % 3 == 0 {

@@ -3,8 +3,9 @@
 use reqwest::StatusCode;
 use reqwest::header::WWW_AUTHENTICATE;
 
-use crate::oauth_helpers::{
-    Browser, CLIENT_ID, CLIENT_SECRET, ClientSpec, Consent, OAuthApp, PASSWORD, Pkce, USERNAME,
+use crate::helpers::{
+    CLIENT_ID, CLIENT_SECRET, ClientSpec, Consent, Pkce, TestApp, USER_PASSWORD, USER_USERNAME,
+    spawn_app, spawn_app_with,
 };
 
 fn assert_invalid_token(response: &reqwest::Response) {
@@ -16,7 +17,7 @@ fn assert_invalid_token(response: &reqwest::Response) {
 
 #[tokio::test]
 async fn missing_malformed_expired_or_revoked_token_is_401_with_bearer_invalid_token() {
-    let app = OAuthApp::spawn_with(|s| s.access_token_ttl_secs = 1).await;
+    let app = spawn_app_with(|s| s.access_token_ttl_secs = 1).await;
     let tokens = app.tokens_for_alice().await;
     let access = tokens["access_token"].as_str().unwrap().to_owned();
     let url = app.url("/oauth/userinfo");
@@ -49,7 +50,7 @@ async fn missing_malformed_expired_or_revoked_token_is_401_with_bearer_invalid_t
     );
 
     // Revoked.
-    let app = OAuthApp::spawn().await;
+    let app = spawn_app().await;
     let tokens = app.tokens_for_alice().await;
     let access = tokens["access_token"].as_str().unwrap();
     let url = app.url("/oauth/userinfo");
@@ -85,7 +86,7 @@ async fn missing_malformed_expired_or_revoked_token_is_401_with_bearer_invalid_t
 
 #[tokio::test]
 async fn token_by_header_and_by_post_body_both_work_get_and_post() {
-    let app = OAuthApp::spawn().await;
+    let app = spawn_app().await;
     let tokens = app.tokens_for_alice().await;
     let access = tokens["access_token"].as_str().unwrap();
     let url = app.url("/oauth/userinfo");
@@ -110,10 +111,10 @@ async fn token_by_header_and_by_post_body_both_work_get_and_post() {
         let info: serde_json::Value = response.json().await.unwrap();
         assert_eq!(info["email"], "alice@example.com");
         assert_eq!(info["name"], "Alice Example");
-        assert_eq!(info["preferred_username"], USERNAME);
+        assert_eq!(info["preferred_username"], USER_USERNAME);
         assert_eq!(
             info["sub"],
-            crate::oauth_helpers::jwt_claims(tokens["id_token"].as_str().unwrap())["sub"]
+            crate::helpers::jwt_claims(tokens["id_token"].as_str().unwrap())["sub"]
         );
     }
     // Both ways at once is a malformed request.
@@ -130,14 +131,13 @@ async fn token_by_header_and_by_post_body_both_work_get_and_post() {
 
 #[tokio::test]
 async fn userinfo_releases_only_the_claims_of_the_granted_scopes() {
-    let app = OAuthApp::spawn().await;
-    let browser = Browser::new();
+    let app = spawn_app().await;
+    let browser = app.new_browser();
     let pkce = Pkce::new();
     let outcome = browser
         .drive(
-            &app,
             &app.authorize_url(&pkce, &[("scope", "openid email")]),
-            Some((USERNAME, PASSWORD)),
+            Some((USER_USERNAME, USER_PASSWORD)),
             Consent::Authorize,
         )
         .await;
@@ -166,7 +166,7 @@ async fn userinfo_releases_only_the_claims_of_the_granted_scopes() {
 
 #[tokio::test]
 async fn revocation_of_an_unknown_token_is_200() {
-    let app = OAuthApp::spawn().await;
+    let app = spawn_app().await;
     let response = app
         .http
         .post(app.url("/oauth/revoke"))
@@ -193,7 +193,7 @@ async fn revocation_of_an_unknown_token_is_200() {
 
 #[tokio::test]
 async fn revoking_a_refresh_token_ends_its_grant() {
-    let app = OAuthApp::spawn().await;
+    let app = spawn_app().await;
     let tokens = app.tokens_for_alice().await;
     let response = app
         .http
@@ -226,7 +226,7 @@ async fn revoking_a_refresh_token_ends_its_grant() {
 
 #[tokio::test]
 async fn revocation_by_another_client_does_not_revoke() {
-    let app = OAuthApp::spawn().await;
+    let app = spawn_app().await;
     let other = app.add_client(ClientSpec::confidential("other")).unwrap();
     let tokens = app.tokens_for_alice().await;
     let access = tokens["access_token"].as_str().unwrap();
@@ -251,7 +251,7 @@ async fn revocation_by_another_client_does_not_revoke() {
 
 #[tokio::test]
 async fn introspection_by_an_unauthenticated_caller_is_401() {
-    let app = OAuthApp::spawn().await;
+    let app = spawn_app().await;
     let tokens = app.tokens_for_alice().await;
     let access = tokens["access_token"].as_str().unwrap();
     let url = app.url("/oauth/introspect");
@@ -277,7 +277,7 @@ async fn introspection_by_an_unauthenticated_caller_is_401() {
 
 #[tokio::test]
 async fn introspection_describes_active_and_inactive_tokens() {
-    let app = OAuthApp::spawn().await;
+    let app = spawn_app().await;
     let tokens = app.tokens_for_alice().await;
     let introspect = |token: String| {
         let app = &app;
@@ -297,9 +297,9 @@ async fn introspection_describes_active_and_inactive_tokens() {
     let access = introspect(tokens["access_token"].as_str().unwrap().to_owned()).await;
     assert_eq!(access["active"], true);
     assert_eq!(access["client_id"], CLIENT_ID);
-    assert_eq!(access["username"], USERNAME);
+    assert_eq!(access["username"], USER_USERNAME);
     assert_eq!(access["token_type"], "Bearer");
-    assert_eq!(access["iss"], app.issuer);
+    assert_eq!(access["iss"], app.issuer());
     assert!(access["scope"].as_str().unwrap().contains("openid"));
     assert!(access["exp"].as_i64().unwrap() > access["iat"].as_i64().unwrap());
     let refresh = introspect(tokens["refresh_token"].as_str().unwrap().to_owned()).await;
@@ -311,7 +311,7 @@ async fn introspection_describes_active_and_inactive_tokens() {
 
 #[tokio::test]
 async fn api_profile_needs_a_bearer_token_with_profile_scope() {
-    let app = OAuthApp::spawn().await;
+    let app = spawn_app().await;
     let url = app.url("/api/profile");
     let missing = app.http.get(&url).send().await.unwrap();
     assert_invalid_token(&missing);
@@ -334,18 +334,17 @@ async fn api_profile_needs_a_bearer_token_with_profile_scope() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let profile: serde_json::Value = response.json().await.unwrap();
-    assert_eq!(profile["username"], USERNAME);
+    assert_eq!(profile["username"], USER_USERNAME);
     assert_eq!(profile["name"], "Alice Example");
     assert_eq!(profile["email"], "alice@example.com");
 
     // Without the profile scope: 403 insufficient_scope.
-    let browser = Browser::new();
+    let browser = app.new_browser();
     let pkce = Pkce::new();
     let outcome = browser
         .drive(
-            &app,
             &app.authorize_url(&pkce, &[("scope", "openid email")]),
-            Some((USERNAME, PASSWORD)),
+            Some((USER_USERNAME, USER_PASSWORD)),
             Consent::Authorize,
         )
         .await;
@@ -373,7 +372,7 @@ async fn api_profile_needs_a_bearer_token_with_profile_scope() {
 }
 
 /// POSTs `token` to the introspection endpoint as `client` and returns the JSON answer.
-async fn introspect_as(app: &OAuthApp, client: (&str, &str), token: &str) -> serde_json::Value {
+async fn introspect_as(app: &TestApp, client: (&str, &str), token: &str) -> serde_json::Value {
     let response = app
         .http
         .post(app.url("/oauth/introspect"))
@@ -388,14 +387,13 @@ async fn introspect_as(app: &OAuthApp, client: (&str, &str), token: &str) -> ser
 }
 
 /// Tokens issued to the client `id` (registered with the usual redirect URI) for alice.
-async fn tokens_for_client(app: &OAuthApp, id: &str, secret: &str) -> serde_json::Value {
-    let browser = Browser::new();
+async fn tokens_for_client(app: &TestApp, id: &str, secret: &str) -> serde_json::Value {
+    let browser = app.new_browser();
     let pkce = Pkce::new();
     let outcome = browser
         .drive(
-            app,
             &app.authorize_url(&pkce, &[("client_id", id)]),
-            Some((USERNAME, PASSWORD)),
+            Some((USER_USERNAME, USER_PASSWORD)),
             Consent::Authorize,
         )
         .await;
@@ -405,7 +403,7 @@ async fn tokens_for_client(app: &OAuthApp, id: &str, secret: &str) -> serde_json
             &[
                 ("grant_type", "authorization_code"),
                 ("code", &outcome.code()),
-                ("redirect_uri", crate::oauth_helpers::REDIRECT_URI),
+                ("redirect_uri", crate::helpers::REDIRECT_URI),
                 ("code_verifier", &pkce.verifier),
             ],
         )
@@ -416,7 +414,7 @@ async fn tokens_for_client(app: &OAuthApp, id: &str, secret: &str) -> serde_json
 
 #[tokio::test]
 async fn a_client_introspecting_another_clients_tokens_learns_nothing() {
-    let app = OAuthApp::spawn().await;
+    let app = spawn_app().await;
     let other = app.add_client(ClientSpec::confidential("other")).unwrap();
     let tokens = app.tokens_for_alice().await;
     let inactive = serde_json::json!({ "active": false });
@@ -448,7 +446,7 @@ async fn a_client_introspecting_another_clients_tokens_learns_nothing() {
 
 #[tokio::test]
 async fn revocation_of_a_refresh_token_by_another_client_does_not_revoke() {
-    let app = OAuthApp::spawn().await;
+    let app = spawn_app().await;
     let other = app.add_client(ClientSpec::confidential("other")).unwrap();
     let tokens = app.tokens_for_alice().await;
     let refresh = tokens["refresh_token"].as_str().unwrap();
@@ -474,7 +472,7 @@ async fn revocation_of_a_refresh_token_by_another_client_does_not_revoke() {
 #[tokio::test]
 async fn a_resource_server_introspects_access_tokens_of_other_clients_but_not_refresh_tokens() {
     use provider::storage::clients::{self, ClientInput};
-    let app = OAuthApp::spawn().await;
+    let app = spawn_app().await;
     let mut input = ClientInput::new("Profile API", vec!["https://api.example/cb".to_owned()]);
     input.id = Some("api".to_owned());
     input.can_introspect = true;
@@ -486,7 +484,7 @@ async fn a_resource_server_introspects_access_tokens_of_other_clients_but_not_re
     let access = introspect_as(&app, api, tokens["access_token"].as_str().unwrap()).await;
     assert_eq!(access["active"], true, "{access}");
     assert_eq!(access["client_id"], CLIENT_ID);
-    assert_eq!(access["username"], USERNAME);
+    assert_eq!(access["username"], USER_USERNAME);
     assert!(access["sub"].is_string());
     let refresh = introspect_as(&app, api, tokens["refresh_token"].as_str().unwrap()).await;
     assert_eq!(refresh, serde_json::json!({ "active": false }));
@@ -508,7 +506,7 @@ fn generated_authorization_headers_get_the_documented_errors_over_http() {
     use proptest::test_runner::{Config, TestRunner};
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let app = runtime.block_on(OAuthApp::spawn());
+    let app = runtime.block_on(spawn_app());
     let header = prop_oneof![
         "\\PC{0,60}".prop_map(|v| v.into_bytes()),
         proptest::collection::vec(any::<u8>(), 0..60),

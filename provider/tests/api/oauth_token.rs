@@ -3,9 +3,9 @@
 use reqwest::StatusCode;
 use reqwest::header::{CACHE_CONTROL, WWW_AUTHENTICATE};
 
-use crate::oauth_helpers::{
-    Browser, CLIENT_ID, CLIENT_SECRET, ClientSpec, Consent, OAuthApp, PASSWORD, Pkce, REDIRECT_URI,
-    USERNAME, jwt_claims,
+use crate::helpers::{
+    CLIENT_ID, CLIENT_SECRET, ClientSpec, Consent, Pkce, REDIRECT_URI, TestApp, USER_PASSWORD,
+    USER_USERNAME, jwt_claims, spawn_app, spawn_app_with,
 };
 
 /// Checks the RFC 6749 §5.2 shape and returns the error code.
@@ -24,7 +24,7 @@ async fn error_of(response: reqwest::Response, status: StatusCode) -> String {
     body["error"].as_str().expect("error member").to_owned()
 }
 
-async fn userinfo_status(app: &OAuthApp, access_token: &str) -> StatusCode {
+async fn userinfo_status(app: &TestApp, access_token: &str) -> StatusCode {
     app.http
         .get(app.url("/oauth/userinfo"))
         .bearer_auth(access_token)
@@ -36,8 +36,8 @@ async fn userinfo_status(app: &OAuthApp, access_token: &str) -> StatusCode {
 
 #[tokio::test]
 async fn code_used_twice_is_invalid_grant_and_revokes_tokens_from_first_use() {
-    let app = OAuthApp::spawn().await;
-    let browser = Browser::new();
+    let app = spawn_app().await;
+    let browser = app.new_browser();
     let (code, pkce) = app.code_for_alice(&browser).await;
     let first = app.exchange(&code, &pkce.verifier).await;
     assert_eq!(first.status(), StatusCode::OK);
@@ -69,8 +69,8 @@ async fn code_used_twice_is_invalid_grant_and_revokes_tokens_from_first_use() {
 
 #[tokio::test]
 async fn expired_code_is_invalid_grant() {
-    let app = OAuthApp::spawn_with(|s| s.code_ttl_secs = 1).await;
-    let browser = Browser::new();
+    let app = spawn_app_with(|s| s.code_ttl_secs = 1).await;
+    let browser = app.new_browser();
     let (code, pkce) = app.code_for_alice(&browser).await;
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
     let response = app.exchange(&code, &pkce.verifier).await;
@@ -82,11 +82,11 @@ async fn expired_code_is_invalid_grant() {
 
 #[tokio::test]
 async fn code_lifetime_defaults_to_60_seconds() {
-    let app = OAuthApp::spawn().await;
+    let app = spawn_app().await;
     assert_eq!(app.state.settings.code_ttl_secs, 60);
-    let browser = Browser::new();
+    let browser = app.new_browser();
     let (code, _) = app.code_for_alice(&browser).await;
-    let hash = crate::oauth_helpers::hash(&code);
+    let hash = oidc_core::types::TokenHash::of(&code).into_string();
     let row = {
         let mut conn = app.state.db.conn().unwrap();
         provider::storage::grants::find_code(&mut conn, &hash)
@@ -98,9 +98,9 @@ async fn code_lifetime_defaults_to_60_seconds() {
 
 #[tokio::test]
 async fn code_issued_to_client_a_redeemed_by_client_b_is_invalid_grant() {
-    let app = OAuthApp::spawn().await;
+    let app = spawn_app().await;
     let other_secret = app.add_client(ClientSpec::confidential("other")).unwrap();
-    let browser = Browser::new();
+    let browser = app.new_browser();
     let (code, pkce) = app.code_for_alice(&browser).await;
     let response = app
         .token_request(
@@ -126,10 +126,10 @@ async fn code_issued_to_client_a_redeemed_by_client_b_is_invalid_grant() {
 
 #[tokio::test]
 async fn redirect_uri_differing_from_the_authorization_request_is_invalid_grant() {
-    let app = OAuthApp::spawn().await;
-    let browser = Browser::new();
+    let app = spawn_app().await;
+    let browser = app.new_browser();
     for redirect_uri in [
-        crate::oauth_helpers::SECOND_REDIRECT_URI,
+        crate::helpers::SECOND_REDIRECT_URI,
         "http://127.0.0.1:3000/api/auth/callback/provider/",
     ] {
         let (code, pkce) = app.code_for_alice(&browser).await;
@@ -169,8 +169,8 @@ async fn redirect_uri_differing_from_the_authorization_request_is_invalid_grant(
 
 #[tokio::test]
 async fn code_verifier_missing_wrong_or_malformed_is_rejected() {
-    let app = OAuthApp::spawn().await;
-    let browser = Browser::new();
+    let app = spawn_app().await;
+    let browser = app.new_browser();
     let (code, _) = app.code_for_alice(&browser).await;
     let request = |verifier: Option<String>| {
         let code = code.clone();
@@ -221,13 +221,12 @@ async fn code_verifier_sent_when_no_challenge_was_made_is_rejected() {
     // No code is ever issued without a challenge (S256 is required at the authorization
     // endpoint), so a downgrade has nothing to redeem: a verifier for a request without challenge
     // never produces tokens.
-    let app = OAuthApp::spawn().await;
-    let browser = Browser::new();
-    browser.log_in(&app, USERNAME, PASSWORD).await;
+    let app = spawn_app().await;
+    let browser = app.new_browser();
+    browser.log_in(USER_USERNAME, USER_PASSWORD).await;
     let pkce = Pkce::new();
     let outcome = browser
         .drive(
-            &app,
             &app.authorize_url(
                 &pkce,
                 &[("code_challenge", ""), ("code_challenge_method", "")],
@@ -249,8 +248,8 @@ async fn code_verifier_sent_when_no_challenge_was_made_is_rejected() {
 
 #[tokio::test]
 async fn wrong_secret_unknown_client_or_both_auth_methods_is_401_invalid_client() {
-    let app = OAuthApp::spawn().await;
-    let browser = Browser::new();
+    let app = spawn_app().await;
+    let browser = app.new_browser();
     let (code, pkce) = app.code_for_alice(&browser).await;
     let form = [
         ("grant_type", "authorization_code"),
@@ -323,7 +322,7 @@ async fn wrong_secret_unknown_client_or_both_auth_methods_is_401_invalid_client(
 
 #[tokio::test]
 async fn unsupported_grant_type_missing_parameters_non_utf8_or_huge_body_is_400_json() {
-    let app = OAuthApp::spawn().await;
+    let app = spawn_app().await;
     let post = |body: Vec<u8>, content_type: &'static str| {
         app.http
             .post(app.url("/oauth/token"))
@@ -402,7 +401,7 @@ async fn unsupported_grant_type_missing_parameters_non_utf8_or_huge_body_is_400_
 
 #[tokio::test]
 async fn refresh_token_of_client_a_used_by_client_b_is_invalid_grant() {
-    let app = OAuthApp::spawn().await;
+    let app = spawn_app().await;
     let other_secret = app.add_client(ClientSpec::confidential("other")).unwrap();
     let tokens = app.tokens_for_alice().await;
     let refresh = tokens["refresh_token"].as_str().unwrap();
@@ -428,7 +427,7 @@ async fn refresh_token_of_client_a_used_by_client_b_is_invalid_grant() {
 
 #[tokio::test]
 async fn rotated_refresh_token_used_again_is_invalid_grant_and_revokes_the_grant() {
-    let app = OAuthApp::spawn().await;
+    let app = spawn_app().await;
     let tokens = app.tokens_for_alice().await;
     let first_refresh = tokens["refresh_token"].as_str().unwrap();
     let refresh = |token: String| {
@@ -472,14 +471,13 @@ async fn rotated_refresh_token_used_again_is_invalid_grant_and_revokes_the_grant
 
 #[tokio::test]
 async fn refresh_asking_for_more_scope_than_granted_is_invalid_scope() {
-    let app = OAuthApp::spawn().await;
-    let browser = Browser::new();
+    let app = spawn_app().await;
+    let browser = app.new_browser();
     let pkce = Pkce::new();
     let outcome = browser
         .drive(
-            &app,
             &app.authorize_url(&pkce, &[("scope", "openid email offline_access")]),
-            Some((USERNAME, PASSWORD)),
+            Some((USER_USERNAME, USER_PASSWORD)),
             Consent::Authorize,
         )
         .await;
@@ -544,8 +542,8 @@ async fn refresh_asking_for_more_scope_than_granted_is_invalid_scope() {
 
 #[tokio::test]
 async fn every_token_response_is_no_store_json_with_rfc6749_shape() {
-    let app = OAuthApp::spawn().await;
-    let browser = Browser::new();
+    let app = spawn_app().await;
+    let browser = app.new_browser();
     let (code, pkce) = app.code_for_alice(&browser).await;
     let response = app.exchange(&code, &pkce.verifier).await;
     assert_eq!(response.status(), StatusCode::OK);
@@ -576,7 +574,7 @@ async fn every_token_response_is_no_store_json_with_rfc6749_shape() {
     assert!(
         provider::storage::grants::find_access_token(
             &mut conn,
-            &crate::oauth_helpers::hash(access)
+            &oidc_core::types::TokenHash::of(access).into_string()
         )
         .unwrap()
         .is_some()
@@ -590,11 +588,11 @@ async fn every_token_response_is_no_store_json_with_rfc6749_shape() {
 
 #[tokio::test]
 async fn id_token_carries_the_required_and_scoped_claims() {
-    let app = OAuthApp::spawn().await;
+    let app = spawn_app().await;
     let tokens = app.tokens_for_alice().await;
     let id_token = tokens["id_token"].as_str().unwrap();
     let claims = jwt_claims(id_token);
-    assert_eq!(claims["iss"], app.issuer);
+    assert_eq!(claims["iss"], app.issuer());
     assert_eq!(claims["aud"], CLIENT_ID);
     assert_eq!(claims["azp"], CLIENT_ID);
     assert_eq!(claims["nonce"], "nonce-456");
@@ -605,21 +603,13 @@ async fn id_token_carries_the_required_and_scoped_claims() {
     assert_eq!(claims["name"], "Alice Example");
     assert_eq!(claims["given_name"], "Alice");
     assert_eq!(claims["family_name"], "Example");
-    assert_eq!(claims["preferred_username"], USERNAME);
+    assert_eq!(claims["preferred_username"], USER_USERNAME);
     assert_eq!(claims["email"], "alice@example.com");
     assert!(claims["email_verified"].is_boolean());
     // at_hash and the signature, checked with the published keys.
-    let jwks: oidc_core::jwk::JwkSet = app
-        .http
-        .get(app.url("/oauth/jwks"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks: oidc_core::jwk::JwkSet = app.published_keys().await;
     let verifier = oidc_core::jose::IdTokenVerifier::new(
-        oidc_core::types::IssuerUrl::parse(&app.issuer).unwrap(),
+        oidc_core::types::IssuerUrl::parse(app.issuer()).unwrap(),
         oidc_core::types::ClientId::new(CLIENT_ID),
         jwks,
     );
@@ -647,14 +637,13 @@ async fn id_token_carries_the_required_and_scoped_claims() {
 
 #[tokio::test]
 async fn id_token_without_profile_or_email_scope_has_no_such_claims() {
-    let app = OAuthApp::spawn().await;
-    let browser = Browser::new();
+    let app = spawn_app().await;
+    let browser = app.new_browser();
     let pkce = Pkce::new();
     let outcome = browser
         .drive(
-            &app,
             &app.authorize_url(&pkce, &[("scope", "openid")]),
-            Some((USERNAME, PASSWORD)),
+            Some((USER_USERNAME, USER_PASSWORD)),
             Consent::Authorize,
         )
         .await;
@@ -673,7 +662,7 @@ async fn id_token_without_profile_or_email_scope_has_no_such_claims() {
 
 #[tokio::test]
 async fn id_token_uses_the_clients_algorithm() {
-    let app = OAuthApp::spawn().await;
+    let app = spawn_app().await;
     let secret = app
         .add_client(ClientSpec {
             alg: "ES256",
@@ -681,13 +670,12 @@ async fn id_token_uses_the_clients_algorithm() {
             ..ClientSpec::confidential("es")
         })
         .unwrap();
-    let browser = Browser::new();
+    let browser = app.new_browser();
     let pkce = Pkce::new();
     let outcome = browser
         .drive(
-            &app,
             &app.authorize_url(&pkce, &[("client_id", "es")]),
-            Some((USERNAME, PASSWORD)),
+            Some((USER_USERNAME, USER_PASSWORD)),
             Consent::Unexpected,
         )
         .await;
@@ -719,18 +707,17 @@ async fn id_token_uses_the_clients_algorithm() {
 
 #[tokio::test]
 async fn public_client_authenticates_with_none_and_pkce() {
-    let app = OAuthApp::spawn().await;
+    let app = spawn_app().await;
     app.add_client(ClientSpec {
         public: true,
         ..ClientSpec::confidential("spa")
     });
-    let browser = Browser::new();
+    let browser = app.new_browser();
     let pkce = Pkce::new();
     let outcome = browser
         .drive(
-            &app,
             &app.authorize_url(&pkce, &[("client_id", "spa")]),
-            Some((USERNAME, PASSWORD)),
+            Some((USER_USERNAME, USER_PASSWORD)),
             Consent::Authorize,
         )
         .await;
@@ -764,8 +751,8 @@ async fn public_client_authenticates_with_none_and_pkce() {
 
 #[tokio::test]
 async fn code_replayed_after_a_refresh_revokes_the_refreshed_tokens_too() {
-    let app = OAuthApp::spawn().await;
-    let browser = Browser::new();
+    let app = spawn_app().await;
+    let browser = app.new_browser();
     let (code, pkce) = app.code_for_alice(&browser).await;
     let first = app.exchange(&code, &pkce.verifier).await;
     assert_eq!(first.status(), StatusCode::OK);

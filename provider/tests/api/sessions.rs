@@ -7,14 +7,15 @@ use reqwest::StatusCode;
 use reqwest::cookie::CookieStore as _;
 use reqwest::header::LOCATION;
 
-use crate::oauth_helpers::{
-    Browser, CLIENT_ID, Consent, OAuthApp, PASSWORD, Pkce, USERNAME, hidden_fields, jwt_claims,
+use crate::helpers::{
+    Browser, CLIENT_ID, Consent, Pkce, TestApp, USER_PASSWORD, USER_USERNAME, hidden_fields,
+    jwt_claims, spawn_app, spawn_app_with,
 };
 
 /// A second user agent holding a copy of `browser`'s cookies for the provider.
-fn copy_cookies(app: &OAuthApp, browser: &Browser) -> Browser {
-    let url = url::Url::parse(&app.issuer).unwrap();
-    let copy = Browser::new();
+fn copy_cookies(app: &TestApp, browser: &Browser) -> Browser {
+    let url = url::Url::parse(app.issuer()).unwrap();
+    let copy = app.new_browser();
     let header = browser.jar.cookies(&url).expect("the browser has a cookie");
     for pair in header.to_str().unwrap().split("; ") {
         copy.jar.add_cookie_str(pair, &url);
@@ -23,7 +24,7 @@ fn copy_cookies(app: &OAuthApp, browser: &Browser) -> Browser {
 }
 
 /// Where a `prompt=none` request of `browser` ends: the `error` or `code` parameter.
-async fn prompt_none(app: &OAuthApp, browser: &Browser) -> (Option<String>, Option<String>) {
+async fn prompt_none(app: &TestApp, browser: &Browser) -> (Option<String>, Option<String>) {
     let response = browser
         .get(&app.authorize_url(&Pkce::new(), &[("prompt", "none")]))
         .await;
@@ -39,7 +40,7 @@ async fn prompt_none(app: &OAuthApp, browser: &Browser) -> (Option<String>, Opti
 }
 
 /// Whether an authorization request of `browser` (without `prompt`) is sent to the login page.
-async fn sent_to_login(app: &OAuthApp, browser: &Browser) -> bool {
+async fn sent_to_login(app: &TestApp, browser: &Browser) -> bool {
     let response = browser.get(&app.authorize_url(&Pkce::new(), &[])).await;
     response.status().is_redirection()
         && response.headers()[LOCATION]
@@ -48,7 +49,7 @@ async fn sent_to_login(app: &OAuthApp, browser: &Browser) -> bool {
             .starts_with("/login?")
 }
 
-async fn log_out(app: &OAuthApp, browser: &Browser) {
+async fn log_out(app: &TestApp, browser: &Browser) {
     let page = browser.get(&app.url("/logout")).await.text().await.unwrap();
     let response = browser
         .post_form(&app.url("/logout"), &hidden_fields(&page))
@@ -56,7 +57,7 @@ async fn log_out(app: &OAuthApp, browser: &Browser) {
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
 }
 
-fn sessions(app: &OAuthApp) -> i64 {
+fn sessions(app: &TestApp) -> i64 {
     diesel::sql_query("SELECT COUNT(*) AS n FROM sessions")
         .get_result::<Count>(&mut *app.state.db.conn().unwrap())
         .unwrap()
@@ -75,13 +76,13 @@ struct Text {
     value: String,
 }
 
-fn sql(app: &OAuthApp, statement: &str) {
+fn sql(app: &TestApp, statement: &str) {
     diesel::sql_query(statement)
         .execute(&mut *app.state.db.conn().unwrap())
         .unwrap();
 }
 
-fn text(app: &OAuthApp, query: &str) -> Vec<String> {
+fn text(app: &TestApp, query: &str) -> Vec<String> {
     diesel::sql_query(query)
         .load::<Text>(&mut *app.state.db.conn().unwrap())
         .unwrap()
@@ -92,8 +93,8 @@ fn text(app: &OAuthApp, query: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn a_cookie_copied_before_logout_gets_nothing_after_logout() {
-    let app = OAuthApp::spawn().await;
-    let browser = Browser::new();
+    let app = spawn_app().await;
+    let browser = app.new_browser();
     app.code_for_alice(&browser).await;
     let copy = copy_cookies(&app, &browser);
     let (error, code) = prompt_none(&app, &copy).await;
@@ -110,9 +111,9 @@ async fn a_cookie_copied_before_logout_gets_nothing_after_logout() {
 
 #[tokio::test]
 async fn a_forged_session_cookie_is_not_a_login() {
-    let app = OAuthApp::spawn().await;
-    let browser = Browser::new();
-    let url = url::Url::parse(&app.issuer).unwrap();
+    let app = spawn_app().await;
+    let browser = app.new_browser();
+    let url = url::Url::parse(app.issuer()).unwrap();
     browser
         .jar
         .add_cookie_str("provider_session=forged-value", &url);
@@ -122,10 +123,10 @@ async fn a_forged_session_cookie_is_not_a_login() {
 
 #[tokio::test]
 async fn an_idle_session_ends() {
-    let app = OAuthApp::spawn_with(|s| s.session_idle_secs = 600).await;
-    let browser = Browser::new();
+    let app = spawn_app_with(|s| s.session_idle_secs = 600).await;
+    let browser = app.new_browser();
     app.code_for_alice(&browser).await;
-    let now = provider::storage::now();
+    let now = oidc_core::unix_now();
     // Seen 10 minutes ago and a second: idle too long.
     sql(
         &app,
@@ -138,10 +139,10 @@ async fn an_idle_session_ends() {
 
 #[tokio::test]
 async fn an_active_session_is_kept_alive_and_its_last_seen_moves_on() {
-    let app = OAuthApp::spawn_with(|s| s.session_idle_secs = 600).await;
-    let browser = Browser::new();
+    let app = spawn_app_with(|s| s.session_idle_secs = 600).await;
+    let browser = app.new_browser();
     app.code_for_alice(&browser).await;
-    let now = provider::storage::now();
+    let now = oidc_core::unix_now();
     sql(
         &app,
         &format!("UPDATE sessions SET last_seen_at = {}", now - 590),
@@ -159,10 +160,10 @@ async fn an_active_session_is_kept_alive_and_its_last_seen_moves_on() {
 
 #[tokio::test]
 async fn a_session_ends_at_its_absolute_lifetime_however_active() {
-    let app = OAuthApp::spawn().await;
-    let browser = Browser::new();
+    let app = spawn_app().await;
+    let browser = app.new_browser();
     app.code_for_alice(&browser).await;
-    let now = provider::storage::now();
+    let now = oidc_core::unix_now();
     sql(
         &app,
         &format!("UPDATE sessions SET expires_at = {}", now - 1),
@@ -173,8 +174,8 @@ async fn a_session_ends_at_its_absolute_lifetime_however_active() {
 
 #[tokio::test]
 async fn a_session_of_a_deactivated_user_is_no_login() {
-    let app = OAuthApp::spawn().await;
-    let browser = Browser::new();
+    let app = spawn_app().await;
+    let browser = app.new_browser();
     app.code_for_alice(&browser).await;
     sql(&app, "UPDATE users SET is_active = FALSE");
     let (error, _) = prompt_none(&app, &browser).await;
@@ -183,8 +184,8 @@ async fn a_session_of_a_deactivated_user_is_no_login() {
 
 #[tokio::test]
 async fn the_sid_of_id_tokens_names_the_session_and_grants_record_it() {
-    let app = OAuthApp::spawn().await;
-    let browser = Browser::new();
+    let app = spawn_app().await;
+    let browser = app.new_browser();
     let (code, pkce) = app.code_for_alice(&browser).await;
     let response = app.exchange(&code, &pkce.verifier).await;
     assert_eq!(response.status(), StatusCode::OK);
@@ -199,14 +200,14 @@ async fn the_sid_of_id_tokens_names_the_session_and_grants_record_it() {
     );
     assert_eq!(granted, public_ids);
     // The cookie does not carry the public id (nor anything derived from it in the clear).
-    let url = url::Url::parse(&app.issuer).unwrap();
+    let url = url::Url::parse(app.issuer()).unwrap();
     let cookie = browser.jar.cookies(&url).unwrap();
     assert!(!cookie.to_str().unwrap().contains(&public_ids[0]));
 
     // The refresh grant keeps the session's sid.
     let refreshed = app
         .token_request(
-            (CLIENT_ID, crate::oauth_helpers::CLIENT_SECRET),
+            (CLIENT_ID, crate::helpers::CLIENT_SECRET),
             &[
                 ("grant_type", "refresh_token"),
                 ("refresh_token", body["refresh_token"].as_str().unwrap()),
@@ -225,29 +226,28 @@ async fn the_sid_of_id_tokens_names_the_session_and_grants_record_it() {
 
 #[tokio::test]
 async fn a_new_login_replaces_the_previous_session_row() {
-    let app = OAuthApp::spawn().await;
-    let browser = Browser::new();
+    let app = spawn_app().await;
+    let browser = app.new_browser();
     let outcome = browser
         .drive(
-            &app,
             &app.authorize_url(&Pkce::new(), &[]),
-            Some((USERNAME, PASSWORD)),
+            Some((USER_USERNAME, USER_PASSWORD)),
             Consent::Authorize,
         )
         .await;
     assert!(outcome.redirect.is_some());
-    browser.log_in(&app, USERNAME, PASSWORD).await;
+    browser.log_in(USER_USERNAME, USER_PASSWORD).await;
     assert_eq!(sessions(&app), 1);
 }
 
 #[tokio::test]
 async fn the_sweeper_deletes_ended_sessions_only() {
-    let app = OAuthApp::spawn().await;
-    let (first, second) = (Browser::new(), Browser::new());
-    first.log_in(&app, USERNAME, PASSWORD).await;
-    second.log_in(&app, USERNAME, PASSWORD).await;
+    let app = spawn_app().await;
+    let (first, second) = (app.new_browser(), app.new_browser());
+    first.log_in(USER_USERNAME, USER_PASSWORD).await;
+    second.log_in(USER_USERNAME, USER_PASSWORD).await;
     assert_eq!(sessions(&app), 2);
-    let now = provider::storage::now();
+    let now = oidc_core::unix_now();
     sql(
         &app,
         &format!(
@@ -264,19 +264,19 @@ async fn the_sweeper_deletes_ended_sessions_only() {
 
 #[tokio::test]
 async fn logging_in_again_and_again_keeps_a_bounded_number_of_sessions() {
-    let app = OAuthApp::spawn().await;
+    let app = spawn_app().await;
     let max = provider::config::Settings::default().sessions_per_user;
-    let first = Browser::new();
-    first.log_in(&app, USERNAME, PASSWORD).await;
+    let first = app.new_browser();
+    first.log_in(USER_USERNAME, USER_PASSWORD).await;
     sql(
         &app,
         &format!(
             "UPDATE sessions SET last_seen_at = {}",
-            provider::storage::now() - 120
+            oidc_core::unix_now() - 120
         ),
     );
     for _ in 0..max {
-        Browser::new().log_in(&app, USERNAME, PASSWORD).await;
+        app.new_browser().log_in(USER_USERNAME, USER_PASSWORD).await;
     }
     assert_eq!(sessions(&app), max);
     // The least recently used one went.
@@ -286,8 +286,8 @@ async fn logging_in_again_and_again_keeps_a_bounded_number_of_sessions() {
 
 #[tokio::test]
 async fn an_rp_initiated_logout_ends_the_session_for_every_copy_of_the_cookie() {
-    let app = OAuthApp::spawn().await;
-    let browser = Browser::new();
+    let app = spawn_app().await;
+    let browser = app.new_browser();
     app.code_for_alice(&browser).await;
     let copy = copy_cookies(&app, &browser);
     let page = browser
@@ -311,11 +311,10 @@ async fn an_rp_initiated_logout_ends_the_session_for_every_copy_of_the_cookie() 
 
 /// Tokens of alice for the bootstrap client, issued in `browser`'s session with `scope`
 /// (the browser is already signed in and has consented).
-async fn tokens_in_session(app: &OAuthApp, browser: &Browser, scope: &str) -> (String, String) {
+async fn tokens_in_session(app: &TestApp, browser: &Browser, scope: &str) -> (String, String) {
     let pkce = Pkce::new();
     let outcome = browser
         .drive(
-            app,
             &app.authorize_url(&pkce, &[("scope", scope)]),
             None,
             Consent::Authorize,
@@ -333,7 +332,7 @@ async fn tokens_in_session(app: &OAuthApp, browser: &Browser, scope: &str) -> (S
 /// Back-Channel Logout §2.7: the tokens of a session that ends are revoked, except those of a
 /// grant with `offline_access`, which by definition outlives the login.
 async fn assert_online_grants_revoked_and_offline_kept(
-    app: &OAuthApp,
+    app: &TestApp,
     online: &(String, String),
     offline: &(String, String),
 ) {
@@ -346,12 +345,12 @@ async fn assert_online_grants_revoked_and_offline_kept(
 
 #[tokio::test]
 async fn logout_revokes_the_sessions_grants_but_not_offline_access() {
-    let app = OAuthApp::spawn().await;
-    let browser = Browser::new();
+    let app = spawn_app().await;
+    let browser = app.new_browser();
     app.code_for_alice(&browser).await;
     let online = tokens_in_session(&app, &browser, "openid profile email").await;
     let offline = tokens_in_session(&app, &browser, "openid offline_access").await;
-    let elsewhere = Browser::new();
+    let elsewhere = app.new_browser();
     app.code_for_alice(&elsewhere).await;
     let other_session = tokens_in_session(&app, &elsewhere, "openid email").await;
 
@@ -360,7 +359,7 @@ async fn logout_revokes_the_sessions_grants_but_not_offline_access() {
     assert_online_grants_revoked_and_offline_kept(&app, &online, &offline).await;
     let refreshed = app
         .token_request(
-            (CLIENT_ID, crate::oauth_helpers::CLIENT_SECRET),
+            (CLIENT_ID, crate::helpers::CLIENT_SECRET),
             &[
                 ("grant_type", "refresh_token"),
                 ("refresh_token", &online.1),
@@ -376,8 +375,8 @@ async fn logout_revokes_the_sessions_grants_but_not_offline_access() {
 
 #[tokio::test]
 async fn a_session_swept_at_its_end_revokes_its_grants_but_not_offline_access() {
-    let app = OAuthApp::spawn().await;
-    let browser = Browser::new();
+    let app = spawn_app().await;
+    let browser = app.new_browser();
     app.code_for_alice(&browser).await;
     let online = tokens_in_session(&app, &browser, "openid profile").await;
     let offline = tokens_in_session(&app, &browser, "openid offline_access").await;

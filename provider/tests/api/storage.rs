@@ -3,12 +3,13 @@
 use std::sync::Arc;
 
 use diesel::prelude::*;
+use oidc_core::unix_now;
+use provider::storage::StorageError;
 use provider::storage::schema::users;
-use provider::storage::{StorageError, now};
 use reqwest::StatusCode;
 
 use crate::helpers::{
-    ADMIN_PASSWORD, ADMIN_USERNAME, Browser, CLIENT_ID, CLIENT_SECRET, spawn_app, spawn_app_in,
+    ADMIN_PASSWORD, ADMIN_USERNAME, CLIENT_ID, CLIENT_SECRET, spawn_app, spawn_app_in,
     spawn_app_with,
 };
 
@@ -34,7 +35,7 @@ async fn many_concurrent_writers_never_see_database_is_locked() {
                     diesel::update(
                         users::table.filter(users::username.eq(crate::helpers::USER_USERNAME)),
                     )
-                    .set(users::updated_at.eq(current.max(now()) + i))
+                    .set(users::updated_at.eq(current.max(unix_now()) + i))
                     .execute(conn)?;
                     Ok(())
                 })
@@ -145,10 +146,7 @@ async fn restart_keeps_users_applications_keys_and_sessions() {
         .expect("client kept");
     assert!(client.verify_secret(CLIENT_SECRET));
     // The admin's session cookie is still valid: the cookie key was kept.
-    let same_session = Browser {
-        base: app.address.clone(),
-        client: admin.client.clone(),
-    };
+    let same_session = admin.at(&app.address);
     let (status, _) = same_session.get_html("/admin/users").await;
     assert_eq!(status, StatusCode::OK);
     let _ = (ADMIN_USERNAME, ADMIN_PASSWORD);
@@ -246,10 +244,7 @@ async fn two_providers_start_together_on_one_fresh_database() {
     assert_eq!(users, 2);
     // A session made by one is honoured by the other.
     let browser = a.admin_browser().await;
-    let other = Browser {
-        base: b.address.clone(),
-        client: browser.client.clone(),
-    };
+    let other = browser.at(&b.address);
     assert_eq!(other.get_html("/admin").await.0, StatusCode::OK);
 }
 

@@ -12,7 +12,7 @@ use provider::storage::sweep::{self, EXPIRY_MARGIN_SECS, Swept};
 use provider::storage::{Db, now};
 use reqwest::StatusCode;
 
-use crate::oauth_helpers::{Browser, CLIENT_ID, CLIENT_SECRET, OAuthApp};
+use crate::helpers::{CLIENT_ID, CLIENT_SECRET, TestApp, spawn_app, spawn_app_with};
 
 /// Rows of every kind the sweeper looks at, and the consents it must leave alone.
 #[derive(Debug, PartialEq, Eq)]
@@ -53,7 +53,7 @@ fn expire_everything(db: &Db) {
         .unwrap();
 }
 
-async fn refresh(app: &OAuthApp, token: &str) -> reqwest::Response {
+async fn refresh(app: &TestApp, token: &str) -> reqwest::Response {
     app.token_request(
         (CLIENT_ID, CLIENT_SECRET),
         &[("grant_type", "refresh_token"), ("refresh_token", token)],
@@ -67,7 +67,7 @@ async fn error_code(response: reqwest::Response) -> String {
     body["error"].as_str().expect("error member").to_owned()
 }
 
-async fn userinfo_status(app: &OAuthApp, access_token: &str) -> StatusCode {
+async fn userinfo_status(app: &TestApp, access_token: &str) -> StatusCode {
     app.http
         .get(app.url("/oauth/userinfo"))
         .bearer_auth(access_token)
@@ -83,14 +83,14 @@ fn text(value: &serde_json::Value, name: &str) -> String {
 
 #[tokio::test]
 async fn a_sweep_keeps_used_codes_and_rotated_refresh_tokens_so_replays_still_revoke() {
-    let app = OAuthApp::spawn().await;
+    let app = spawn_app().await;
     // Grant one: a refresh token rotated once.
     let first = app.tokens_for_alice().await;
     let rotated = refresh(&app, &text(&first, "refresh_token")).await;
     assert_eq!(rotated.status(), StatusCode::OK);
     let rotated: serde_json::Value = rotated.json().await.unwrap();
     // Grant two: a code redeemed once.
-    let browser = Browser::new();
+    let browser = app.new_browser();
     let (code, pkce) = app.code_for_alice(&browser).await;
     let redeemed = app.exchange(&code, &pkce.verifier).await;
     assert_eq!(redeemed.status(), StatusCode::OK);
@@ -131,7 +131,7 @@ async fn a_sweep_keeps_used_codes_and_rotated_refresh_tokens_so_replays_still_re
 
 #[tokio::test]
 async fn a_rotated_refresh_token_outlives_the_sweep_of_its_grants_codes_and_access_tokens() {
-    let app = OAuthApp::spawn_with(|s| {
+    let app = spawn_app_with(|s| {
         s.access_token_ttl_secs = 120;
         s.refresh_token_ttl_secs = 3600;
     })
@@ -177,7 +177,7 @@ async fn a_rotated_refresh_token_outlives_the_sweep_of_its_grants_codes_and_acce
 
 #[tokio::test]
 async fn expired_codes_tokens_and_grants_are_swept_and_consents_kept() {
-    let app = OAuthApp::spawn().await;
+    let app = spawn_app().await;
     let tokens = app.tokens_for_alice().await;
     assert_eq!(
         refresh(&app, &text(&tokens, "refresh_token"))
@@ -186,7 +186,7 @@ async fn expired_codes_tokens_and_grants_are_swept_and_consents_kept() {
         StatusCode::OK
     );
     // A code never redeemed, and a grant revoked by a replay.
-    let browser = Browser::new();
+    let browser = app.new_browser();
     app.code_for_alice(&browser).await;
     let (code, pkce) = app.code_for_alice(&browser).await;
     assert_eq!(
@@ -236,7 +236,7 @@ async fn expired_codes_tokens_and_grants_are_swept_and_consents_kept() {
         }
     );
     // The remembered consent still skips the consent page.
-    let browser = Browser::new();
+    let browser = app.new_browser();
     let (code, pkce) = app.code_for_alice(&browser).await;
     assert_eq!(
         app.exchange(&code, &pkce.verifier).await.status(),
@@ -246,20 +246,20 @@ async fn expired_codes_tokens_and_grants_are_swept_and_consents_kept() {
 
 #[tokio::test]
 async fn the_server_sweeps_expired_rows_in_the_background() {
-    let app = OAuthApp::spawn_with(|s| s.sweep_interval_secs = 1).await;
+    let app = spawn_app_with(|s| s.sweep_interval_secs = 1).await;
     let tokens = app.tokens_for_alice().await;
     let live = app.tokens_for_alice().await;
     // Only the first grant's rows expire.
     {
         let conn = &mut *app.state.db.conn().unwrap();
-        let first_grant: String = access_tokens::table
-            .filter(
-                access_tokens::token_hash
-                    .eq(crate::oauth_helpers::hash(&text(&tokens, "access_token"))),
-            )
-            .select(access_tokens::grant_id)
-            .get_result(conn)
-            .unwrap();
+        let first_grant: String =
+            access_tokens::table
+                .filter(access_tokens::token_hash.eq(
+                    oidc_core::types::TokenHash::of(&text(&tokens, "access_token")).into_string(),
+                ))
+                .select(access_tokens::grant_id)
+                .get_result(conn)
+                .unwrap();
         let past = now() - EXPIRY_MARGIN_SECS - 10;
         diesel::update(
             authorization_codes::table.filter(authorization_codes::grant_id.eq(&first_grant)),
@@ -322,7 +322,7 @@ fn provider_command(
 
 #[tokio::test]
 async fn cleanup_removes_expired_rows_and_prints_how_many_of_each() {
-    let app = OAuthApp::spawn().await;
+    let app = spawn_app().await;
     let tokens = app.tokens_for_alice().await;
     assert_eq!(
         refresh(&app, &text(&tokens, "refresh_token"))

@@ -240,6 +240,9 @@ pub struct Settings {
     /// Attempts at posting one back-channel logout token before giving up
     /// (`PROVIDER_BACKCHANNEL_MAX_ATTEMPTS`, 1 to 20).
     pub backchannel_max_attempts: u32,
+    /// Offer the `offline_access` scope and issue refresh tokens (`PROVIDER_OFFLINE_ACCESS`,
+    /// default true); off, the provider behaves as one that does not know the scope.
+    pub offline_access: bool,
     /// Take the client address for login throttling from the last `X-Forwarded-For` entry
     /// (`PROVIDER_TRUST_FORWARDED_FOR`); only behind a reverse proxy that appends it, since
     /// clients can send the header themselves.
@@ -274,6 +277,7 @@ impl Default for Settings {
             session_max_secs: 30 * 24 * 3600,
             sessions_per_user: 32,
             backchannel_max_attempts: 5,
+            offline_access: true,
             trust_forwarded_for: false,
             login_throttle: LoginThrottleSettings::default(),
             bootstrap: Bootstrap::default(),
@@ -363,6 +367,10 @@ impl Settings {
                 "PROVIDER_SWEEP_INTERVAL_SECS",
                 defaults.sweep_interval_secs,
             )?,
+            offline_access: get("PROVIDER_OFFLINE_ACCESS")
+                .map(|v| boolean(&v, "PROVIDER_OFFLINE_ACCESS"))
+                .transpose()?
+                .unwrap_or(defaults.offline_access),
             trust_forwarded_for: get("PROVIDER_TRUST_FORWARDED_FOR")
                 .map(|v| boolean(&v, "PROVIDER_TRUST_FORWARDED_FOR"))
                 .transpose()?
@@ -809,6 +817,7 @@ mod tests {
             ("PROVIDER_ACCESS_TOKEN_TTL_SECS", "-5"),
             ("PROVIDER_DATABASE_URL", ":memory:"),
             ("PROVIDER_TRUST_FORWARDED_FOR", "maybe"),
+            ("PROVIDER_OFFLINE_ACCESS", "sometimes"),
             ("PROVIDER_SWEEP_INTERVAL_SECS", "0"),
             ("PROVIDER_SWEEP_INTERVAL_SECS", "86401"),
             ("PROVIDER_SESSION_IDLE_SECS", "59"),

@@ -32,7 +32,7 @@ pub async fn backchannel_logout(
         Ok(provider) => provider,
         Err(error) => return unavailable(&error),
     };
-    let now = chrono::Utc::now().timestamp();
+    let now = oidc_core::unix_now();
     let checked = match state.oidc.verify_logout_token(&provider, &token, now).await {
         Ok(checked) => checked,
         Err(LogoutTokenFailure::Invalid(error)) => {

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use actix_web::HttpRequest;
 use actix_web::cookie::{Cookie, CookieJar, Key, SameSite};
+use oidc_core::pkce::CodeVerifier;
+use oidc_core::types::{Nonce, State};
 use serde::{Deserialize, Serialize};
 
 /// How long a started sign-in may take before its callback is refused.
@@ -17,19 +19,19 @@ const COOKIE_PATH: &str = "/api/auth/callback";
 /// Upper bound on remembered flows, so the record cannot grow without limit (about 10 MB).
 const MAX_REMEMBERED_STATES: usize = 100_000;
 
-/// A sign-in in progress.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A sign-in in progress. `Debug` shows no PKCE verifier.
+#[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingSignIn {
     /// The provider id the flow was started for.
     pub provider_id: String,
     /// The `state` sent to the provider.
-    pub state: String,
+    pub state: State,
     /// The `nonce` sent to the provider.
-    pub nonce: String,
+    pub nonce: Nonce,
     /// The PKCE verifier whose S256 challenge was sent.
-    pub pkce_verifier: String,
+    pub pkce_verifier: CodeVerifier,
     /// Where to go after sign-in (already checked to be local).
-    pub callback_url: String,
+    pub after_signin: String,
     /// When the flow started (unix seconds).
     pub created_at: i64,
 }
@@ -166,15 +168,13 @@ impl UsedStates {
                 expiry.remove(&oldest);
             }
         }
-        if expiry.contains_key(&pending.state) {
+        let state = pending.state.as_str();
+        if expiry.contains_key(state) {
             return false;
         }
         let ttl = i64::try_from(FLOW_TTL.as_secs()).unwrap_or(600);
-        expiry.insert(
-            pending.state.clone(),
-            pending.created_at.saturating_add(ttl),
-        );
-        order.push_back(pending.state.clone());
+        expiry.insert(state.to_owned(), pending.created_at.saturating_add(ttl));
+        order.push_back(state.to_owned());
         true
     }
 }
@@ -186,10 +186,10 @@ mod tests {
     fn pending(now: i64) -> PendingSignIn {
         PendingSignIn {
             provider_id: "provider".into(),
-            state: "state-1".into(),
-            nonce: "nonce-1".into(),
-            pkce_verifier: "verifier-1".into(),
-            callback_url: "/".into(),
+            state: State::new("state-1"),
+            nonce: Nonce::new("nonce-1"),
+            pkce_verifier: CodeVerifier::generate(),
+            after_signin: "/".into(),
             created_at: now,
         }
     }
@@ -201,12 +201,13 @@ mod tests {
     #[test]
     fn sealed_cookie_round_trips_and_hides_its_content() {
         let flow = flow();
-        let cookie = flow.seal(&pending(1000));
-        assert!(!cookie.value().contains("verifier-1"));
+        let pending = pending(1000);
+        let cookie = flow.seal(&pending);
+        assert!(!cookie.value().contains(pending.pkce_verifier.secret()));
         assert!(!cookie.value().contains("state-1"));
         assert_eq!(cookie.http_only(), Some(true));
         assert_eq!(cookie.same_site(), Some(SameSite::Lax));
-        assert_eq!(flow.open_cookie(cookie, 1001), Some(pending(1000)));
+        assert_eq!(flow.open_cookie(cookie, 1001), Some(pending));
     }
 
     #[test]
@@ -237,7 +238,7 @@ mod tests {
 
     fn flow_with_state(state: &str, created_at: i64) -> PendingSignIn {
         PendingSignIn {
-            state: state.into(),
+            state: State::new(state),
             ..pending(created_at)
         }
     }

@@ -58,7 +58,7 @@ pub async fn gate(
             .map(ServiceResponse::map_into_left_body);
     };
     let session = request.get_session();
-    let now = chrono::Utc::now().timestamp();
+    let now = oidc_core::unix_now();
     let target = request
         .uri()
         .path_and_query()

@@ -4,14 +4,15 @@
 //! `/api/auth`, gates every other page, keeps the session in an encrypted cookie, refreshes
 //! access tokens and calls the provider's protected API.
 
+pub mod after_signin;
 pub mod backchannel_logout;
-pub mod callback_url;
 pub mod cli;
 pub mod config;
 pub mod flow;
 pub mod gate;
 pub mod oidc;
 pub mod pages;
+pub mod protected_api;
 pub mod refresh;
 pub mod routes;
 pub mod session;

@@ -72,8 +72,8 @@ pub struct SignInPage {
     pub layout: Layout,
     /// CSRF token for the sign-in form.
     pub csrf_token: String,
-    /// Where to go after sign-in.
-    pub callback_url: String,
+    /// Where to go after sign-in (the form's `callbackUrl`).
+    pub after_signin: String,
     /// Path segment of the provider.
     pub provider_id: String,
     /// Button label's name.
@@ -301,7 +301,7 @@ mod tests {
             &SignInPage {
                 layout: Layout::anonymous(),
                 csrf_token: "csrf-abc".into(),
-                callback_url: "/reports?x=1".into(),
+                after_signin: "/reports?x=1".into(),
                 provider_id: "provider".into(),
                 provider_name: "My IdP".into(),
                 error_message: Some("Sign-in was cancelled."),

@@ -7,8 +7,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use actix_web::HttpMessage as _;
-use base64::Engine as _;
-use sha2::{Digest as _, Sha256};
+use oidc_core::types::RefreshToken;
 use tokio::sync::watch;
 
 use crate::oidc::Tokens;
@@ -102,7 +101,7 @@ impl RefreshCoordinator {
     /// not shared: waiting requests then try themselves.
     pub async fn refresh<F, Fut, E>(
         &self,
-        refresh_token: &str,
+        refresh_token: &RefreshToken,
         arrived: Instant,
         refresh: F,
     ) -> Result<RefreshOutcome, E>
@@ -110,7 +109,8 @@ impl RefreshCoordinator {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<RefreshOutcome, E>>,
     {
-        let key = fingerprint(refresh_token);
+        // The map never holds refresh tokens themselves, only their hashes.
+        let key = refresh_token.hash().into_string();
         let publish = loop {
             let mut waiting = {
                 let mut state = self.lock();
@@ -173,25 +173,26 @@ impl Drop for InFlight<'_> {
     }
 }
 
-/// The map never holds refresh tokens themselves, only their hashes.
-fn fingerprint(token: &str) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(token.as_bytes()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
+    use oidc_core::types::AccessToken;
+
+    fn rt(token: &str) -> RefreshToken {
+        RefreshToken::new(token)
+    }
+
     fn tokens(access: &str) -> Tokens {
         Tokens {
             sub: "u".into(),
             name: None,
             email: None,
-            access_token: access.into(),
+            access_token: AccessToken::new(access),
             access_token_expires_at: None,
-            refresh_token: Some("rt2".into()),
+            refresh_token: Some(RefreshToken::new("rt2")),
             id_token: None,
             sid: None,
         }
@@ -207,7 +208,7 @@ mod tests {
             let calls = calls.clone();
             tasks.push(tokio::spawn(async move {
                 coordinator
-                    .refresh("rt1", Instant::now(), || async {
+                    .refresh(&rt("rt1"), Instant::now(), || async {
                         calls.fetch_add(1, Ordering::SeqCst);
                         tokio::time::sleep(Duration::from_millis(50)).await;
                         Ok::<_, ()>(RefreshOutcome::Refreshed(tokens("at2")))
@@ -217,7 +218,7 @@ mod tests {
         }
         for task in tasks {
             match task.await.unwrap().unwrap() {
-                RefreshOutcome::Refreshed(t) => assert_eq!(t.access_token, "at2"),
+                RefreshOutcome::Refreshed(t) => assert_eq!(t.access_token.secret(), "at2"),
                 RefreshOutcome::Refused => panic!("unexpected refusal"),
             }
         }
@@ -232,7 +233,7 @@ mod tests {
         let calls = AtomicUsize::new(0);
         for expected in ["at2", "refused"] {
             let outcome = coordinator
-                .refresh("rt1", Instant::now(), || async {
+                .refresh(&rt("rt1"), Instant::now(), || async {
                     if calls.fetch_add(1, Ordering::SeqCst) == 0 {
                         Ok::<_, ()>(RefreshOutcome::Refreshed(tokens("at2")))
                     } else {
@@ -242,7 +243,7 @@ mod tests {
                 .await
                 .unwrap();
             match (expected, outcome) {
-                ("at2", RefreshOutcome::Refreshed(t)) => assert_eq!(t.access_token, "at2"),
+                ("at2", RefreshOutcome::Refreshed(t)) => assert_eq!(t.access_token.secret(), "at2"),
                 ("refused", RefreshOutcome::Refused) => {}
                 (expected, outcome) => panic!("expected {expected}, got {outcome:?}"),
             }
@@ -261,14 +262,19 @@ mod tests {
             calls.fetch_add(1, Ordering::SeqCst);
             Ok::<_, ()>(RefreshOutcome::Refreshed(tokens("at2")))
         };
-        coordinator.refresh("rt1", early, refresh).await.unwrap();
+        coordinator
+            .refresh(&rt("rt1"), early, refresh)
+            .await
+            .unwrap();
         let late_handler = coordinator
-            .refresh("rt1", early, || async {
+            .refresh(&rt("rt1"), early, || async {
                 Ok::<_, ()>(RefreshOutcome::Refused)
             })
             .await
             .unwrap();
-        assert!(matches!(late_handler, RefreshOutcome::Refreshed(t) if t.access_token == "at2"));
+        assert!(
+            matches!(late_handler, RefreshOutcome::Refreshed(t) if t.access_token.secret() == "at2")
+        );
         assert_eq!(calls.load(Ordering::SeqCst), 1);
     }
 
@@ -305,7 +311,7 @@ mod tests {
             let coordinator = coordinator.clone();
             tokio::spawn(async move {
                 coordinator
-                    .refresh("rt1", Instant::now(), || async {
+                    .refresh(&rt("rt1"), Instant::now(), || async {
                         tokio::time::sleep(Duration::from_secs(60)).await;
                         Ok::<_, ()>(RefreshOutcome::Refused)
                     })
@@ -317,7 +323,7 @@ mod tests {
             let coordinator = coordinator.clone();
             tokio::spawn(async move {
                 coordinator
-                    .refresh("rt1", Instant::now(), || async {
+                    .refresh(&rt("rt1"), Instant::now(), || async {
                         Ok::<_, ()>(RefreshOutcome::Refreshed(tokens("at2")))
                     })
                     .await
@@ -326,7 +332,9 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(20)).await;
         leader.abort();
         let outcome = follower.await.unwrap().unwrap();
-        assert!(matches!(outcome, RefreshOutcome::Refreshed(t) if t.access_token == "at2"));
+        assert!(
+            matches!(outcome, RefreshOutcome::Refreshed(t) if t.access_token.secret() == "at2")
+        );
         assert!(coordinator.lock().in_flight.is_empty());
     }
 
@@ -334,16 +342,16 @@ mod tests {
     async fn errors_are_not_cached() {
         let coordinator = RefreshCoordinator::default();
         let first: Result<RefreshOutcome, &str> = coordinator
-            .refresh("rt", Instant::now(), || async { Err("down") })
+            .refresh(&rt("rt"), Instant::now(), || async { Err("down") })
             .await;
         assert!(first.is_err());
         let second = coordinator
-            .refresh("rt", Instant::now(), || async {
+            .refresh(&rt("rt"), Instant::now(), || async {
                 Ok::<_, &str>(RefreshOutcome::Refreshed(tokens("at3")))
             })
             .await
             .unwrap();
-        assert!(matches!(second, RefreshOutcome::Refreshed(t) if t.access_token == "at3"));
+        assert!(matches!(second, RefreshOutcome::Refreshed(t) if t.access_token.secret() == "at3"));
     }
 
     #[tokio::test]
@@ -351,12 +359,14 @@ mod tests {
         let coordinator = RefreshCoordinator::default();
         for (rt, at) in [("a", "at-a"), ("b", "at-b")] {
             let outcome = coordinator
-                .refresh(rt, Instant::now(), || async move {
+                .refresh(&RefreshToken::new(rt), Instant::now(), || async move {
                     Ok::<_, ()>(RefreshOutcome::Refreshed(tokens(at)))
                 })
                 .await
                 .unwrap();
-            assert!(matches!(outcome, RefreshOutcome::Refreshed(t) if t.access_token == at));
+            assert!(
+                matches!(outcome, RefreshOutcome::Refreshed(t) if t.access_token.secret() == at)
+            );
         }
     }
 }

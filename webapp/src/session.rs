@@ -3,11 +3,12 @@
 
 use actix_session::Session;
 use base64::Engine as _;
+use oidc_core::types::{AccessToken, RefreshToken};
 use rand::RngCore as _;
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq as _;
 
-use crate::oidc::Tokens;
+use crate::oidc::{RawIdToken, Tokens};
 
 /// The session key the signed-in user is stored under.
 pub const USER_KEY: &str = "user";
@@ -16,7 +17,7 @@ const CSRF_KEY: &str = "csrf";
 /// What NextAuth puts in `session.error` when a refresh failed.
 pub const REFRESH_ERROR: &str = "RefreshAccessTokenError";
 
-/// The signed-in user and their tokens.
+/// The signed-in user and their tokens (`Debug` shows none of the tokens).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserSession {
     /// The random id of this session's row in the web app's database (only its hash is stored
@@ -32,16 +33,16 @@ pub struct UserSession {
     /// When the session ends unless renewed (unix seconds; sliding).
     pub expires: i64,
     /// The access token for the protected API.
-    pub access_token: String,
+    pub access_token: AccessToken,
     /// When the access token expires (unix seconds), if known.
     pub access_token_expires_at: Option<i64>,
     /// When the access token was obtained (unix seconds).
     #[serde(default)]
     pub access_token_obtained_at: i64,
     /// The refresh token, if the provider issued one.
-    pub refresh_token: Option<String>,
+    pub refresh_token: Option<RefreshToken>,
     /// The raw ID token, for `id_token_hint` at logout.
-    pub id_token: Option<String>,
+    pub id_token: Option<RawIdToken>,
     /// Set when refreshing failed: the user must sign in again.
     pub error: Option<String>,
 }
@@ -223,11 +224,11 @@ mod tests {
             name: Some("Alice Example".into()),
             email: Some("alice@example.com".into()),
             expires: 1_798_354_058,
-            access_token: "at".into(),
+            access_token: AccessToken::new("at"),
             access_token_expires_at: Some(100),
             access_token_obtained_at: 0,
-            refresh_token: Some("rt".into()),
-            id_token: Some("idt".into()),
+            refresh_token: Some(RefreshToken::new("rt")),
+            id_token: Some(RawIdToken::new("idt")),
             error: None,
         }
     }
@@ -266,7 +267,7 @@ mod tests {
                 sub: "u1".into(),
                 name: None,
                 email: None,
-                access_token: "at2".into(),
+                access_token: AccessToken::new("at2"),
                 access_token_expires_at: Some(200),
                 refresh_token: None,
                 id_token: None,
@@ -274,11 +275,11 @@ mod tests {
             },
             150,
         );
-        assert_eq!(user.access_token, "at2");
+        assert_eq!(user.access_token.secret(), "at2");
         assert_eq!(user.access_token_obtained_at, 150);
         assert_eq!(user.access_token_expires_at, Some(200));
-        assert_eq!(user.refresh_token.as_deref(), Some("rt"));
-        assert_eq!(user.id_token.as_deref(), Some("idt"));
+        assert_eq!(user.refresh_token.as_ref().map(|t| t.secret()), Some("rt"));
+        assert_eq!(user.id_token.as_ref().map(|t| t.as_str()), Some("idt"));
         assert_eq!(user.name.as_deref(), Some("Alice Example"));
         assert_eq!(user.error, None);
     }
@@ -288,18 +289,18 @@ mod tests {
         let mut user = user();
         assert_eq!(fit_in_cookie(&user).unwrap(), user);
 
-        user.id_token = Some("x".repeat(2000));
-        user.access_token = "a".repeat(500);
+        user.id_token = Some(RawIdToken::new("x".repeat(2000)));
+        user.access_token = AccessToken::new("a".repeat(500));
         let fitted = fit_in_cookie(&user).unwrap();
         assert_eq!(fitted.id_token, None);
         assert_eq!(fitted.access_token, user.access_token);
 
-        user.refresh_token = Some("r".repeat(2200));
+        user.refresh_token = Some(RefreshToken::new("r".repeat(2200)));
         let fitted = fit_in_cookie(&user).unwrap();
         assert_eq!((fitted.id_token, fitted.refresh_token), (None, None));
         assert_eq!(fitted.access_token, user.access_token);
 
-        user.access_token = "a".repeat(3000);
+        user.access_token = AccessToken::new("a".repeat(3000));
         assert!(fit_in_cookie(&user).is_err());
     }
 
@@ -314,5 +315,45 @@ mod tests {
         assert!(user.access_token_expiring(99, 10));
         user.access_token_expires_at = None;
         assert!(!user.access_token_expiring(1000, 10));
+    }
+
+    #[test]
+    fn debug_output_shows_no_token_or_verifier() {
+        let secrets = ["access-secret", "refresh-secret", "id.token.secret"];
+        let mut user = user();
+        user.access_token = AccessToken::new(secrets[0]);
+        user.refresh_token = Some(RefreshToken::new(secrets[1]));
+        user.id_token = Some(RawIdToken::new(secrets[2]));
+        let tokens = Tokens {
+            sub: "u1".into(),
+            name: None,
+            email: None,
+            access_token: user.access_token.clone(),
+            access_token_expires_at: None,
+            refresh_token: user.refresh_token.clone(),
+            id_token: user.id_token.clone(),
+            sid: None,
+        };
+        let verifier = oidc_core::pkce::CodeVerifier::generate();
+        let pending = crate::flow::PendingSignIn {
+            provider_id: "provider".into(),
+            state: oidc_core::types::State::generate(),
+            nonce: oidc_core::types::Nonce::generate(),
+            pkce_verifier: oidc_core::pkce::CodeVerifier::parse(verifier.secret().to_owned())
+                .unwrap(),
+            after_signin: "/".into(),
+            created_at: 0,
+        };
+        for debug in [
+            format!("{user:?}"),
+            format!("{tokens:?}"),
+            format!("{pending:?}"),
+        ] {
+            for secret in secrets.iter().chain([&verifier.secret()]) {
+                assert!(!debug.contains(secret), "{secret} in {debug}");
+            }
+            assert!(debug.contains("[redacted]"), "{debug}");
+        }
+        assert!(format!("{user:?}").contains("alice@example.com"));
     }
 }

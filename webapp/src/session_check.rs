@@ -20,7 +20,7 @@ pub async fn check_session(
     let state = request.app_data::<web::Data<AppState>>().cloned();
     let session = request.get_session();
     if let (Some(state), Ok(Some(user))) = (state, session.get::<UserSession>(USER_KEY)) {
-        let now = chrono::Utc::now().timestamp();
+        let now = oidc_core::unix_now();
         match state.store.is_active(&user.session_id, now).await {
             Ok(true) => {}
             // Not `purge`: the rest of the request may still write (a CSRF token for the

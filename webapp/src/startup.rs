@@ -52,8 +52,8 @@ impl Application {
         pages::check_templates()?;
         let port = listener.local_addr()?.port();
         let secure = settings.url.is_https();
-        let session_key = derive_key(&settings.session_secret, KeyPurpose::Session);
-        let flow_key = derive_key(&settings.session_secret, KeyPurpose::Flow);
+        let session_key = derive_key(&settings.session_secret, KeyPurpose::Session)?;
+        let flow_key = derive_key(&settings.session_secret, KeyPurpose::Flow)?;
         let session_ttl = actix_web::cookie::time::Duration::seconds(
             i64::try_from(settings.session_max_age.as_secs()).unwrap_or(i64::MAX / 4),
         );

@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use actix_web::cookie::Key;
-use sha2::{Digest as _, Sha512};
+use hkdf::Hkdf;
+use sha2::Sha512;
 
 use crate::config::{SessionSecret, Settings};
 use crate::flow::{FlowCookie, UsedStates};
@@ -37,18 +38,18 @@ pub enum KeyPurpose {
     Flow,
 }
 
-/// A 64-byte cookie key (signing and encryption halves) for `purpose`, derived from the secret.
-pub fn derive_key(secret: &SessionSecret, purpose: KeyPurpose) -> Key {
-    let label: &[u8] = match purpose {
+/// A 64-byte cookie key (signing and encryption halves) for `purpose`, derived from the secret
+/// with HKDF-SHA-512 (RFC 5869), the purpose as its `info`.
+pub fn derive_key(secret: &SessionSecret, purpose: KeyPurpose) -> anyhow::Result<Key> {
+    let info: &[u8] = match purpose {
         KeyPurpose::Session => b"webapp session cookie",
         KeyPurpose::Flow => b"webapp sign-in flow cookie",
     };
-    let mut hasher = Sha512::new();
-    hasher.update(label);
-    hasher.update([0]);
-    hasher.update(secret.secret().as_bytes());
-    // SHA-512 output is exactly the 64 bytes `Key::from` needs.
-    Key::from(hasher.finalize().as_slice())
+    let mut key = [0u8; 64];
+    Hkdf::<Sha512>::new(None, secret.secret().as_bytes())
+        .expand(info, &mut key)
+        .map_err(|e| anyhow::anyhow!("cookie key derivation: {e}"))?;
+    Ok(Key::from(&key))
 }
 
 #[cfg(test)]
@@ -59,15 +60,31 @@ mod tests {
     fn keys_differ_by_purpose_and_secret() {
         let a = SessionSecret::parse("a-session-secret-of-at-least-32-bytes").unwrap();
         let b = SessionSecret::parse("another-session-secret-of-32-bytes!!").unwrap();
-        let session = derive_key(&a, KeyPurpose::Session);
+        let key = |secret, purpose| derive_key(secret, purpose).unwrap();
+        let session = key(&a, KeyPurpose::Session);
+        assert_eq!(session.master(), key(&a, KeyPurpose::Session).master());
+        assert_ne!(session.master(), key(&a, KeyPurpose::Flow).master());
+        assert_ne!(session.master(), key(&b, KeyPurpose::Session).master());
+    }
+
+    #[test]
+    fn keys_are_hkdf_sha512_of_the_secret() {
+        // RFC 5869 with SHA-512, no salt, the purpose as info: computed here from the
+        // definition (HMAC-SHA-512 extract, then one 64-byte expand block).
+        use hmac::{Hmac, Mac as _};
+        let secret = SessionSecret::parse("a-session-secret-of-at-least-32-bytes").unwrap();
+        let hmac = |key: &[u8], parts: &[&[u8]]| {
+            let mut mac = Hmac::<Sha512>::new_from_slice(key).unwrap();
+            for part in parts {
+                mac.update(part);
+            }
+            mac.finalize().into_bytes().to_vec()
+        };
+        let prk = hmac(&[0u8; 64], &[secret.secret().as_bytes()]);
+        let okm = hmac(&prk, &[b"webapp session cookie", &[1]]);
         assert_eq!(
-            session.master(),
-            derive_key(&a, KeyPurpose::Session).master()
-        );
-        assert_ne!(session.master(), derive_key(&a, KeyPurpose::Flow).master());
-        assert_ne!(
-            session.master(),
-            derive_key(&b, KeyPurpose::Session).master()
+            derive_key(&secret, KeyPurpose::Session).unwrap().master(),
+            okm.as_slice()
         );
     }
 }

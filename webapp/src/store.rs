@@ -343,7 +343,7 @@ impl Store {
             loop {
                 ticker.tick().await;
                 loop {
-                    let now = chrono::Utc::now().timestamp();
+                    let now = oidc_core::unix_now();
                     match store.sweep(now, BATCH).await {
                         Ok(gone) if gone as i64 >= BATCH => continue,
                         Ok(_) => break,

@@ -262,7 +262,7 @@ async fn validate(state: &AppState, mut params: Params) -> Result<AuthorizationR
             "the openid scope is required",
         ));
     }
-    if let Some(unknown) = scopes::first_unsupported(&scope) {
+    if let Some(unknown) = scopes::first_unsupported(&scope, state.settings.offline_access) {
         return Err(fail(
             ErrorCode::InvalidScope,
             &format!("the scope {unknown} is not supported"),

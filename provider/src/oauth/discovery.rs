@@ -35,7 +35,7 @@ pub fn metadata(state: &AppState) -> Result<ProviderMetadata, OAuthError> {
     m.end_session_endpoint = Some(url("oauth/logout")?);
     m.backchannel_logout_supported = Some(true);
     m.backchannel_logout_session_supported = Some(true);
-    m.scopes_supported = strings(&scopes::SUPPORTED_SCOPES);
+    m.scopes_supported = strings(&scopes::offered(state.settings.offline_access));
     m.response_types_supported = vec!["code".to_owned()];
     m.response_modes_supported = strings(&["query"]);
     m.grant_types_supported = strings(&["authorization_code", "refresh_token"]);

@@ -28,11 +28,21 @@ pub const SUPPORTED_CLAIMS: [&str; 16] = [
     "email_verified",
 ];
 
-/// The first scope of `scopes` this provider does not know, if any.
-pub fn first_unsupported(scopes: &Scopes) -> Option<String> {
+/// The scopes offered: all of [`SUPPORTED_SCOPES`], less `offline_access` when it is off
+/// (`PROVIDER_OFFLINE_ACCESS=false`).
+pub fn offered(offline_access: bool) -> Vec<&'static str> {
+    SUPPORTED_SCOPES
+        .into_iter()
+        .filter(|s| offline_access || *s != "offline_access")
+        .collect()
+}
+
+/// The first scope of `scopes` this provider does not offer, if any.
+pub fn first_unsupported(scopes: &Scopes, offline_access: bool) -> Option<String> {
+    let offered = offered(offline_access);
     scopes
         .iter()
-        .find(|s| !SUPPORTED_SCOPES.contains(&s.as_str()))
+        .find(|s| !offered.contains(&s.as_str()))
         .map(|s| s.as_str().to_owned())
 }
 

@@ -55,7 +55,8 @@ struct Issued {
 #[derive(Clone, Copy)]
 struct Lifetimes {
     access: i64,
-    refresh: i64,
+    /// `None`: no refresh tokens (`PROVIDER_OFFLINE_ACCESS=false`).
+    refresh: Option<i64>,
 }
 
 /// `POST /oauth/token`.
@@ -69,7 +70,7 @@ pub async fn token(
     let request = read_grant_request(&mut params)?;
     let lifetimes = Lifetimes {
         access: state.settings.access_token_ttl_secs,
-        refresh: state.settings.refresh_token_ttl_secs,
+        refresh: (state.settings.offline_access).then_some(state.settings.refresh_token_ttl_secs),
     };
     let issued = state
         .db
@@ -364,7 +365,10 @@ fn issue_tokens(
             created_at: at,
         },
     )?;
-    let refresh_token = if client.allows_grant(GrantType::RefreshToken) {
+    let refresh_ttl = lifetimes
+        .refresh
+        .filter(|_| client.allows_grant(GrantType::RefreshToken));
+    let refresh_token = if let Some(refresh_ttl) = refresh_ttl {
         let token = RefreshToken::generate();
         grants::insert_refresh_token(
             conn,
@@ -374,7 +378,7 @@ fn issue_tokens(
                 client_id: client.id.clone(),
                 user_id: user_id.to_owned(),
                 scope: refresh_scope.to_string(),
-                expires_at: at + lifetimes.refresh,
+                expires_at: at + refresh_ttl,
                 used_at: None,
                 revoked_at: None,
                 created_at: at,

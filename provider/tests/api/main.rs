@@ -18,4 +18,5 @@ mod oauth_flows;
 mod oauth_parsers;
 mod oauth_resources;
 mod oauth_token;
+mod offline_access;
 mod sessions;

@@ -13,6 +13,7 @@ use url::Url;
 pub use servicekit::settings::{SettingError, SettingsError as ConfigError};
 pub use values::{
     AppUrl, BackchannelUrl, MIN_SESSION_SECRET_BYTES, ProviderId, RequestedScopes, SessionSecret,
+    parse_issuer,
 };
 
 /// NextAuth's default session lifetime: 30 days, renewed while the user keeps coming back.
@@ -102,9 +103,7 @@ impl Settings {
             "generate one with `webapp secret` and put it in .env",
             SessionSecret::parse,
         );
-        let issuer = env.parse_or("OIDC_ISSUER", "http://localhost:8000", |v| {
-            IssuerUrl::parse(v).map_err(|e| e.to_string())
-        });
+        let issuer = env.parse_or("OIDC_ISSUER", "http://localhost:8000", values::parse_issuer);
         let backchannel_url = env.optional("OIDC_BACKCHANNEL_URL", BackchannelUrl::parse);
         let client_id = env.required(
             "OIDC_CLIENT_ID",

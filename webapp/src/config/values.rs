@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use oidc_core::types::{Scope, Scopes};
+use oidc_core::types::{IssuerUrl, ParseError, Scope, Scopes};
 use url::Url;
 
 /// Length of a session secret in bytes before encoding, as printed by `webapp secret`.
@@ -42,6 +42,15 @@ impl fmt::Debug for AppUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("AppUrl").field(&self.0.as_str()).finish()
     }
+}
+
+/// The provider's public issuer (`OIDC_ISSUER`), kept byte for byte: it must equal the `iss` the
+/// provider announces and signs, so it is never normalized.
+pub fn parse_issuer(value: &str) -> Result<IssuerUrl, String> {
+    IssuerUrl::parse(value).map_err(|e| match e {
+        ParseError::InvalidUrl { reason, .. } => format!("not a URL ({reason})"),
+        other => other.to_string(),
+    })
 }
 
 /// Where the web app itself reaches the provider (`OIDC_BACKCHANNEL_URL`): an origin replacing

@@ -4,10 +4,11 @@
 use actix_session::Session;
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use oidc_core::error::ErrorCode;
+use oidc_core::types::State;
 use serde::Deserialize;
-use subtle::ConstantTimeEq as _;
 
-use crate::callback_url::CallbackUrl;
+use crate::after_signin::AfterSignIn;
 use crate::flow::PendingSignIn;
 use crate::oidc::OidcError;
 use crate::pages::{self, ErrorKind, Layout, LayoutUser, SignInPage, SignOutPage};
@@ -37,7 +38,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 fn now() -> i64 {
-    chrono::Utc::now().timestamp()
+    oidc_core::unix_now()
 }
 
 /// The layout for the current visitor.
@@ -73,7 +74,7 @@ async fn signin_page(
             callback_url: None,
             error: None,
         });
-    let callback = CallbackUrl::sanitize(&state.settings.url, query.callback_url.as_deref());
+    let after_signin = AfterSignIn::sanitize(&state.settings.url, query.callback_url.as_deref());
     let csrf_token = session::csrf_token(&session);
     pages::render(
         StatusCode::OK,
@@ -81,7 +82,7 @@ async fn signin_page(
         &SignInPage {
             layout: layout(&session),
             csrf_token,
-            callback_url: callback.as_str().to_owned(),
+            after_signin: after_signin.as_str().to_owned(),
             provider_id: state.settings.provider_id.as_str().to_owned(),
             provider_name: state.settings.provider_name.clone(),
             error_message: query.error.as_deref().map(ErrorKind::signin_message),
@@ -133,8 +134,10 @@ impl SignInError {
 
 fn oidc_error_kind(error: &OidcError) -> ErrorKind {
     match error {
-        OidcError::Unavailable(_) | OidcError::Misconfigured(_) => ErrorKind::Configuration,
-        OidcError::Refused(_) | OidcError::InvalidToken(_) => ErrorKind::OAuthCallback,
+        // Try again in a moment: the provider is unreachable or said it failed itself.
+        error if error.is_transient() => ErrorKind::Configuration,
+        OidcError::Misconfigured(_) => ErrorKind::Configuration,
+        _ => ErrorKind::OAuthCallback,
     }
 }
 
@@ -169,7 +172,7 @@ async fn start(
     if !session::csrf_valid(session, form.csrf_token.as_deref()) {
         return Err(SignInError::Csrf);
     }
-    let callback = CallbackUrl::sanitize(&state.settings.url, form.callback_url.as_deref());
+    let after_signin = AfterSignIn::sanitize(&state.settings.url, form.callback_url.as_deref());
     let provider = state.oidc.provider().await?;
     let start = state.oidc.start_authorization(&provider);
     let pending = PendingSignIn {
@@ -177,7 +180,7 @@ async fn start(
         state: start.state,
         nonce: start.nonce,
         pkce_verifier: start.pkce_verifier,
-        callback_url: callback.as_str().to_owned(),
+        after_signin: after_signin.as_str().to_owned(),
         created_at: now(),
     };
     Ok(HttpResponse::SeeOther()
@@ -316,8 +319,9 @@ async fn finish(
     let returned_state = params
         .state
         .as_deref()
+        .and_then(|s| State::parse(s).ok())
         .ok_or(CallbackError::StateMismatch)?;
-    if !bool::from(returned_state.as_bytes().ct_eq(pending.state.as_bytes())) {
+    if !returned_state.ct_eq(&pending.state) {
         return Err(CallbackError::StateMismatch);
     }
     let provider = state.oidc.provider().await?;
@@ -332,12 +336,12 @@ async fn finish(
         _ => {}
     }
     if let Some(error) = params.error {
-        if error == "access_denied" {
+        if ErrorCode::parse(&error) == Some(ErrorCode::AccessDenied) {
             let location = format!(
                 "/api/auth/signin?{}",
                 serde_urlencoded::to_string([
                     ("error", "AccessDenied"),
-                    ("callbackUrl", pending.callback_url.as_str()),
+                    ("callbackUrl", pending.after_signin.as_str()),
                 ])
                 .unwrap_or_default()
             );
@@ -379,7 +383,7 @@ async fn finish(
     session::sign_in(session, &user)?;
     tracing::info!(sub = user.sub, "signed in");
     Ok(HttpResponse::Found()
-        .insert_header((header::LOCATION, pending.callback_url))
+        .insert_header((header::LOCATION, pending.after_signin))
         .finish())
 }
 
@@ -444,7 +448,7 @@ async fn signout(
     session::sign_out(&session);
     let provider_logout = match (&user, state.settings.provider_logout) {
         (Some(user), true) => match state.oidc.provider().await {
-            Ok(provider) => state.oidc.logout_url(&provider, user.id_token.as_deref()),
+            Ok(provider) => state.oidc.logout_url(&provider, user.id_token.as_ref()),
             Err(error) => {
                 // The local session is gone either way; the provider's ends when it expires.
                 tracing::warn!(%error, "provider unreachable: signed out locally only");

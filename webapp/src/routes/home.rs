@@ -9,6 +9,7 @@ use std::time::Instant;
 use crate::gate;
 use crate::oidc::OidcError;
 use crate::pages::{self, HomePage};
+use crate::protected_api;
 use crate::refresh::{Arrival, RefreshOutcome};
 use crate::routes::auth::layout;
 use crate::session::{self, REFRESH_ERROR, UserSession};
@@ -23,7 +24,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 fn now() -> i64 {
-    chrono::Utc::now().timestamp()
+    oidc_core::unix_now()
 }
 
 /// What became of the access token before the API call.
@@ -55,7 +56,8 @@ async fn home(state: web::Data<AppState>, session: Session, req: HttpRequest) ->
             return redirect(&gate::signin_redirect(&state, "/", None));
         }
     };
-    match state.oidc.call_api(&user.access_token).await {
+    let api_url = state.settings.api_url();
+    match protected_api::call(&state.oidc, &api_url, &user.access_token).await {
         Ok(answer) => {
             let json = answer
                 .json
@@ -101,11 +103,7 @@ async fn ensure_fresh_access_token(
                 .await
             {
                 Ok(tokens) => Ok(RefreshOutcome::Refreshed(tokens)),
-                Err(OidcError::Refused(reason) | OidcError::InvalidToken(reason)) => {
-                    tracing::info!(%reason, "refresh refused");
-                    Ok(RefreshOutcome::Refused)
-                }
-                Err(other) => Err(other),
+                Err(error) => after_failed_refresh(error),
             }
         })
         .await;
@@ -129,6 +127,19 @@ async fn ensure_fresh_access_token(
             tracing::warn!(%error, "cannot refresh the access token now");
             TokenState::Unavailable(user)
         }
+    }
+}
+
+/// A refusal (`invalid_grant`: the grant is gone) or a token that fails validation means
+/// signing in again; the provider being unreachable or failing itself (`temporarily_unavailable`,
+/// `server_error`) means trying again later, with the session kept.
+fn after_failed_refresh(error: OidcError) -> Result<RefreshOutcome, OidcError> {
+    match error {
+        OidcError::Refused(_) | OidcError::InvalidToken(_) if !error.is_transient() => {
+            tracing::info!(%error, "refresh refused");
+            Ok(RefreshOutcome::Refused)
+        }
+        other => Err(other),
     }
 }
 
@@ -186,4 +197,37 @@ fn redirect(location: &str) -> HttpResponse {
     HttpResponse::Found()
         .insert_header((header::LOCATION, location))
         .finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use oidc_core::error::{ErrorCode, ErrorResponse};
+
+    use super::*;
+
+    fn refused(code: ErrorCode) -> OidcError {
+        OidcError::Refused(ErrorResponse::new(code).with_description("from the provider"))
+    }
+
+    #[test]
+    fn invalid_grant_means_sign_in_again_and_temporarily_unavailable_means_later() {
+        for sign_in_again in [
+            refused(ErrorCode::InvalidGrant),
+            refused(ErrorCode::InvalidClient),
+            OidcError::InvalidToken("refreshed ID token names another subject".into()),
+        ] {
+            assert!(matches!(
+                after_failed_refresh(sign_in_again),
+                Ok(RefreshOutcome::Refused)
+            ));
+        }
+        for try_later in [
+            refused(ErrorCode::TemporarilyUnavailable),
+            refused(ErrorCode::ServerError),
+            OidcError::Unavailable("connection refused".into()),
+            OidcError::Misconfigured("no token endpoint".into()),
+        ] {
+            assert!(after_failed_refresh(try_later).is_err());
+        }
+    }
 }

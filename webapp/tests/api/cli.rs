@@ -1,5 +1,5 @@
-//! The binary: `secret`, configuration errors naming the setting (from `.env` too), `serve`
-//! with the provider down, and `healthcheck`.
+//! The binary: `secret`, configuration errors naming the setting (from `.env` too), log lines
+//! as text or JSON, `serve` with the provider down, and `healthcheck`.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -55,6 +55,68 @@ fn settings_are_read_from_dot_env() {
     );
     assert!(stderr.contains("OIDC_ISSUER: not a URL"), "{stderr}");
     assert!(!stderr.contains("OIDC_CLIENT_ID"), "{stderr}");
+}
+
+/// What `serve` writes to stderr (a pipe, not a terminal) with `log_format`, when its address
+/// is taken: the start-up line is logged, then it stops.
+fn stderr_of_a_failed_start(log_format: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = bind_loopback().unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let output = webapp()
+        .arg("serve")
+        .current_dir(dir.path())
+        .env("WEBAPP_ADDR", &addr)
+        .env(
+            "WEBAPP_SESSION_SECRET",
+            "a-session-secret-of-at-least-32-bytes",
+        )
+        .env("OIDC_CLIENT_ID", "webapp")
+        .env("WEBAPP_LOG_FORMAT", log_format)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    String::from_utf8(output.stderr).unwrap()
+}
+
+#[test]
+fn log_lines_are_plain_text_or_json_objects_off_a_terminal() {
+    let text = stderr_of_a_failed_start("text");
+    assert!(text.contains("INFO") && text.contains("starting"), "{text}");
+    assert!(
+        !text.contains('\u{1b}'),
+        "no colour codes off a terminal: {text:?}"
+    );
+
+    let json = stderr_of_a_failed_start("json");
+    assert!(!json.contains('\u{1b}'), "{json:?}");
+    let (logged, last) = json
+        .trim_end()
+        .rsplit_once('\n')
+        .unwrap_or(("", json.trim_end()));
+    assert!(last.starts_with("webapp: WEBAPP_ADDR"), "{json}");
+    assert!(!logged.is_empty(), "{json}");
+    for line in logged.lines() {
+        let object: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not a JSON object ({e}): {line}"));
+        assert!(
+            object["level"].is_string() && object["message"].is_string(),
+            "{line}"
+        );
+    }
+    let first: serde_json::Value = serde_json::from_str(logged.lines().next().unwrap()).unwrap();
+    assert_eq!(first["message"], "starting");
+    assert_eq!(first["issuer"], "http://localhost:8000");
+}
+
+#[test]
+fn a_bad_log_format_stops_start_up_naming_it() {
+    let stderr = stderr_of_a_failed_start("pretty");
+    assert!(
+        stderr.contains("WEBAPP_LOG_FORMAT: must be text or json"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("starting"), "{stderr}");
 }
 
 /// A port nothing listens on right now.

@@ -237,6 +237,68 @@ async fn when_the_refresh_token_has_expired_too_no_api_data_is_shown() {
     );
 }
 
+#[tokio::test]
+async fn sign_in_works_with_a_provider_that_does_not_offer_offline_access() {
+    // A provider that does not know `offline_access` refuses requests for it (invalid_scope),
+    // and issues no refresh token.
+    let stack = Stack::start_with(
+        |provider| {
+            provider.offline_access = false;
+            provider.access_token_ttl_secs = 2;
+        },
+        |_| {},
+    )
+    .await
+    .expect("stack starts");
+    let browser = Browser::new();
+    let discovery: Value = browser
+        .visit(format!(
+            "{}/.well-known/openid-configuration",
+            stack.provider.issuer
+        ))
+        .await
+        .unwrap()
+        .json()
+        .unwrap();
+    let supported = discovery["scopes_supported"].as_array().unwrap();
+    assert!(!supported.contains(&"offline_access".into()), "{discovery}");
+
+    let login = testkit::start_sign_in(&browser, &stack.webapp, GATED_PAGE)
+        .await
+        .unwrap();
+    let authorize = login
+        .redirects
+        .iter()
+        .find(|url| url.path() == "/oauth/authorize")
+        .expect("the web app sent the browser to the authorization endpoint");
+    assert_eq!(
+        testkit::query_param(authorize, "scope").as_deref(),
+        Some("openid profile email"),
+        "only the scopes the provider offers are asked for"
+    );
+    let user = &stack.provider.user;
+    let consent = testkit::log_in(&browser, &login, &user.username, &user.password)
+        .await
+        .unwrap();
+    let home = testkit::decide_consent(&browser, &consent, "Authorize")
+        .await
+        .unwrap();
+    assert_eq!(path_and_query(&home.url), GATED_PAGE);
+    assert_signed_in_home(&stack, &home);
+
+    // With no refresh token, the session's API access ends with the access token: the user is
+    // asked to sign in again, as after a refused refresh.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let again = browser.get(stack.webapp.url("/")).await.unwrap();
+    assert_eq!(again.status, 302, "{}", again.body);
+    let location = again.location().unwrap().unwrap();
+    assert_eq!(location.path(), "/api/auth/signin");
+    assert_eq!(
+        testkit::query_param(&location, "error").as_deref(),
+        Some("RefreshAccessTokenError")
+    );
+}
+
 /// Signs out from the web app's header form, confirming at the provider if it asks; returns
 /// the page the browser ends on.
 async fn sign_out(stack: &Stack, browser: &Browser, home: &Page) -> Page {

@@ -1,4 +1,5 @@
-//! `callbackUrl`: where to go after sign-in, honoured only within the web app's own origin.
+//! Where to go after sign-in: NextAuth's `callbackUrl` parameter (not the OAuth callback, the
+//! redirect URI), honoured only within the web app's own origin.
 
 use percent_encoding::percent_decode_str;
 use url::Url;
@@ -16,9 +17,9 @@ const DECODE_ROUNDS: usize = 3;
 
 /// A same-origin path (with query), safe to put in a `Location` header.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CallbackUrl(String);
+pub struct AfterSignIn(String);
 
-impl CallbackUrl {
+impl AfterSignIn {
     /// Accepts a relative path (`/x?y`) or an absolute URL on `app`'s origin; everything else,
     /// including protocol-relative (`//evil`), backslash (`/\evil`) and encoded variants,
     /// becomes `/`. The result is a fixed point: sanitizing it again gives it back unchanged.
@@ -104,7 +105,7 @@ mod tests {
     }
 
     fn sanitize(raw: &str) -> String {
-        CallbackUrl::sanitize(&app(), Some(raw)).as_str().to_owned()
+        AfterSignIn::sanitize(&app(), Some(raw)).as_str().to_owned()
     }
 
     #[test]
@@ -163,7 +164,7 @@ mod tests {
 
     #[test]
     fn absent_means_home() {
-        assert_eq!(CallbackUrl::sanitize(&app(), None).as_str(), "/");
+        assert_eq!(AfterSignIn::sanitize(&app(), None).as_str(), "/");
     }
 
     #[test]
@@ -254,7 +255,7 @@ mod tests {
             let once = sanitize(&raw);
             proptest::prop_assert!(!leaves_the_origin(&once), "{:?} became {:?}", raw, once);
             proptest::prop_assert_eq!(sanitize(&once), once.clone());
-            proptest::prop_assert!(CallbackUrl::parse(&app(), &once).is_some());
+            proptest::prop_assert!(AfterSignIn::parse(&app(), &once).is_some());
         }
 
         #[test]

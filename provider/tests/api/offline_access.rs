@@ -5,9 +5,11 @@
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::oauth_helpers::{Browser, Consent, OAuthApp, PASSWORD, Pkce, USERNAME};
+use crate::helpers::{
+    Consent, Pkce, TestApp, USER_PASSWORD, USER_USERNAME, spawn_app, spawn_app_with,
+};
 
-async fn scopes_supported(app: &OAuthApp) -> Vec<Value> {
+async fn scopes_supported(app: &TestApp) -> Vec<Value> {
     let discovery: Value = app
         .http
         .get(app.url("/.well-known/openid-configuration"))
@@ -22,7 +24,7 @@ async fn scopes_supported(app: &OAuthApp) -> Vec<Value> {
 
 #[tokio::test]
 async fn offline_access_is_offered_by_default() {
-    let app = OAuthApp::spawn().await;
+    let app = spawn_app().await;
     assert!(app.state.settings.offline_access);
     assert!(
         scopes_supported(&app)
@@ -35,7 +37,7 @@ async fn offline_access_is_offered_by_default() {
 
 #[tokio::test]
 async fn without_offline_access_there_is_no_such_scope_and_no_refresh_token() {
-    let app = OAuthApp::spawn_with(|settings| settings.offline_access = false).await;
+    let app = spawn_app_with(|settings| settings.offline_access = false).await;
     let scopes = scopes_supported(&app).await;
     assert!(!scopes.contains(&"offline_access".into()), "{scopes:?}");
     for scope in ["openid", "profile", "email"] {
@@ -43,13 +45,12 @@ async fn without_offline_access_there_is_no_such_scope_and_no_refresh_token() {
     }
 
     // Asked for anyway: refused like any scope the provider does not know.
-    let browser = Browser::new();
+    let browser = app.new_browser();
     let pkce = Pkce::new();
     let refused = browser
         .drive(
-            &app,
             &app.authorize_url(&pkce, &[]),
-            Some((USERNAME, PASSWORD)),
+            Some((USER_USERNAME, USER_PASSWORD)),
             Consent::Authorize,
         )
         .await;
@@ -59,9 +60,8 @@ async fn without_offline_access_there_is_no_such_scope_and_no_refresh_token() {
     let pkce = Pkce::new();
     let outcome = browser
         .drive(
-            &app,
             &app.authorize_url(&pkce, &[("scope", "openid profile email")]),
-            Some((USERNAME, PASSWORD)),
+            Some((USER_USERNAME, USER_PASSWORD)),
             Consent::Authorize,
         )
         .await;

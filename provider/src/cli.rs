@@ -310,7 +310,8 @@ fn admin_command(settings: &Settings, command: Command) -> anyhow::Result<()> {
                 post_logout_redirect_uris,
                 grant_types,
                 skip_authorization,
-                id_token_signed_response_alg: algorithm,
+                id_token_signed_response_alg: Algorithm::parse(&algorithm)
+                    .map_err(|_| clients::ClientInputError::Algorithm(algorithm.clone()))?,
                 can_introspect: introspect,
                 backchannel_logout_uri,
                 backchannel_logout_session_required,
@@ -399,7 +400,7 @@ fn admin_command(settings: &Settings, command: Command) -> anyhow::Result<()> {
 
 /// `provider cleanup`: one full sweep, then the rows removed per kind.
 fn cleanup(conn: &mut crate::storage::Conn, out: &mut impl std::io::Write) -> anyhow::Result<()> {
-    let swept = crate::storage::sweep::sweep_blocking(conn, crate::storage::now())
+    let swept = crate::storage::sweep::sweep_blocking(conn, oidc_core::unix_now())
         .context("removing expired codes and tokens")?;
     writeln!(out, "authorization codes: {}", swept.authorization_codes)?;
     writeln!(out, "access tokens: {}", swept.access_tokens)?;

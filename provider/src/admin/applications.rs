@@ -3,15 +3,15 @@
 
 use actix_session::Session;
 use actix_web::{HttpRequest, HttpResponse, web};
+use oidc_core::jose::Algorithm;
+use oidc_core::types::ClientSecret;
 use serde::{Deserialize, Serialize};
 
 use super::{AdminError, Frame, flash, format_time, page, require_admin, require_admin_form};
 use crate::identity::login::see_other;
 use crate::state::AppState;
 use crate::storage::StorageError;
-use crate::storage::clients::{
-    self, Client, ClientError, ClientInput, ClientType, GrantType, PlainSecret,
-};
+use crate::storage::clients::{self, Client, ClientError, ClientInput, ClientType, GrantType};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/applications", web::get().to(list))
@@ -110,7 +110,7 @@ impl ApplicationForm {
                 .allows_grant(GrantType::RefreshToken)
                 .then(|| "on".to_owned()),
             skip_authorization: client.skip_authorization.then(|| "on".to_owned()),
-            algorithm: client.id_token_signed_response_alg.clone(),
+            algorithm: client.id_token_signed_response_alg.as_str().to_owned(),
             can_introspect: client.can_introspect.then(|| "on".to_owned()),
             backchannel_logout_uri: client.backchannel_logout_uri.clone().unwrap_or_default(),
             backchannel_logout_session_required: client
@@ -141,7 +141,8 @@ impl ApplicationForm {
                 .collect(),
             grant_types,
             skip_authorization: self.skip_authorization.is_some(),
-            id_token_signed_response_alg: self.algorithm.trim().to_owned(),
+            id_token_signed_response_alg: Algorithm::parse(self.algorithm.trim())
+                .map_err(|_| clients::ClientInputError::Algorithm(self.algorithm.clone()))?,
             can_introspect: self.can_introspect.is_some(),
             backchannel_logout_uri: Some(self.backchannel_logout_uri.trim())
                 .filter(|u| !u.is_empty())
@@ -227,7 +228,7 @@ const PENDING_SECRET_KEY: &str = "admin_pending_secret";
 fn show_secret_once(
     session: &Session,
     client: &Client,
-    secret: Option<PlainSecret>,
+    secret: Option<ClientSecret>,
     created: bool,
 ) -> Result<HttpResponse, AdminError> {
     if let Some(secret) = secret {

@@ -620,7 +620,7 @@ async fn end_all_sessions(
             Ok(sessions::end_everything_for_user(
                 conn,
                 &id,
-                crate::storage::now(),
+                oidc_core::unix_now(),
             )?)
         })
         .await?;
@@ -647,7 +647,7 @@ async fn end_session(
                 conn,
                 &owner,
                 &session_id,
-                crate::storage::now(),
+                oidc_core::unix_now(),
             )?)
         })
         .await?;

@@ -19,13 +19,14 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use oidc_core::error::{AuthorizationError, AuthorizationResponse, ErrorCode};
 use oidc_core::pkce::{CodeChallenge, CodeChallengeMethod};
 use oidc_core::types::{AuthorizationCode, RedirectUri, Scopes, State};
+use oidc_core::unix_now;
 use serde::Serialize;
 
 use crate::identity::session::{self, Login, current_login};
 use crate::pages::{self, csrf};
 use crate::state::AppState;
 use crate::storage::grants::{self, AuthorizationCodeRow, Grant};
-use crate::storage::{StorageError, new_id, now};
+use crate::storage::{StorageError, new_id};
 
 use super::clients::{self, GrantType, RegisteredClient};
 use super::keys;
@@ -420,7 +421,7 @@ async fn decide(
     session: &Session,
     request: AuthorizationRequest,
 ) -> Result<HttpResponse, Stop> {
-    let started = now();
+    let started = unix_now();
     let Some(login) = current_login(state, session)
         .await?
         .filter(|login| request.satisfied_by(session, login, started))
@@ -557,7 +558,7 @@ pub async fn decision(
         // The form can be posted by hand: a forced login is checked here as on the way in.
         let Some(login) = current_login(&state, &session)
             .await?
-            .filter(|login| request.satisfied_by(&session, login, now()))
+            .filter(|login| request.satisfied_by(&session, login, unix_now()))
         else {
             return login_redirect(&request, &session);
         };
@@ -612,7 +613,7 @@ async fn issue_code(
 ) -> Result<Issue, Stop> {
     let user_id = login.user_id.clone();
     let auth_time = login.auth_time;
-    let at = now();
+    let at = unix_now();
     let code = AuthorizationCode::generate();
     let grant = Grant {
         id: new_id(),

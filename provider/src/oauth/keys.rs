@@ -17,11 +17,10 @@ pub fn issuer(state: &AppState) -> anyhow::Result<IssuerUrl> {
 /// Signs `claims` (adding `at_hash`) with the active key of the client's algorithm.
 pub fn sign_id_token(
     state: &AppState,
-    alg: &str,
+    alg: Algorithm,
     claims: &mut IdTokenClaims,
     access_token: &AccessToken,
 ) -> Result<String, OAuthError> {
-    let alg = Algorithm::parse(alg).map_err(|e| anyhow::anyhow!("client algorithm: {e:?}"))?;
     let key = state
         .keys
         .active(alg)

@@ -62,15 +62,7 @@ impl Params {
 
     /// Reads and parses a form body of at most [`MAX_FORM_BYTES`].
     pub async fn from_body(req: &HttpRequest, payload: web::Payload) -> Result<Self, ParamsError> {
-        if !is_form(req) {
-            return Err(ParamsError::WrongContentType);
-        }
-        let body = payload
-            .to_bytes_limited(MAX_FORM_BYTES)
-            .await
-            .map_err(|_| ParamsError::TooLarge)?
-            .map_err(|_| ParamsError::Unreadable)?;
-        Self::parse(&body)
+        Self::parse(&form_body(req, payload).await?)
     }
 
     /// A parameter's value, if present and not empty.
@@ -87,6 +79,21 @@ impl Params {
     pub fn contains(&self, name: &str) -> bool {
         self.0.contains_key(name)
     }
+}
+
+/// The bytes of a form body of at most [`MAX_FORM_BYTES`], not yet decoded.
+pub async fn form_body(
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<web::Bytes, ParamsError> {
+    if !is_form(req) {
+        return Err(ParamsError::WrongContentType);
+    }
+    payload
+        .to_bytes_limited(MAX_FORM_BYTES)
+        .await
+        .map_err(|_| ParamsError::TooLarge)?
+        .map_err(|_| ParamsError::Unreadable)
 }
 
 /// Whether the request declares a form body (any charset parameter is accepted).

@@ -10,32 +10,62 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use oidc_core::claims::{Audience, IdTokenClaims};
 use oidc_core::error::ErrorCode;
 use oidc_core::pkce::{CodeChallenge, CodeVerifier};
-use oidc_core::token::TokenResponse;
+use oidc_core::token::{TokenForm, TokenRequest, TokenResponse};
 use oidc_core::types::{
-    AccessToken, AuthorizationCode, ClientId, Nonce, RefreshToken, Scopes, Subject,
+    AccessToken, AuthorizationCode, ClientId, ClientSecret, Nonce, RedirectUri, RefreshToken,
+    Scopes, Subject,
 };
+use oidc_core::unix_now;
 
 use crate::state::AppState;
+use crate::storage::Conn;
 use crate::storage::grants::{self, AccessTokenRow, ClaimsUser, RefreshTokenRow};
-use crate::storage::{Conn, now};
 
 use super::clients::{self, GrantType, RegisteredClient};
 use super::error::OAuthError;
 use super::keys;
-use super::params::Params;
+use super::params;
 use super::scopes;
 
-/// What a token request asks for, once its parameters are read.
+/// What a token request asks for, once its parameters are read and checked.
 enum GrantRequest {
     AuthorizationCode {
         code: AuthorizationCode,
-        redirect_uri: Option<String>,
+        redirect_uri: Option<RedirectUri>,
         verifier: CodeVerifier,
     },
     RefreshToken {
         token: RefreshToken,
         scope: Option<Scopes>,
     },
+}
+
+impl GrantRequest {
+    /// The grant of a parsed request; PKCE is required, so a code comes with its verifier.
+    fn from_token_request(request: TokenRequest) -> Result<Self, OAuthError> {
+        match request {
+            TokenRequest::AuthorizationCode {
+                code,
+                redirect_uri,
+                code_verifier,
+                ..
+            } => Ok(Self::AuthorizationCode {
+                code,
+                redirect_uri,
+                verifier: code_verifier.ok_or_else(|| {
+                    OAuthError::invalid_request("code_verifier is missing (PKCE is required)")
+                })?,
+            }),
+            TokenRequest::RefreshToken {
+                refresh_token,
+                scope,
+                ..
+            } => Ok(Self::RefreshToken {
+                token: refresh_token,
+                scope,
+            }),
+        }
+    }
 }
 
 /// What the transaction issued, for the response and the ID token.
@@ -64,9 +94,15 @@ pub async fn token(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, OAuthError> {
-    let mut params = Params::from_body(&req, payload).await?;
-    let credentials = clients::read_credentials(&req, &mut params)?;
-    let request = read_grant_request(&mut params)?;
+    let body = params::form_body(&req, payload).await?;
+    let form = TokenForm::parse(&body)?;
+    // The client first (401), then the grant (400), as RFC 6749 §3.2.1 has it.
+    let credentials = clients::credentials(
+        &req,
+        form.client_id().map(str::to_owned),
+        form.client_secret().map(ClientSecret::new),
+    )?;
+    let request = GrantRequest::from_token_request(form.into_request()?)?;
     let lifetimes = Lifetimes {
         access: state.settings.access_token_ttl_secs,
         refresh: state.settings.refresh_token_ttl_secs,
@@ -85,7 +121,7 @@ pub async fn token(
                         conn,
                         client,
                         &code,
-                        redirect_uri.as_deref(),
+                        redirect_uri.as_ref(),
                         &verifier,
                         lifetimes,
                     ),
@@ -113,61 +149,17 @@ pub async fn token(
         .json(response))
 }
 
-fn read_grant_request(params: &mut Params) -> Result<GrantRequest, OAuthError> {
-    let grant_type = params
-        .take("grant_type")
-        .ok_or_else(|| OAuthError::invalid_request("grant_type is missing"))?;
-    match grant_type.as_str() {
-        "authorization_code" => {
-            let code = params
-                .take("code")
-                .ok_or_else(|| OAuthError::invalid_request("code is missing"))?;
-            let verifier = params.take("code_verifier").ok_or_else(|| {
-                OAuthError::invalid_request("code_verifier is missing (PKCE is required)")
-            })?;
-            let verifier = CodeVerifier::parse(verifier).map_err(|_| {
-                OAuthError::invalid_request(
-                    "code_verifier must be 43 to 128 characters of [A-Za-z0-9-._~]",
-                )
-            })?;
-            Ok(GrantRequest::AuthorizationCode {
-                code: AuthorizationCode::new(code),
-                redirect_uri: params.take("redirect_uri"),
-                verifier,
-            })
-        }
-        "refresh_token" => {
-            let token = params
-                .take("refresh_token")
-                .ok_or_else(|| OAuthError::invalid_request("refresh_token is missing"))?;
-            let scope = params
-                .take("scope")
-                .map(|s| Scopes::parse(&s))
-                .transpose()
-                .map_err(|_| OAuthError::new(ErrorCode::InvalidScope, "scope is malformed"))?;
-            Ok(GrantRequest::RefreshToken {
-                token: RefreshToken::new(token),
-                scope,
-            })
-        }
-        _ => Err(OAuthError::new(
-            ErrorCode::UnsupportedGrantType,
-            "grant_type must be authorization_code or refresh_token",
-        )),
-    }
-}
-
 /// Exchanges a code (RFC 6749 §4.1.3). Errors that revoke (a replayed code) are returned as the
 /// inner value so that the transaction still commits the revocation.
 fn redeem_code(
     conn: &mut Conn,
     client: RegisteredClient,
     code: &AuthorizationCode,
-    redirect_uri: Option<&str>,
+    redirect_uri: Option<&RedirectUri>,
     verifier: &CodeVerifier,
     lifetimes: Lifetimes,
 ) -> Result<Result<Issued, OAuthError>, OAuthError> {
-    let at = now();
+    let at = unix_now();
     let code_hash = code.hash().into_string();
     let Some(row) = grants::find_code(conn, &code_hash)? else {
         return Ok(Err(OAuthError::invalid_grant("the code is unknown")));
@@ -187,7 +179,7 @@ fn redeem_code(
         return Ok(Err(OAuthError::invalid_grant("the code has expired")));
     }
     let redirect_ok = match redirect_uri {
-        Some(uri) => uri == row.redirect_uri,
+        Some(uri) => uri.as_str() == row.redirect_uri,
         // Only a client with a single registered URI may leave it out (RFC 6749 §4.1.3).
         None => client.redirect_uris.len() == 1 && client.redirect_uris[0] == row.redirect_uri,
     };
@@ -244,7 +236,7 @@ fn refresh(
     requested: Option<Scopes>,
     lifetimes: Lifetimes,
 ) -> Result<Result<Issued, OAuthError>, OAuthError> {
-    let at = now();
+    let at = unix_now();
     let token_hash = token.hash().into_string();
     if !client.allows_grant(GrantType::RefreshToken) {
         return Ok(Err(OAuthError::new(
@@ -392,7 +384,7 @@ fn issue_tokens(
 fn id_token(state: &AppState, issued: &Issued) -> Result<String, OAuthError> {
     let issuer = keys::issuer(state)?;
     let client_id = ClientId::new(issued.client.id.clone());
-    let now = now();
+    let now = unix_now();
     let mut claims = IdTokenClaims::new(
         issuer,
         Subject::new(issued.user.subject.clone()),
@@ -407,7 +399,7 @@ fn id_token(state: &AppState, issued: &Issued) -> Result<String, OAuthError> {
     claims.profile = scopes::standard_claims(&issued.user, &issued.scope);
     keys::sign_id_token(
         state,
-        &issued.client.id_token_signed_response_alg,
+        issued.client.id_token_signed_response_alg,
         &mut claims,
         &issued.access_token,
     )
@@ -470,9 +462,9 @@ mod tests {
         /// 400: never a panic, never a 5xx.
         #[test]
         fn any_token_form_is_a_grant_request_or_a_400(body in token_forms()) {
-            let outcome = Params::parse(&body)
+            let outcome = TokenRequest::from_form(&body)
                 .map_err(OAuthError::from)
-                .and_then(|mut params| read_grant_request(&mut params));
+                .and_then(GrantRequest::from_token_request);
             if let Err(error) = outcome {
                 let response = error.error_response();
                 prop_assert_eq!(response.status(), 400, "{}", error);

@@ -6,10 +6,10 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use oidc_core::claims::UserInfo;
 use oidc_core::types::{AccessToken, Scopes, Subject};
+use oidc_core::unix_now;
 
 use crate::state::AppState;
 use crate::storage::grants::{self, ActiveAccessToken};
-use crate::storage::now;
 
 use super::error::BearerError;
 use super::params::{self, Params};
@@ -64,7 +64,7 @@ async fn active_token(
     let found = state
         .db
         .run(move |conn| {
-            Ok::<_, BearerError>(grants::find_active_access_token(conn, &hash, now())?)
+            Ok::<_, BearerError>(grants::find_active_access_token(conn, &hash, unix_now())?)
         })
         .await?
         .ok_or(BearerError::InvalidToken(

@@ -1,15 +1,16 @@
 //! Registered applications (OAuth clients): validation of what an operator registers, secret
 //! generation and checking, and the queries on the `clients` table.
 
+use oidc_core::unix_now;
 use std::fmt;
 use std::net::IpAddr;
 
-use base64::Engine as _;
 use diesel::prelude::*;
-use subtle::ConstantTimeEq as _;
+use oidc_core::jose::Algorithm;
+use oidc_core::types::{ClientSecret, TokenHash};
 
 use super::schema::clients;
-use super::{Conn, StorageError, hash_secret, is_unique_violation, new_id, now};
+use super::{Conn, StorageError, is_unique_violation, new_id};
 
 /// Confidential clients authenticate with a secret; public ones (SPAs, native apps) cannot keep
 /// one and rely on PKCE alone.
@@ -69,9 +70,6 @@ impl GrantType {
         }
     }
 }
-
-/// Algorithms an ID token may be signed with.
-pub const SIGNING_ALGORITHMS: [&str; 2] = ["RS256", "ES256"];
 
 /// Why a registration was refused; shown to the operator.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -186,40 +184,6 @@ fn validate_client_id(id: &str) -> Result<(), ClientInputError> {
     }
 }
 
-/// A client secret in plain text: shown to the operator once, then only its hash is kept.
-pub struct PlainSecret(String);
-
-impl PlainSecret {
-    /// 256 random bits, base64url without padding (43 characters).
-    pub fn generate() -> Self {
-        use rand::RngCore as _;
-        let mut bytes = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut bytes);
-        Self(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
-    }
-
-    /// A secret chosen by the operator (bootstrap settings).
-    pub fn new(secret: String) -> Self {
-        Self(secret)
-    }
-
-    /// The secret text.
-    pub fn secret(&self) -> &str {
-        &self.0
-    }
-
-    /// What the database stores.
-    pub fn hash(&self) -> String {
-        hash_secret(&self.0)
-    }
-}
-
-impl fmt::Debug for PlainSecret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("PlainSecret(..)")
-    }
-}
-
 /// What an operator registers (admin form, CLI, bootstrap).
 #[derive(Debug, Clone)]
 pub struct ClientInput {
@@ -237,8 +201,8 @@ pub struct ClientInput {
     pub grant_types: Vec<GrantType>,
     /// Skip the consent page.
     pub skip_authorization: bool,
-    /// ID-token signing algorithm: RS256 or ES256.
-    pub id_token_signed_response_alg: String,
+    /// ID-token signing algorithm.
+    pub id_token_signed_response_alg: Algorithm,
     /// A resource server: may introspect the access tokens issued to other clients.
     pub can_introspect: bool,
     /// Where logout tokens are posted (OpenID Connect Back-Channel Logout 1.0).
@@ -258,7 +222,7 @@ impl ClientInput {
             post_logout_redirect_uris: Vec::new(),
             grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
             skip_authorization: false,
-            id_token_signed_response_alg: "RS256".to_owned(),
+            id_token_signed_response_alg: Algorithm::RS256,
             can_introspect: false,
             backchannel_logout_uri: None,
             backchannel_logout_session_required: false,
@@ -291,11 +255,6 @@ impl ClientInput {
         }
         if !self.grant_types.contains(&GrantType::AuthorizationCode) {
             return Err(ClientInputError::NoCodeGrant);
-        }
-        if !SIGNING_ALGORITHMS.contains(&self.id_token_signed_response_alg.as_str()) {
-            return Err(ClientInputError::Algorithm(
-                self.id_token_signed_response_alg.clone(),
-            ));
         }
         Ok(())
     }
@@ -340,8 +299,8 @@ pub struct Client {
     pub grant_types: Vec<GrantType>,
     /// Skip the consent page.
     pub skip_authorization: bool,
-    /// `RS256` or `ES256`.
-    pub id_token_signed_response_alg: String,
+    /// The algorithm its ID tokens are signed with.
+    pub id_token_signed_response_alg: Algorithm,
     /// A resource server: may introspect the access tokens issued to other clients.
     pub can_introspect: bool,
     /// Where logout tokens are posted, if anywhere.
@@ -371,10 +330,7 @@ impl Client {
     /// high-entropy secret, so one fast hash and a constant-time comparison suffice.
     pub fn verify_secret(&self, secret: &str) -> bool {
         match &self.secret_hash {
-            Some(stored) => hash_secret(secret)
-                .as_bytes()
-                .ct_eq(stored.as_bytes())
-                .into(),
+            Some(stored) => ClientSecret::new(secret).matches_hash(&TokenHash::from_stored(stored)),
             None => false,
         }
     }
@@ -421,6 +377,8 @@ impl Client {
             .map_err(|e| StorageError::Corrupt(format!("client {}: {e}", row.id)))?;
         let client_type = ClientType::parse(&row.client_type)
             .map_err(|e| StorageError::Corrupt(format!("client {}: {e}", row.id)))?;
+        let id_token_signed_response_alg = Algorithm::parse(&row.id_token_signed_response_alg)
+            .map_err(|e| StorageError::Corrupt(format!("client {}: {e:?}", row.id)))?;
         Ok(Self {
             redirect_uris: list(&row.redirect_uris)?,
             post_logout_redirect_uris: list(&row.post_logout_redirect_uris)?,
@@ -430,7 +388,7 @@ impl Client {
             name: row.name,
             secret_hash: row.secret_hash,
             skip_authorization: row.skip_authorization,
-            id_token_signed_response_alg: row.id_token_signed_response_alg,
+            id_token_signed_response_alg,
             can_introspect: row.can_introspect,
             backchannel_logout_uri: row.backchannel_logout_uri,
             backchannel_logout_session_required: row.backchannel_logout_session_required,
@@ -468,13 +426,18 @@ fn grant_list(list: &[GrantType]) -> String {
         .join(" ")
 }
 
+/// What the database stores of a client secret.
+fn stored_hash(secret: &ClientSecret) -> String {
+    secret.hash().into_string()
+}
+
 /// Registers a client. Returns it with its secret in plain text (confidential clients only):
 /// the only moment the secret exists outside the client.
 pub fn create(
     conn: &mut Conn,
     input: &ClientInput,
     allow_http_hosts: &[String],
-) -> Result<(Client, Option<PlainSecret>), ClientError> {
+) -> Result<(Client, Option<ClientSecret>), ClientError> {
     create_with_secret(conn, input, allow_http_hosts, None)
 }
 
@@ -483,24 +446,24 @@ pub fn create_with_secret(
     conn: &mut Conn,
     input: &ClientInput,
     allow_http_hosts: &[String],
-    secret: Option<PlainSecret>,
-) -> Result<(Client, Option<PlainSecret>), ClientError> {
+    secret: Option<ClientSecret>,
+) -> Result<(Client, Option<ClientSecret>), ClientError> {
     input.validate(allow_http_hosts)?;
     let secret = match input.client_type {
-        ClientType::Confidential => Some(secret.unwrap_or_else(PlainSecret::generate)),
+        ClientType::Confidential => Some(secret.unwrap_or_else(ClientSecret::generate)),
         ClientType::Public => None,
     };
-    let at = now();
+    let at = unix_now();
     let row = ClientRow {
         id: input.id.clone().unwrap_or_else(new_id),
         name: input.name.trim().to_owned(),
-        secret_hash: secret.as_ref().map(PlainSecret::hash),
+        secret_hash: secret.as_ref().map(stored_hash),
         client_type: input.client_type.as_str().to_owned(),
         redirect_uris: json_list(&input.redirect_uris),
         post_logout_redirect_uris: json_list(&input.post_logout_redirect_uris),
         grant_types: grant_list(&input.grant_types),
         skip_authorization: input.skip_authorization,
-        id_token_signed_response_alg: input.id_token_signed_response_alg.clone(),
+        id_token_signed_response_alg: input.id_token_signed_response_alg.as_str().to_owned(),
         created_at: at,
         updated_at: at,
         can_introspect: input.can_introspect,
@@ -525,7 +488,7 @@ pub fn update(
     id: &str,
     input: &ClientInput,
     allow_http_hosts: &[String],
-) -> Result<Option<(Client, Option<PlainSecret>)>, ClientError> {
+) -> Result<Option<(Client, Option<ClientSecret>)>, ClientError> {
     input.validate(allow_http_hosts)?;
     let Some(existing) = find(conn, id)? else {
         return Ok(None);
@@ -534,8 +497,8 @@ pub fn update(
         (ClientType::Public, _) => (None, None),
         (ClientType::Confidential, Some(hash)) => (Some(hash), None),
         (ClientType::Confidential, None) => {
-            let secret = PlainSecret::generate();
-            (Some(secret.hash()), Some(secret))
+            let secret = ClientSecret::generate();
+            (Some(stored_hash(&secret)), Some(secret))
         }
     };
     diesel::update(clients::table.find(id))
@@ -547,12 +510,12 @@ pub fn update(
             clients::post_logout_redirect_uris.eq(json_list(&input.post_logout_redirect_uris)),
             clients::grant_types.eq(grant_list(&input.grant_types)),
             clients::skip_authorization.eq(input.skip_authorization),
-            clients::id_token_signed_response_alg.eq(&input.id_token_signed_response_alg),
+            clients::id_token_signed_response_alg.eq(input.id_token_signed_response_alg.as_str()),
             clients::can_introspect.eq(input.can_introspect),
             clients::backchannel_logout_uri.eq(&input.backchannel_logout_uri),
             clients::backchannel_logout_session_required
                 .eq(input.backchannel_logout_session_required),
-            clients::updated_at.eq(now()),
+            clients::updated_at.eq(unix_now()),
         ))
         .execute(conn)?;
     let client = find(conn, id)?.ok_or(StorageError::Query(diesel::result::Error::NotFound))?;
@@ -561,22 +524,22 @@ pub fn update(
 
 /// Replaces the secret of a confidential client with a new one (the old one stops working at
 /// once). `None` when the client does not exist or is public.
-pub fn regenerate_secret(conn: &mut Conn, id: &str) -> Result<Option<PlainSecret>, StorageError> {
-    let secret = PlainSecret::generate();
+pub fn regenerate_secret(conn: &mut Conn, id: &str) -> Result<Option<ClientSecret>, StorageError> {
+    let secret = ClientSecret::generate();
     let n = set_secret(conn, id, &secret)?;
     Ok((n == 1).then_some(secret))
 }
 
 /// Sets the secret of a confidential client; returns the number of rows changed.
-pub fn set_secret(conn: &mut Conn, id: &str, secret: &PlainSecret) -> Result<usize, StorageError> {
+pub fn set_secret(conn: &mut Conn, id: &str, secret: &ClientSecret) -> Result<usize, StorageError> {
     Ok(diesel::update(
         clients::table
             .find(id)
             .filter(clients::client_type.eq(ClientType::Confidential.as_str())),
     )
     .set((
-        clients::secret_hash.eq(secret.hash()),
-        clients::updated_at.eq(now()),
+        clients::secret_hash.eq(stored_hash(secret)),
+        clients::updated_at.eq(unix_now()),
     ))
     .execute(conn)?)
 }
@@ -642,19 +605,19 @@ mod tests {
 
     #[test]
     fn secrets_have_256_bits_and_verify_by_hash() {
-        let secret = PlainSecret::generate();
+        let secret = ClientSecret::generate();
         assert_eq!(secret.secret().len(), 43);
-        assert_ne!(secret.secret(), PlainSecret::generate().secret());
+        assert_ne!(secret.secret(), ClientSecret::generate().secret());
         let client = Client {
             id: "c".into(),
             name: "n".into(),
-            secret_hash: Some(secret.hash()),
+            secret_hash: Some(stored_hash(&secret)),
             client_type: ClientType::Confidential,
             redirect_uris: vec![],
             post_logout_redirect_uris: vec![],
             grant_types: vec![GrantType::AuthorizationCode],
             skip_authorization: false,
-            id_token_signed_response_alg: "RS256".into(),
+            id_token_signed_response_alg: Algorithm::RS256,
             can_introspect: false,
             backchannel_logout_uri: None,
             backchannel_logout_session_required: false,

@@ -8,9 +8,9 @@
 
 use diesel::connection::{AnsiTransactionManager, TransactionManager as _};
 use diesel::prelude::*;
+use oidc_core::unix_now;
 
 use super::Conn;
-use super::now;
 use super::schema::{access_tokens, authorization_codes, consents, grants, refresh_tokens, users};
 
 /// One authorization of a client by a user.
@@ -308,7 +308,7 @@ pub fn list_grants_for_user(conn: &mut Conn, user_id: &str) -> QueryResult<Vec<G
 
 /// Revokes a grant and every token issued from it; returns whether the grant was active.
 pub fn revoke_grant(conn: &mut Conn, grant_id: &str) -> QueryResult<bool> {
-    let at = now();
+    let at = unix_now();
     in_write_transaction(conn, |conn| revoke_grant_family(conn, grant_id, at))
 }
 
@@ -360,7 +360,7 @@ pub fn list_consents_for_user(conn: &mut Conn, user_id: &str) -> QueryResult<Vec
 /// Forgets a consent and revokes the user's grants for that client, since withdrawing consent
 /// means the application loses its access too. Returns whether a consent existed.
 pub fn delete_consent(conn: &mut Conn, user_id: &str, client_id: &str) -> QueryResult<bool> {
-    let at = now();
+    let at = unix_now();
     in_write_transaction(conn, |conn| {
         let deleted = diesel::delete(consents::table.find((user_id, client_id))).execute(conn)?;
         let grant_ids: Vec<String> = grants::table

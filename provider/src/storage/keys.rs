@@ -3,9 +3,10 @@
 
 use diesel::prelude::*;
 use oidc_core::jose::SigningKey;
+use oidc_core::unix_now;
 
 use super::schema::signing_keys;
-use super::{Conn, StorageError, now};
+use super::{Conn, StorageError};
 
 /// Signs new tokens of its algorithm (one per algorithm).
 pub const ACTIVE: &str = "active";
@@ -56,7 +57,7 @@ fn row_for(key: &SigningKey, status: &str) -> Result<KeyRow, StorageError> {
         private_pem: key.to_pem(),
         public_jwk,
         status: status.to_owned(),
-        created_at: now(),
+        created_at: unix_now(),
         rotated_at: None,
         retired_at: None,
     })
@@ -164,7 +165,7 @@ pub fn retire(conn: &mut Conn, kid: &str) -> Result<RetireOutcome, StorageError>
                 diesel::update(signing_keys::table.find(kid))
                     .set((
                         signing_keys::status.eq(RETIRED),
-                        signing_keys::retired_at.eq(now()),
+                        signing_keys::retired_at.eq(unix_now()),
                     ))
                     .execute(conn)?;
                 Ok(RetireOutcome::Retired)

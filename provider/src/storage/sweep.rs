@@ -11,13 +11,14 @@
 //! Deletion runs in small batches, each its own short write transaction; on SQLite each batch is
 //! one job of the writer thread, so requests' writes queued behind it wait for one batch only.
 
+use oidc_core::unix_now;
 use std::time::Duration;
 
 use diesel::dsl::{exists, not};
 use diesel::prelude::*;
 
 use super::schema::{access_tokens, authorization_codes, grants, refresh_tokens};
-use super::{Conn, Db, StorageError, now};
+use super::{Conn, Db, StorageError};
 
 /// Seconds a row is kept past its expiry. Every check of an expiry uses the clock of the
 /// process doing it; the margin keeps a row a checker still sees as live, whatever clock it has.
@@ -238,7 +239,7 @@ pub fn spawn(db: Db, every: Duration) -> tokio::task::JoinHandle<()> {
         interval.tick().await;
         loop {
             interval.tick().await;
-            match sweep(&db, now(), BATCH_PAUSE).await {
+            match sweep(&db, unix_now(), BATCH_PAUSE).await {
                 Ok(swept) if swept.total() >= LOG_INFO_FROM_ROWS => {
                     tracing::info!(?swept, "removed expired codes, tokens and grants");
                 }

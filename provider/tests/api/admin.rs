@@ -126,7 +126,7 @@ async fn admin_edits_and_deletes_an_application() {
         .expect("client");
     assert_eq!(client.name, "Renamed");
     assert_eq!(client.redirect_uris.len(), 2);
-    assert_eq!(client.id_token_signed_response_alg, "ES256");
+    assert_eq!(client.id_token_signed_response_alg.as_str(), "ES256");
     assert!(client.skip_authorization);
     assert!(!client.can_introspect, "off unless checked");
     assert!(
@@ -418,7 +418,7 @@ async fn admin_sees_and_revokes_grants_and_consents() {
     app.state
         .db
         .run(move |conn| -> Result<(), provider::storage::StorageError> {
-            let at = provider::storage::now();
+            let at = oidc_core::unix_now();
             diesel::RunQueryDsl::execute(
                 diesel::insert_into(provider::storage::schema::grants::table).values(
                     &grants::Grant {

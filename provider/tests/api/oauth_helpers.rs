@@ -112,7 +112,7 @@ impl OAuthApp {
     pub fn add_client(&self, spec: ClientSpec<'_>) -> Option<String> {
         let secret =
             (!spec.public).then(|| format!("{}-secret-0123456789abcdefghijklmnop", spec.id));
-        let now = provider::storage::now();
+        let now = oidc_core::unix_now();
         let mut conn = self.state.db.conn().expect("db conn");
         diesel::insert_into(clients::table)
             .values((
@@ -143,7 +143,7 @@ impl OAuthApp {
 
     /// Adds a user with a password; returns the user's subject.
     pub fn add_user(&self, username: &str, password: &str) -> String {
-        let now = provider::storage::now();
+        let now = oidc_core::unix_now();
         let subject = provider::storage::new_id();
         let mut conn = self.state.db.conn().expect("db conn");
         diesel::insert_into(users::table)

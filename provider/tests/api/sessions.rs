@@ -125,7 +125,7 @@ async fn an_idle_session_ends() {
     let app = OAuthApp::spawn_with(|s| s.session_idle_secs = 600).await;
     let browser = Browser::new();
     app.code_for_alice(&browser).await;
-    let now = provider::storage::now();
+    let now = oidc_core::unix_now();
     // Seen 10 minutes ago and a second: idle too long.
     sql(
         &app,
@@ -141,7 +141,7 @@ async fn an_active_session_is_kept_alive_and_its_last_seen_moves_on() {
     let app = OAuthApp::spawn_with(|s| s.session_idle_secs = 600).await;
     let browser = Browser::new();
     app.code_for_alice(&browser).await;
-    let now = provider::storage::now();
+    let now = oidc_core::unix_now();
     sql(
         &app,
         &format!("UPDATE sessions SET last_seen_at = {}", now - 590),
@@ -162,7 +162,7 @@ async fn a_session_ends_at_its_absolute_lifetime_however_active() {
     let app = OAuthApp::spawn().await;
     let browser = Browser::new();
     app.code_for_alice(&browser).await;
-    let now = provider::storage::now();
+    let now = oidc_core::unix_now();
     sql(
         &app,
         &format!("UPDATE sessions SET expires_at = {}", now - 1),
@@ -247,7 +247,7 @@ async fn the_sweeper_deletes_ended_sessions_only() {
     first.log_in(&app, USERNAME, PASSWORD).await;
     second.log_in(&app, USERNAME, PASSWORD).await;
     assert_eq!(sessions(&app), 2);
-    let now = provider::storage::now();
+    let now = oidc_core::unix_now();
     sql(
         &app,
         &format!(
@@ -272,7 +272,7 @@ async fn logging_in_again_and_again_keeps_a_bounded_number_of_sessions() {
         &app,
         &format!(
             "UPDATE sessions SET last_seen_at = {}",
-            provider::storage::now() - 120
+            oidc_core::unix_now() - 120
         ),
     );
     for _ in 0..max {

@@ -3,8 +3,9 @@
 use std::sync::Arc;
 
 use diesel::prelude::*;
+use oidc_core::unix_now as now;
+use provider::storage::StorageError;
 use provider::storage::schema::users;
-use provider::storage::{StorageError, now};
 use reqwest::StatusCode;
 
 use crate::helpers::{

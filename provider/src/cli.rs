@@ -12,7 +12,7 @@ use crate::config::Settings;
 use crate::identity::password::hash_blocking;
 use crate::storage::Db;
 use crate::storage::clients::{self, ClientInput, ClientType, GrantType};
-use crate::storage::keys::{self as stored_keys, RetireOutcome};
+use crate::storage::signing_keys::{self as stored_keys, RetireOutcome};
 use crate::storage::users::{self, Profile, Username, validate_password};
 
 /// An OpenID Connect provider.
@@ -361,7 +361,7 @@ fn admin_command(settings: &Settings, command: Command) -> anyhow::Result<()> {
             }
         }
         Command::Keys(command) => {
-            crate::keys::ensure_active_keys(conn)?;
+            crate::key_ring::ensure_active_keys(conn)?;
             match command {
                 KeysCommand::List { json } => {
                     let list = stored_keys::list(conn)?;
@@ -376,7 +376,7 @@ fn admin_command(settings: &Settings, command: Command) -> anyhow::Result<()> {
                 KeysCommand::Rotate { algorithm } => {
                     let alg = Algorithm::parse(&algorithm)
                         .map_err(|e| anyhow::anyhow!("--algorithm: {e}"))?;
-                    let kid = crate::keys::rotate_blocking(conn, alg)?;
+                    let kid = crate::key_ring::rotate_blocking(conn, alg)?;
                     writeln!(out, "New active {alg} key: {kid}")?;
                     writeln!(
                         out,

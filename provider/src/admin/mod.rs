@@ -2,7 +2,7 @@
 //! keys. Administrators only; every form carries a CSRF token; plain server-rendered HTML.
 
 mod applications;
-mod keys;
+mod signing_keys;
 mod users;
 
 use actix_session::Session;
@@ -24,7 +24,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/", web::get().to(dashboard))
             .configure(applications::configure)
             .configure(users::configure)
-            .configure(keys::configure)
+            .configure(signing_keys::configure)
             .route("/logout-deliveries", web::get().to(logout_deliveries)),
     );
 }

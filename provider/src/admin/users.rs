@@ -313,7 +313,7 @@ async fn detail_page(
                 revoked: g.revoked_at.map(format_time),
                 id: g.id,
                 client_id: g.client_id,
-                scope: g.scope,
+                scope: g.scope.to_string(),
             })
             .collect(),
         consents: consent_list
@@ -322,7 +322,7 @@ async fn detail_page(
                 client_name: name_of(&c.client_id),
                 updated: format_time(c.updated_at),
                 client_id: c.client_id,
-                scope: c.scope,
+                scope: c.scope.to_string(),
             })
             .collect(),
         sessions: session_list

@@ -29,7 +29,7 @@ use crate::storage::grants::{self, AuthorizationCodeRow, Grant};
 use crate::storage::{StorageError, new_id};
 
 use super::clients::{self, GrantType, RegisteredClient};
-use super::keys;
+use super::id_token;
 use super::params::{Params, ParamsError};
 use super::scopes;
 
@@ -105,7 +105,7 @@ impl Stop {
                 state: client_state,
                 error,
                 description,
-            } => match (RedirectUri::parse(&redirect_uri), keys::issuer(state)) {
+            } => match (RedirectUri::parse(&redirect_uri), state.issuer()) {
                 (Ok(uri), Ok(iss)) => {
                     let url = AuthorizationError::new(error, client_state.map(State::new), iss)
                         .with_description(description)
@@ -322,7 +322,7 @@ async fn validate(state: &AppState, mut params: Params) -> Result<AuthorizationR
         .transpose()?;
     let id_token_hint_subject = match params.take("id_token_hint") {
         Some(hint) => Some(
-            keys::verify_id_token_hint(state, &hint, Some(&client.id))
+            id_token::verify_hint(state, &hint, Some(&client.id))
                 .await
                 .map_err(|_| {
                     fail(
@@ -619,7 +619,7 @@ async fn issue_code(
         id: new_id(),
         user_id: user_id.clone(),
         client_id: request.client.id.clone(),
-        scope: request.scope.to_string(),
+        scope: request.scope.clone(),
         auth_time,
         created_at: at,
         revoked_at: None,
@@ -644,9 +644,7 @@ async fn issue_code(
         .db
         .write(move |conn| -> Result<Option<Issue>, Stop> {
             let previous = grants::find_consent(conn, &grant.user_id, &grant.client_id)?;
-            let previous = previous
-                .and_then(|c| Scopes::parse(&c.scope).ok())
-                .unwrap_or_default();
+            let previous = previous.map(|c| c.scope).unwrap_or_default();
             match check {
                 Some(check) => {
                     let user = grants::find_claims_user(conn, &grant.user_id)?;
@@ -673,16 +671,10 @@ async fn issue_code(
                     for s in previous.iter() {
                         agreed.insert(s.clone());
                     }
-                    grants::upsert_consent(
-                        conn,
-                        &grant.user_id,
-                        &grant.client_id,
-                        &agreed.to_string(),
-                        at,
-                    )?;
+                    grants::upsert_consent(conn, &grant.user_id, &grant.client_id, &agreed, at)?;
                 }
             }
-            grants::insert_grant_with_code(conn, &grant, &row)?;
+            grants::insert_grant_with_code(conn, grant, row)?;
             Ok(None)
         })
         .await?;
@@ -690,7 +682,9 @@ async fn issue_code(
         return Ok(outcome);
     }
     let uri = RedirectUri::parse(&request.redirect_uri).map_err(|e| Stop::Unexpected(e.into()))?;
-    let iss = keys::issuer(state).map_err(|e| Stop::Unexpected(anyhow::anyhow!("{e}")))?;
+    let iss = state
+        .issuer()
+        .map_err(|e| Stop::Unexpected(anyhow::anyhow!("{e}")))?;
     let client_state = request.state.clone().map(State::new);
     let url = AuthorizationResponse {
         code: &code,

@@ -15,7 +15,6 @@ use crate::storage::grants;
 
 use super::clients;
 use super::error::OAuthError;
-use super::keys;
 
 /// An introspection answer (RFC 7662 §2.2); inactive tokens show nothing but `active`.
 #[derive(Debug, Default, Serialize)]
@@ -49,7 +48,7 @@ pub async fn introspect(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, OAuthError> {
     let (credentials, hash) = clients::read_token_request(&req, payload).await?;
-    let iss = keys::issuer(&state)?.as_str().to_owned();
+    let iss = state.issuer()?.as_str().to_owned();
     let answer = state
         .db
         .run(move |conn| -> Result<Introspection, OAuthError> {
@@ -101,7 +100,7 @@ pub async fn introspect(
             }
             Ok(Introspection {
                 active: true,
-                scope: Some(scope),
+                scope: Some(scope.to_string()),
                 aud: Some(client_id.clone()),
                 client_id: Some(client_id),
                 username: Some(user.username),

@@ -4,9 +4,10 @@
 mod authorize;
 mod clients;
 mod discovery;
-mod error;
+pub(crate) mod error;
+mod id_token;
 mod introspection;
-mod keys;
+mod jwks;
 mod logout;
 mod params;
 mod revocation;
@@ -26,7 +27,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         "/.well-known/openid-configuration/",
         web::get().to(discovery::openid_configuration),
     )
-    .route("/oauth/jwks", web::get().to(discovery::jwks))
+    .route("/oauth/jwks", web::get().to(jwks::jwks))
     .route("/oauth/authorize", web::get().to(authorize::authorize_get))
     .route(
         "/oauth/authorize",

@@ -23,7 +23,7 @@ use crate::storage::grants::{self, AccessTokenRow, ClaimsUser, RefreshTokenRow};
 
 use super::clients::{self, GrantType, RegisteredClient};
 use super::error::OAuthError;
-use super::keys;
+use super::id_token;
 use super::params;
 use super::scopes;
 
@@ -205,7 +205,7 @@ fn redeem_code(
             "the user is no longer active",
         )));
     };
-    let scope = Scopes::parse(&row.scope).unwrap_or_default();
+    let scope = row.scope;
     let (access_token, refresh_token) = issue_tokens(
         conn,
         &client,
@@ -267,7 +267,7 @@ fn refresh(
             "the refresh token has expired",
         )));
     }
-    let granted = Scopes::parse(&row.scope).unwrap_or_default();
+    let granted = row.scope.clone();
     let scope = match requested {
         Some(requested) if !requested.is_subset(&granted) => {
             return Ok(Err(OAuthError::new(
@@ -345,12 +345,12 @@ fn issue_tokens(
     let access_token = AccessToken::generate();
     grants::insert_access_token(
         conn,
-        &AccessTokenRow {
+        AccessTokenRow {
             token_hash: access_token.hash().into_string(),
             grant_id: grant_id.to_owned(),
             client_id: client.id.clone(),
             user_id: user_id.to_owned(),
-            scope: access_scope.to_string(),
+            scope: access_scope.clone(),
             expires_at: at + lifetimes.access,
             revoked_at: None,
             created_at: at,
@@ -360,12 +360,12 @@ fn issue_tokens(
         let token = RefreshToken::generate();
         grants::insert_refresh_token(
             conn,
-            &RefreshTokenRow {
+            RefreshTokenRow {
                 token_hash: token.hash().into_string(),
                 grant_id: grant_id.to_owned(),
                 client_id: client.id.clone(),
                 user_id: user_id.to_owned(),
-                scope: refresh_scope.to_string(),
+                scope: refresh_scope.clone(),
                 expires_at: at + lifetimes.refresh,
                 used_at: None,
                 revoked_at: None,
@@ -382,7 +382,7 @@ fn issue_tokens(
 /// Signs the ID token with the client's algorithm and the active key (OpenID Connect Core 1.0
 /// §2, §3.1.3.6).
 fn id_token(state: &AppState, issued: &Issued) -> Result<String, OAuthError> {
-    let issuer = keys::issuer(state)?;
+    let issuer = state.issuer()?;
     let client_id = ClientId::new(issued.client.id.clone());
     let now = unix_now();
     let mut claims = IdTokenClaims::new(
@@ -397,7 +397,7 @@ fn id_token(state: &AppState, issued: &Issued) -> Result<String, OAuthError> {
     claims.azp = Some(client_id);
     claims.sid = issued.sid.clone();
     claims.profile = scopes::standard_claims(&issued.user, &issued.scope);
-    keys::sign_id_token(
+    id_token::sign(
         state,
         issued.client.id_token_signed_response_alg,
         &mut claims,

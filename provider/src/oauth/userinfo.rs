@@ -70,7 +70,7 @@ async fn active_token(
         .ok_or(BearerError::InvalidToken(
             "the access token is unknown, expired or revoked",
         ))?;
-    let scopes = Scopes::parse(&found.token.scope).unwrap_or_default();
+    let scopes = found.token.scope.clone();
     Ok((found, scopes))
 }
 

@@ -9,6 +9,7 @@ use diesel::prelude::*;
 use oidc_core::jose::Algorithm;
 use oidc_core::types::{ClientSecret, TokenHash};
 
+use super::columns::AlgorithmColumn;
 use super::schema::clients;
 use super::{Conn, StorageError, is_unique_violation, new_id};
 
@@ -260,7 +261,7 @@ impl ClientInput {
     }
 }
 
-#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = clients)]
 struct ClientRow {
     id: String,
@@ -271,7 +272,8 @@ struct ClientRow {
     post_logout_redirect_uris: String,
     grant_types: String,
     skip_authorization: bool,
-    id_token_signed_response_alg: String,
+    #[diesel(deserialize_as = AlgorithmColumn, serialize_as = AlgorithmColumn)]
+    id_token_signed_response_alg: Algorithm,
     created_at: i64,
     updated_at: i64,
     can_introspect: bool,
@@ -377,8 +379,6 @@ impl Client {
             .map_err(|e| StorageError::Corrupt(format!("client {}: {e}", row.id)))?;
         let client_type = ClientType::parse(&row.client_type)
             .map_err(|e| StorageError::Corrupt(format!("client {}: {e}", row.id)))?;
-        let id_token_signed_response_alg = Algorithm::parse(&row.id_token_signed_response_alg)
-            .map_err(|e| StorageError::Corrupt(format!("client {}: {e:?}", row.id)))?;
         Ok(Self {
             redirect_uris: list(&row.redirect_uris)?,
             post_logout_redirect_uris: list(&row.post_logout_redirect_uris)?,
@@ -388,7 +388,7 @@ impl Client {
             name: row.name,
             secret_hash: row.secret_hash,
             skip_authorization: row.skip_authorization,
-            id_token_signed_response_alg,
+            id_token_signed_response_alg: row.id_token_signed_response_alg,
             can_introspect: row.can_introspect,
             backchannel_logout_uri: row.backchannel_logout_uri,
             backchannel_logout_session_required: row.backchannel_logout_session_required,
@@ -463,7 +463,7 @@ pub fn create_with_secret(
         post_logout_redirect_uris: json_list(&input.post_logout_redirect_uris),
         grant_types: grant_list(&input.grant_types),
         skip_authorization: input.skip_authorization,
-        id_token_signed_response_alg: input.id_token_signed_response_alg.as_str().to_owned(),
+        id_token_signed_response_alg: input.id_token_signed_response_alg,
         created_at: at,
         updated_at: at,
         can_introspect: input.can_introspect,
@@ -471,7 +471,7 @@ pub fn create_with_secret(
         backchannel_logout_session_required: input.backchannel_logout_session_required,
     };
     match diesel::insert_into(clients::table)
-        .values(&row)
+        .values(row.clone())
         .execute(conn)
     {
         Ok(_) => {}
@@ -510,7 +510,8 @@ pub fn update(
             clients::post_logout_redirect_uris.eq(json_list(&input.post_logout_redirect_uris)),
             clients::grant_types.eq(grant_list(&input.grant_types)),
             clients::skip_authorization.eq(input.skip_authorization),
-            clients::id_token_signed_response_alg.eq(input.id_token_signed_response_alg.as_str()),
+            clients::id_token_signed_response_alg
+                .eq(AlgorithmColumn::from(input.id_token_signed_response_alg)),
             clients::can_introspect.eq(input.can_introspect),
             clients::backchannel_logout_uri.eq(&input.backchannel_logout_uri),
             clients::backchannel_logout_session_required

@@ -6,11 +6,12 @@
 //! most of the CPU of a userinfo request went to recompiling the token lookup).
 
 pub mod clients;
+pub mod columns;
 pub mod grants;
-pub mod keys;
 pub mod logout_deliveries;
 pub mod schema;
 pub mod sessions;
+pub mod signing_keys;
 pub mod sweep;
 pub mod users;
 

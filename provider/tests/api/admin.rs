@@ -274,7 +274,7 @@ async fn admin_forms_without_or_with_a_wrong_csrf_token_are_refused() {
         .run(|conn| -> Result<_, provider::storage::StorageError> {
             Ok((
                 provider::storage::clients::list(conn)?.len(),
-                provider::storage::keys::list(conn)?.len(),
+                provider::storage::signing_keys::list(conn)?.len(),
             ))
         })
         .await
@@ -421,11 +421,11 @@ async fn admin_sees_and_revokes_grants_and_consents() {
             let at = oidc_core::unix_now();
             diesel::RunQueryDsl::execute(
                 diesel::insert_into(provider::storage::schema::grants::table).values(
-                    &grants::Grant {
+                    grants::Grant {
                         id: "grant-1".into(),
                         user_id: user_id.clone(),
                         client_id: CLIENT_ID.into(),
-                        scope: "openid profile".into(),
+                        scope: "openid profile".parse().unwrap(),
                         auth_time: at,
                         created_at: at,
                         revoked_at: None,
@@ -434,7 +434,13 @@ async fn admin_sees_and_revokes_grants_and_consents() {
                 ),
                 conn,
             )?;
-            grants::upsert_consent(conn, &user_id, CLIENT_ID, "openid profile", at)?;
+            grants::upsert_consent(
+                conn,
+                &user_id,
+                CLIENT_ID,
+                &"openid profile".parse().unwrap(),
+                at,
+            )?;
             Ok(())
         })
         .await

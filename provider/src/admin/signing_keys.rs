@@ -1,4 +1,4 @@
-//! Signing keys in the admin site: list, rotate (per algorithm), retire.
+//! The admin page of the signing keys: list, rotate (per algorithm), retire.
 
 use actix_session::Session;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::{AdminError, Frame, flash, format_time, page, require_admin, require_admin_form};
 use crate::identity::login::see_other;
 use crate::state::AppState;
-use crate::storage::keys::RetireOutcome;
+use crate::storage::signing_keys::{KeyStatus, RetireOutcome};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/keys", web::get().to(list))
@@ -19,8 +19,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 #[derive(Serialize)]
 struct Row {
     kid: String,
-    alg: String,
-    status: String,
+    alg: Algorithm,
+    status: KeyStatus,
     created: String,
     rotated: Option<String>,
     retired: Option<String>,

@@ -3,8 +3,8 @@
 use reqwest::StatusCode;
 
 use crate::helpers::{
-    CLIENT_ID, REDIRECT_URI, USER_PASSWORD, USER_USERNAME, csrf_token, input_value, location,
-    spawn_app,
+    Browser, CLIENT_ID, REDIRECT_URI, USER_PASSWORD, USER_USERNAME, csrf_token, input_value,
+    location, spawn_app,
 };
 
 fn secret_on(html: &str) -> Option<String> {
@@ -662,4 +662,47 @@ async fn admin_cannot_create_a_user_whose_username_or_email_differs_only_by_case
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     let body = crate::helpers::unescape(&response.text().await.expect("body"));
     assert!(body.contains(email_taken), "{body}");
+}
+
+#[tokio::test]
+async fn every_admin_route_refuses_anyone_but_an_administrator() {
+    let app = spawn_app().await;
+    let anonymous = app.new_browser();
+    let user = app.user_browser().await;
+    let token = user.csrf_token("/logout").await;
+    let routes = provider::admin::routes();
+    assert!(routes.len() > 20, "{routes:?}");
+    for (method, path) in routes {
+        // Placeholders get a value that names nothing: the refusal comes before any lookup.
+        let path = path
+            .split('/')
+            .map(|segment| {
+                if segment.starts_with('{') {
+                    "x"
+                } else {
+                    segment
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("/");
+        let send = |browser: &Browser| {
+            let request = if method == actix_web::http::Method::GET {
+                browser.client.get(app.url(&path))
+            } else {
+                browser
+                    .client
+                    .post(app.url(&path))
+                    .form(&[("csrf_token", token.as_str())])
+            };
+            request.send()
+        };
+        let response = send(&anonymous).await.expect("request");
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{method} {path}");
+        assert!(
+            location(&response).starts_with("/login?next="),
+            "{method} {path}"
+        );
+        let response = send(&user).await.expect("request");
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{method} {path}");
+    }
 }

@@ -41,6 +41,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 
 async fn serve() -> anyhow::Result<()> {
     let settings = Settings::from_env().map_err(|e: ConfigError| anyhow::anyhow!("{e}"))?;
+    // Malformed requests of clients are counted, not logged as errors; no colours off a terminal.
+    servicekit::logging::init_with_format(&settings.log, settings.log_format);
     tracing::info!(
         url = %settings.url.url(),
         addr = settings.addr,

@@ -399,7 +399,7 @@ impl Oidc {
         };
         let client = CoreClient::from_provider_metadata(
             metadata,
-            ClientId::new(self.settings.client_id.clone()),
+            ClientId::new(self.settings.client_id.as_str().to_owned()),
             self.settings
                 .client_secret
                 .as_ref()
@@ -424,10 +424,10 @@ impl Oidc {
                 Nonce::new_random,
             )
             .set_pkce_challenge(challenge);
-        for scope in &self.settings.scopes {
+        for scope in self.settings.scopes.iter() {
             // The client adds `openid` itself.
-            if scope != "openid" {
-                request = request.add_scope(Scope::new(scope.clone()));
+            if scope.as_str() != "openid" {
+                request = request.add_scope(Scope::new(scope.as_str().to_owned()));
             }
         }
         let (url, state, nonce) = request.url();
@@ -669,7 +669,7 @@ impl Oidc {
             if let Some(id_token) = id_token {
                 query.append_pair("id_token_hint", id_token);
             }
-            query.append_pair("client_id", &self.settings.client_id);
+            query.append_pair("client_id", self.settings.client_id.as_str());
             query.append_pair(
                 "post_logout_redirect_uri",
                 &self.settings.post_logout_redirect_uri(),
@@ -712,7 +712,7 @@ impl Oidc {
             // RFC 6749 §2.3.1: both parts form-encoded before they go into Basic.
             Some(secret) if basic => request
                 .basic_auth(
-                    form_encode(&self.settings.client_id),
+                    form_encode(self.settings.client_id.as_str()),
                     Some(form_encode(secret)),
                 )
                 .form(&form),
@@ -722,7 +722,11 @@ impl Oidc {
                 ("client_id", self.settings.client_id.as_str()),
                 ("client_secret", secret),
             ]),
-            None => request.form(&[form[0], form[1], ("client_id", &self.settings.client_id)]),
+            None => request.form(&[
+                form[0],
+                form[1],
+                ("client_id", self.settings.client_id.as_str()),
+            ]),
         };
         let response = request
             .send()
@@ -770,10 +774,7 @@ impl Oidc {
             oidc_core::types::IssuerUrl::parse(self.settings.issuer.as_str()).map_err(|e| {
                 LogoutTokenFailure::Unavailable(OidcError::Misconfigured(e.to_string()))
             })?;
-        let expected = ExpectedLogout::new(
-            issuer,
-            oidc_core::types::ClientId::new(self.settings.client_id.clone()),
-        );
+        let expected = ExpectedLogout::new(issuer, self.settings.client_id.clone());
         check_logout_claims(jws.header.get("typ"), &jws.payload, &expected, now)
             .map_err(LogoutTokenFailure::Invalid)
     }

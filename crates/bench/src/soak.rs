@@ -21,7 +21,7 @@ use crate::stats::Steps;
 
 /// How long the provider keeps a row past its expiry before sweeping it
 /// (`provider::storage::sweep::EXPIRY_MARGIN_SECS`; the smoke test checks they agree).
-pub const PROVIDER_EXPIRY_MARGIN_SECS: i64 = 30;
+pub const PROVIDER_EXPIRY_MARGIN_SECS: i64 = 5;
 
 /// The RSS the provider must level off under.
 pub const RSS_TARGET_MIB: f64 = 64.0;
@@ -40,16 +40,18 @@ pub struct SoakSettings {
 }
 
 impl SoakSettings {
-    /// Short lifetimes, so that rows expire and are swept many times within minutes.
+    /// Short lifetimes, so that rows expire and are swept many times within minutes, and the
+    /// tables reach their steady state (every row inserted is also deleted) within the first
+    /// half minute: the first minute then measures that state rather than an empty database.
     pub fn new(seconds: f64, sample_seconds: f64, concurrency: usize) -> Self {
         Self {
             seconds,
             sample_seconds,
             concurrency,
-            code_ttl_secs: 5,
-            access_token_ttl_secs: 15,
-            refresh_token_ttl_secs: 30,
-            sweep_interval_secs: 5,
+            code_ttl_secs: 2,
+            access_token_ttl_secs: 5,
+            refresh_token_ttl_secs: 10,
+            sweep_interval_secs: 2,
             expiry_margin_secs: PROVIDER_EXPIRY_MARGIN_SECS,
         }
     }
@@ -539,7 +541,7 @@ mod tests {
                         f64::from(i) * 30.0,
                         u64::from(i as u32) * 3000,
                         30_000,
-                        4_000,
+                        1_000,
                     )
                 })
                 .collect(),
@@ -548,8 +550,8 @@ mod tests {
         assert_eq!(report.window_secs, 60.0);
         assert!((report.first_window_per_sec - 100.0).abs() < 1e-9);
         assert!((report.last_window_per_sec - 100.0).abs() < 1e-9);
-        assert_eq!(report.row_bounds.authorization_codes, 100 * (5 + 30 + 10));
-        assert_eq!(report.row_bounds.grants, 100 * (30 + 30 + 10));
+        assert_eq!(report.row_bounds.authorization_codes, 100 * (2 + 5 + 4));
+        assert_eq!(report.row_bounds.grants, 100 * (10 + 5 + 4));
         assert!(
             report.checks.iter().all(|c| c.pass == Some(true)),
             "{:?}",

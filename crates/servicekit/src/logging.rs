@@ -6,6 +6,10 @@
 //! with errors an operator can do nothing about, and real faults drown. Those client mistakes
 //! are counted ([`client_errors`]) and shown only when the filter enables `debug` for
 //! `actix_http` (e.g. `PROVIDER_LOG=info,actix_http=debug`); every other error stays.
+//!
+//! Lines are text ([`LogFormat::Text`], coloured only on a terminal, so `docker logs`, files and
+//! CI get no escape codes) or one JSON object per line ([`LogFormat::Json`], for log collectors),
+//! as the services' `*_LOG_FORMAT` setting says.
 
 use std::io::IsTerminal as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,7 +17,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::filter::Targets;
+use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt as _};
+use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{EnvFilter, fmt};
 
@@ -38,20 +44,71 @@ pub fn client_errors() -> u64 {
     CLIENT_ERRORS.load(Ordering::Relaxed)
 }
 
-/// Installs the subscriber for a binary: `filter` is an `EnvFilter` directive string (an
-/// invalid one falls back to `info`); colours only on a terminal, so container logs and files
-/// carry no escape codes. A second call keeps the first subscriber.
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines (coloured on a terminal only).
+    #[default]
+    Text,
+    /// One JSON object per line, the event's fields at the top level, never coloured.
+    Json,
+}
+
+impl LogFormat {
+    /// `text` or `json` (any case), as the `*_LOG_FORMAT` settings take it.
+    pub fn parse(value: &str) -> Result<Self, String> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "text" => Ok(Self::Text),
+            "json" => Ok(Self::Json),
+            _ => Err(format!("must be text or json (got {value:?})")),
+        }
+    }
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        Self::parse(value)
+    }
+}
+
+/// Installs the subscriber for a binary, writing text lines: see [`init_with_format`].
 pub fn init(filter: &str) {
+    init_with_format(filter, LogFormat::Text);
+}
+
+/// Installs the subscriber for a binary: `filter` is an `EnvFilter` directive string (an invalid
+/// one falls back to `info`), lines go to stderr in `format`, with colours only when stderr is a
+/// terminal. A second call keeps the first subscriber.
+pub fn init_with_format(filter: &str, format: LogFormat) {
     let env_filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
     let _ = tracing_subscriber::registry()
         .with(QuietClientErrors::for_filter(filter))
         .with(env_filter)
-        .with(
-            fmt::layer()
-                .with_writer(std::io::stderr)
-                .with_ansi(std::io::stderr().is_terminal()),
-        )
+        .with(output_layer(
+            format,
+            std::io::stderr,
+            std::io::stderr().is_terminal(),
+        ))
         .try_init();
+}
+
+/// The layer that writes lines to `writer`; `colour` only matters for text.
+fn output_layer<S, W>(format: LogFormat, writer: W, colour: bool) -> Box<dyn Layer<S> + Send + Sync>
+where
+    S: Subscriber + for<'span> LookupSpan<'span>,
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    match format {
+        LogFormat::Text => fmt::layer().with_writer(writer).with_ansi(colour).boxed(),
+        LogFormat::Json => fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_writer(writer)
+            .with_ansi(false)
+            .boxed(),
+    }
 }
 
 /// Drops (and counts) the connection errors a client caused, unless `debug` is on for them.
@@ -108,6 +165,11 @@ mod tests {
 
     /// Captures what a subscriber with `filter` writes while `emit` runs.
     fn captured(filter: &str, emit: impl FnOnce()) -> String {
+        captured_as(filter, LogFormat::Text, false, emit)
+    }
+
+    /// Captures what the binaries' subscriber writes in `format` while `emit` runs.
+    fn captured_as(filter: &str, format: LogFormat, colour: bool, emit: impl FnOnce()) -> String {
         let buffer = Arc::new(Mutex::new(Vec::new()));
         let writer = {
             let buffer = Arc::clone(&buffer);
@@ -116,7 +178,7 @@ mod tests {
         let subscriber = tracing_subscriber::registry()
             .with(QuietClientErrors::for_filter(filter))
             .with(EnvFilter::new(filter))
-            .with(fmt::layer().with_writer(writer).with_ansi(false));
+            .with(output_layer(format, writer, colour));
         tracing::subscriber::with_default(subscriber, emit);
         let bytes = buffer.lock().expect("buffer").clone();
         String::from_utf8(bytes).expect("utf-8")
@@ -167,5 +229,65 @@ mod tests {
                 "{filter}: {output}"
             );
         }
+    }
+
+    fn some_events() {
+        tracing::info!(user = "alice", "signed in");
+        tracing::warn!(
+            retry_in = 5,
+            "provider discovery failed:\nconnection refused"
+        );
+        let span = tracing::info_span!("request", path = "/");
+        span.in_scope(|| tracing::error!(target: "webapp::routes", "a \"quoted\" error"));
+    }
+
+    #[test]
+    fn json_lines_are_one_object_each() {
+        let output = captured_as("info", LogFormat::Json, false, some_events);
+        let lines: Vec<&str> = output.lines().collect();
+        assert_eq!(lines.len(), 3, "{output}");
+        for line in &lines {
+            let value: serde_json::Value = serde_json::from_str(line).expect(line);
+            assert!(value.is_object(), "{line}");
+            for field in ["timestamp", "level", "target", "message"] {
+                assert!(value.get(field).is_some(), "{field} in {line}");
+            }
+        }
+        let first: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+        assert_eq!(first["message"], "signed in");
+        assert_eq!(first["user"], "alice");
+        let second: serde_json::Value = serde_json::from_str(lines[1]).unwrap();
+        assert_eq!(
+            second["message"],
+            "provider discovery failed:\nconnection refused"
+        );
+        let third: serde_json::Value = serde_json::from_str(lines[2]).unwrap();
+        assert_eq!(third["level"], "ERROR");
+        assert_eq!(third["span"]["path"], "/");
+        // Colour is never asked of JSON.
+        let coloured = captured_as("info", LogFormat::Json, true, some_events);
+        assert!(!coloured.contains('\u{1b}'), "{coloured}");
+    }
+
+    #[test]
+    fn text_has_colour_codes_only_when_asked() {
+        // `init_with_format` asks for colour only when stderr is a terminal.
+        let plain = captured_as("info", LogFormat::Text, false, some_events);
+        assert!(plain.contains("signed in"), "{plain}");
+        assert!(!plain.contains('\u{1b}'), "{plain}");
+        let coloured = captured_as("info", LogFormat::Text, true, some_events);
+        assert!(coloured.contains('\u{1b}'), "{coloured}");
+    }
+
+    #[test]
+    fn log_formats_parse() {
+        assert_eq!(LogFormat::parse("text"), Ok(LogFormat::Text));
+        assert_eq!(LogFormat::parse(" JSON "), Ok(LogFormat::Json));
+        assert_eq!("json".parse(), Ok(LogFormat::Json));
+        assert_eq!(LogFormat::default(), LogFormat::Text);
+        assert_eq!(
+            LogFormat::parse("xml"),
+            Err("must be text or json (got \"xml\")".to_owned())
+        );
     }
 }

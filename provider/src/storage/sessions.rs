@@ -3,7 +3,7 @@
 use diesel::prelude::*;
 
 use super::Conn;
-use super::schema::{sessions, users};
+use super::schema::{grants, sessions, users};
 
 /// A stored session (the cookie secret only as its hash).
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, serde::Serialize)]
@@ -64,7 +64,7 @@ pub fn insert(
                 .returning(SessionRow::as_returning())
                 .load(conn)?;
         for session in &ended {
-            super::logout_deliveries::record_for_session(conn, session, row.created_at)?;
+            after_end(conn, session, row.created_at)?;
         }
     }
     Ok(())
@@ -97,9 +97,28 @@ pub fn touch(conn: &mut Conn, id_hash: &str, at: i64, idle_secs: i64) -> QueryRe
 pub fn end(conn: &mut Conn, id_hash: &str, at: i64) -> QueryResult<Option<SessionRow>> {
     let ended = delete(conn, id_hash)?;
     if let Some(session) = &ended {
-        super::logout_deliveries::record_for_session(conn, session, at)?;
+        after_end(conn, session, at)?;
     }
     Ok(ended)
+}
+
+/// What follows the end of `session` (logout, admin, idle or absolute end), in the caller's
+/// transaction: the applications with a grant in it are told (back-channel logout), and those
+/// grants are revoked with their tokens, except grants holding `offline_access`, which are
+/// meant to outlive the login (Back-Channel Logout 1.0 §2.7; OpenID Connect Core §11).
+fn after_end(conn: &mut Conn, session: &SessionRow, at: i64) -> QueryResult<()> {
+    super::logout_deliveries::record_for_session(conn, session, at)?;
+    let grants: Vec<(String, String)> = grants::table
+        .filter(grants::session_id.eq(&session.public_id))
+        .filter(grants::revoked_at.is_null())
+        .select((grants::id, grants::scope))
+        .load(conn)?;
+    for (grant_id, scope) in grants {
+        if !scope.split_whitespace().any(|s| s == "offline_access") {
+            super::grants::revoke_grant_family(conn, &grant_id, at)?;
+        }
+    }
+    Ok(())
 }
 
 /// Deletes the session; the row it deleted, if there was one.
@@ -144,7 +163,7 @@ pub fn sweep_batch(conn: &mut Conn, cutoff: i64, limit: usize) -> QueryResult<us
             .returning(SessionRow::as_returning())
             .load(conn)?;
     for session in &ended {
-        super::logout_deliveries::record_for_session(conn, session, cutoff)?;
+        after_end(conn, session, cutoff)?;
     }
     Ok(ended.len())
 }
@@ -205,7 +224,7 @@ pub fn end_for_user(conn: &mut Conn, user_id: &str, public_id: &str, at: i64) ->
     .get_result(conn)
     .optional()?;
     if let Some(session) = &ended {
-        super::logout_deliveries::record_for_session(conn, session, at)?;
+        after_end(conn, session, at)?;
     }
     Ok(ended.is_some())
 }

@@ -33,7 +33,7 @@ async fn alice_holds(app: &OAuthApp) -> Held {
     }
 }
 
-async fn active(app: &OAuthApp, token: &str) -> bool {
+pub async fn active(app: &OAuthApp, token: &str) -> bool {
     let response = app
         .http
         .post(app.url("/oauth/introspect"))

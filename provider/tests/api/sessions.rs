@@ -308,3 +308,87 @@ async fn an_rp_initiated_logout_ends_the_session_for_every_copy_of_the_cookie() 
     assert_eq!(error.as_deref(), Some("login_required"));
     assert_eq!(sessions(&app), 0);
 }
+
+/// Tokens of alice for the bootstrap client, issued in `browser`'s session with `scope`
+/// (the browser is already signed in and has consented).
+async fn tokens_in_session(app: &OAuthApp, browser: &Browser, scope: &str) -> (String, String) {
+    let pkce = Pkce::new();
+    let outcome = browser
+        .drive(
+            app,
+            &app.authorize_url(&pkce, &[("scope", scope)]),
+            None,
+            Consent::Authorize,
+        )
+        .await;
+    let response = app.exchange(&outcome.code(), &pkce.verifier).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: serde_json::Value = response.json().await.unwrap();
+    (
+        body["access_token"].as_str().unwrap().to_owned(),
+        body["refresh_token"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// Back-Channel Logout §2.7: the tokens of a session that ends are revoked, except those of a
+/// grant with `offline_access`, which by definition outlives the login.
+async fn assert_online_grants_revoked_and_offline_kept(
+    app: &OAuthApp,
+    online: &(String, String),
+    offline: &(String, String),
+) {
+    use crate::cascades::active;
+    assert!(!active(app, &online.0).await, "online access token");
+    assert!(!active(app, &online.1).await, "online refresh token");
+    assert!(active(app, &offline.0).await, "offline access token");
+    assert!(active(app, &offline.1).await, "offline refresh token");
+}
+
+#[tokio::test]
+async fn logout_revokes_the_sessions_grants_but_not_offline_access() {
+    let app = OAuthApp::spawn().await;
+    let browser = Browser::new();
+    app.code_for_alice(&browser).await;
+    let online = tokens_in_session(&app, &browser, "openid profile email").await;
+    let offline = tokens_in_session(&app, &browser, "openid offline_access").await;
+    let elsewhere = Browser::new();
+    app.code_for_alice(&elsewhere).await;
+    let other_session = tokens_in_session(&app, &elsewhere, "openid email").await;
+
+    log_out(&app, &browser).await;
+
+    assert_online_grants_revoked_and_offline_kept(&app, &online, &offline).await;
+    let refreshed = app
+        .token_request(
+            (CLIENT_ID, crate::oauth_helpers::CLIENT_SECRET),
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", &online.1),
+            ],
+        )
+        .await;
+    assert_eq!(refreshed.status(), StatusCode::BAD_REQUEST);
+    assert!(
+        crate::cascades::active(&app, &other_session.1).await,
+        "another session's grants stay"
+    );
+}
+
+#[tokio::test]
+async fn a_session_swept_at_its_end_revokes_its_grants_but_not_offline_access() {
+    let app = OAuthApp::spawn().await;
+    let browser = Browser::new();
+    app.code_for_alice(&browser).await;
+    let online = tokens_in_session(&app, &browser, "openid profile").await;
+    let offline = tokens_in_session(&app, &browser, "openid offline_access").await;
+    let now = provider::storage::now();
+    sql(
+        &app,
+        &format!("UPDATE sessions SET idle_expires_at = {}", now - 3600),
+    );
+    let swept = provider::storage::sweep::sweep(&app.state.db, now, std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(swept.sessions, 1);
+    assert_online_grants_revoked_and_offline_kept(&app, &online, &offline).await;
+}

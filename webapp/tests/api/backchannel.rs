@@ -1,8 +1,9 @@
 //! `OIDC_BACKCHANNEL_URL`: the web app's own requests go to the back-channel address while
 //! browsers and the `iss` checks use the public issuer.
 
+use oidc_core::types::IssuerUrl;
 use testkit::{Browser, Stack, login_form, query_param};
-use webapp::config::{BackchannelUrl, Issuer};
+use webapp::config::BackchannelUrl;
 
 use crate::helpers::session_json;
 
@@ -15,7 +16,7 @@ async fn server_side_calls_use_the_backchannel_while_browsers_see_the_public_iss
         |webapp| {
             let reachable = webapp.issuer.as_str().to_owned();
             webapp.backchannel_url = Some(BackchannelUrl::parse(&reachable).unwrap());
-            webapp.issuer = Issuer::parse(&reachable.replace("127.0.0.1", "127.0.0.2")).unwrap();
+            webapp.issuer = IssuerUrl::parse(&reachable.replace("127.0.0.1", "127.0.0.2")).unwrap();
         },
     )
     .await
@@ -97,7 +98,7 @@ async fn issuer_mismatch_is_not_accepted_through_the_backchannel() {
         |webapp| {
             let reachable = webapp.issuer.as_str().to_owned();
             webapp.backchannel_url = Some(BackchannelUrl::parse(&reachable).unwrap());
-            webapp.issuer = Issuer::parse(&reachable.replace("127.0.0.1", "localhost")).unwrap();
+            webapp.issuer = IssuerUrl::parse(&reachable.replace("127.0.0.1", "localhost")).unwrap();
         },
     )
     .await

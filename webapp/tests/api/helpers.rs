@@ -212,6 +212,10 @@ struct ProxyRules {
     seen_id_token: Option<String>,
     /// The last refresh token the provider issued.
     seen_refresh_token: Option<String>,
+    /// Answers to refresh-token grants wait while this is set.
+    hold_refreshes: bool,
+    /// Answers to refresh-token grants waiting now.
+    held_refreshes: usize,
 }
 
 /// An HTTP proxy in front of the provider for the web app's server-side calls: it counts the
@@ -284,6 +288,17 @@ impl BackchannelProxy {
     /// The last refresh token the provider issued through this proxy.
     pub fn seen_refresh_token(&self) -> Option<String> {
         self.rules.lock().unwrap().seen_refresh_token.clone()
+    }
+
+    /// Holds the provider's answers to refresh-token grants (received, not yet relayed) until
+    /// called again with `false`: the refresh is in flight for as long as a test needs.
+    pub fn hold_refreshes(&self, hold: bool) {
+        self.rules.lock().unwrap().hold_refreshes = hold;
+    }
+
+    /// How many answers to refresh-token grants are being held.
+    pub fn held_refreshes(&self) -> usize {
+        self.rules.lock().unwrap().held_refreshes
     }
 
     /// Replaces the ID token of token responses with `id_token` (`None`: the genuine one).
@@ -360,6 +375,14 @@ async fn relay(
                 }
             }
         }
+    }
+    let refresh_grant = String::from_utf8_lossy(&body).contains("grant_type=refresh_token");
+    if path == "/oauth/token" && refresh_grant && rules.lock().unwrap().hold_refreshes {
+        rules.lock().unwrap().held_refreshes += 1;
+        while rules.lock().unwrap().hold_refreshes {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        rules.lock().unwrap().held_refreshes -= 1;
     }
     response.body(bytes)
 }

@@ -150,3 +150,55 @@ async fn id_token_of_another_sign_in_is_refused_without_a_session() {
     );
     assert_signed_out(&second, &stack.webapp).await;
 }
+
+#[tokio::test]
+async fn logout_tokens_with_unknown_keys_cannot_make_the_web_app_fetch_the_jwks_again_and_again() {
+    use crate::logout_tokens::{claims, endpoint, post};
+    use oidc_core::jose::{Algorithm, SigningKey};
+    let (stack, proxy) = stack_behind_proxy().await;
+    let browser = Browser::new();
+    let home = stack.sign_in(&browser).await.unwrap();
+    assert_eq!(home.status, 200, "{}", home.text());
+    let fetched = proxy.jwks_fetches();
+
+    // Anyone can post to the back-channel endpoint; each token names a key nobody published.
+    // Every one is refused, and the key set is fetched again at most once in the refetch
+    // interval, however many arrive (at once or one after the other).
+    let tokens: Vec<String> = (0..16)
+        .map(|_| {
+            let key = SigningKey::generate(Algorithm::RS256).unwrap();
+            key.sign_logout_token(&claims(&stack, Some("someone"), None))
+                .unwrap()
+        })
+        .collect();
+    let (together, one_by_one) = tokens.split_at(8);
+    let mut at_once = tokio::task::JoinSet::new();
+    for token in together.iter().cloned() {
+        let endpoint = endpoint(&stack);
+        at_once.spawn(async move {
+            let answer = reqwest::Client::new()
+                .post(endpoint)
+                .form(&[("logout_token", token)])
+                .send()
+                .await
+                .unwrap();
+            (answer.status().as_u16(), answer.text().await.unwrap())
+        });
+    }
+    while let Some(answer) = at_once.join_next().await {
+        let (status, body) = answer.unwrap();
+        assert_eq!(status, 400, "{body}");
+    }
+    for token in one_by_one {
+        let (status, body, _) = post(&stack, token).await;
+        assert_eq!(status, 400, "{body}");
+    }
+    assert!(
+        proxy.jwks_fetches() <= fetched + 1,
+        "{} fetches after {fetched}",
+        proxy.jwks_fetches()
+    );
+    // The signed-in user was not signed out by any of them.
+    let home = browser.get(stack.webapp.url("/")).await.unwrap();
+    assert_eq!(home.status, 200);
+}

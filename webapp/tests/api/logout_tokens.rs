@@ -22,7 +22,7 @@ fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
-fn claims(stack: &Stack, sub: Option<&str>, sid: Option<&str>) -> LogoutTokenClaims {
+pub fn claims(stack: &Stack, sub: Option<&str>, sid: Option<&str>) -> LogoutTokenClaims {
     LogoutTokenClaims::new(
         IssuerUrl::parse(&stack.provider.issuer).unwrap(),
         Audience::Single(ClientId::new(stack.provider.client_id.clone())),
@@ -33,14 +33,14 @@ fn claims(stack: &Stack, sub: Option<&str>, sid: Option<&str>) -> LogoutTokenCla
     )
 }
 
-fn endpoint(stack: &Stack) -> String {
+pub fn endpoint(stack: &Stack) -> String {
     stack.webapp.url(&format!(
         "/api/auth/backchannel-logout/{}",
         stack.webapp.provider_id
     ))
 }
 
-async fn post(stack: &Stack, token: &str) -> (u16, String, Option<String>) {
+pub async fn post(stack: &Stack, token: &str) -> (u16, String, Option<String>) {
     let answer = reqwest::Client::new()
         .post(endpoint(stack))
         .form(&[("logout_token", token)])

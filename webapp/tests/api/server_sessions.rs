@@ -7,7 +7,7 @@ use webapp::config::BackchannelUrl;
 use crate::helpers::{BackchannelProxy, SESSION_COOKIE, assert_signed_out, session_json, url};
 
 /// Signs out through the confirmation form.
-async fn sign_out(browser: &Browser, webapp: &TestWebapp) {
+pub async fn sign_out(browser: &Browser, webapp: &TestWebapp) {
     let confirm = browser.get(webapp.url("/api/auth/signout")).await.unwrap();
     let form = confirm.form_with_button("Sign out").unwrap();
     let signed_out = browser.submit_once(&form).await.unwrap();
@@ -65,7 +65,26 @@ async fn a_live_session_survives_a_restart() {
 
 #[tokio::test]
 async fn sign_out_revokes_the_refresh_token_at_the_provider() {
-    let provider = TestProvider::start().await.unwrap();
+    let (stack, proxy) = behind_proxy(None).await;
+    let browser = Browser::new();
+    stack.sign_in(&browser).await.unwrap();
+    let refresh_token = proxy.seen_refresh_token().expect("a refresh token");
+
+    sign_out(&browser, &stack.webapp).await;
+
+    assert_refused_by_the_provider(&stack, &refresh_token).await;
+}
+
+/// A stack whose web app reaches the provider through a [`BackchannelProxy`].
+/// `access_token_ttl_secs`: the provider's access-token lifetime, when not its default.
+async fn behind_proxy(access_token_ttl_secs: Option<i64>) -> (Stack, BackchannelProxy) {
+    let provider = TestProvider::start_with(|provider| {
+        if let Some(ttl) = access_token_ttl_secs {
+            provider.access_token_ttl_secs = ttl;
+        }
+    })
+    .await
+    .unwrap();
     let proxy = BackchannelProxy::start(provider.port).await;
     let backchannel = BackchannelUrl::parse(&proxy.url()).unwrap();
     let webapp = TestWebapp::start_with(&provider, |settings| {
@@ -73,14 +92,11 @@ async fn sign_out_revokes_the_refresh_token_at_the_provider() {
     })
     .await
     .unwrap();
-    let stack = Stack { webapp, provider };
-    let browser = Browser::new();
-    stack.sign_in(&browser).await.unwrap();
-    let refresh_token = proxy.seen_refresh_token().expect("a refresh token");
+    (Stack { webapp, provider }, proxy)
+}
 
-    sign_out(&browser, &stack.webapp).await;
-
-    // The provider no longer honours it.
+/// The provider no longer honours `refresh_token`.
+async fn assert_refused_by_the_provider(stack: &Stack, refresh_token: &str) {
     let http = reqwest::Client::new();
     let answer = http
         .post(stack.provider.url("/oauth/token"))
@@ -90,7 +106,7 @@ async fn sign_out_revokes_the_refresh_token_at_the_provider() {
         )
         .form(&[
             ("grant_type", "refresh_token"),
-            ("refresh_token", refresh_token.as_str()),
+            ("refresh_token", refresh_token),
         ])
         .send()
         .await
@@ -99,4 +115,44 @@ async fn sign_out_revokes_the_refresh_token_at_the_provider() {
     let body: serde_json::Value = answer.json().await.unwrap();
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"], "invalid_grant", "{body}");
+}
+
+#[tokio::test]
+async fn a_refresh_in_flight_when_the_session_ends_gives_its_tokens_to_nobody() {
+    let (stack, proxy) = behind_proxy(Some(2)).await;
+    let browser = Browser::new();
+    stack.sign_in(&browser).await.unwrap();
+    let first_refresh_token = proxy.seen_refresh_token().expect("a refresh token");
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+
+    // The home page finds the access token expired and refreshes it; the provider's answer is
+    // held on its way back while the same user signs out in another tab.
+    proxy.hold_refreshes(true);
+    let home = {
+        let (browser, url) = (browser.clone(), stack.webapp.url("/"));
+        tokio::spawn(async move { browser.get(url).await })
+    };
+    for _ in 0..500 {
+        if proxy.held_refreshes() == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(proxy.held_refreshes(), 1, "the refresh is in flight");
+    let issued = proxy.seen_refresh_token().expect("the new refresh token");
+    assert_ne!(issued, first_refresh_token);
+    sign_out(&browser, &stack.webapp).await;
+    proxy.hold_refreshes(false);
+
+    // The request that refreshed shows nothing of the session, the browser stays signed out,
+    // and the refresh token issued in flight is revoked at the provider.
+    let home = home.await.unwrap().unwrap();
+    assert!(
+        !home.contains(&stack.provider.user.email),
+        "{} {}",
+        home.status,
+        home.body
+    );
+    assert_signed_out(&browser, &stack.webapp).await;
+    assert_refused_by_the_provider(&stack, &issued).await;
 }

@@ -23,7 +23,7 @@ async fn a_short_soak_samples_throughput_memory_and_rows() -> anyhow::Result<()>
     })
     .await?;
     let env = settings.provider_env();
-    assert!(env.contains(&("PROVIDER_SWEEP_INTERVAL_SECS".into(), "5".into())));
+    assert!(env.contains(&("PROVIDER_SWEEP_INTERVAL_SECS".into(), "2".into())));
     let target = Target {
         addr: ([127, 0, 0, 1], provider.port).into(),
         issuer: provider.issuer.clone(),

@@ -475,7 +475,7 @@ fn create_user(
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
-    crate::telemetry::init(&settings.log);
+    crate::telemetry::init(&settings.log, settings.log_format);
     let issuer = settings.issuer.clone();
     let app = crate::startup::Application::build(settings).await?;
     tracing::info!(port = app.port(), issuer = %issuer, "provider listening");

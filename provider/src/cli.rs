@@ -179,9 +179,15 @@ pub enum KeysCommand {
     },
 }
 
+/// Every bad setting on one line, as the command line reports its failures.
+fn one_line(error: crate::config::ConfigError) -> anyhow::Error {
+    let settings: Vec<String> = error.0.iter().map(ToString::to_string).collect();
+    anyhow::anyhow!("invalid settings: {}", settings.join("; "))
+}
+
 /// Runs the command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    let settings = Settings::from_env()?;
+    let settings = Settings::from_env().map_err(one_line)?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings).await,
         Command::Healthcheck => healthcheck(&settings.addr),

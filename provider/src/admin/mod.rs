@@ -53,22 +53,19 @@ pub struct AdminRoutes {
 }
 
 impl AdminRoutes {
-    fn get<F, Args>(self, path: &'static str, handler: F) -> Self
+    fn get<F: Handler<Args>, Args>(self, path: &'static str, handler: F) -> Self
     where
-        F: Handler<Args>,
         Args: FromRequest + 'static,
         F::Output: Responder + 'static,
     {
         self.add(Method::GET, path, web::get().to(handler))
     }
 
-    fn post<F, Args>(self, path: &'static str, handler: F) -> Self
+    fn post<F: Handler<Args>, Args: FromRequest + 'static>(self, path: &'static str, f: F) -> Self
     where
-        F: Handler<Args>,
-        Args: FromRequest + 'static,
         F::Output: Responder + 'static,
     {
-        self.add(Method::POST, path, web::post().to(handler))
+        self.add(Method::POST, path, web::post().to(f))
     }
 
     fn add(mut self, method: Method, path: &'static str, route: actix_web::Route) -> Self {

@@ -30,62 +30,56 @@ where
     parse(&text).map_err(|e| format!("corrupt stored {what} {text:?}: {e:?}").into())
 }
 
-/// Scopes as stored: space-separated, as on the wire (RFC 6749 §3.3).
-#[derive(Debug, Clone, AsExpression, FromSqlRow)]
-#[diesel(sql_type = Text)]
-pub struct ScopesColumn(Scopes);
+/// Declares a text column holding an oidc-core value: the value goes in and out through `From`,
+/// and is parsed when read.
+macro_rules! text_column {
+    ($(#[$meta:meta])* $column:ident($value:ty), $what:literal, $parse:path) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, AsExpression, FromSqlRow)]
+        #[diesel(sql_type = Text)]
+        pub struct $column($value);
 
-impl From<Scopes> for ScopesColumn {
-    fn from(scopes: Scopes) -> Self {
-        Self(scopes)
-    }
+        impl From<$value> for $column {
+            fn from(value: $value) -> Self {
+                Self(value)
+            }
+        }
+
+        impl From<$column> for $value {
+            fn from(column: $column) -> Self {
+                column.0
+            }
+        }
+
+        impl<DB: Backend> FromSql<Text, DB> for $column
+        where
+            String: FromSql<Text, DB>,
+        {
+            fn from_sql(bytes: DB::RawValue<'_>) -> deserialize::Result<Self> {
+                parse_text::<DB, _, _>(bytes, $what, $parse).map(Self)
+            }
+        }
+    };
 }
 
-impl From<ScopesColumn> for Scopes {
-    fn from(column: ScopesColumn) -> Self {
-        column.0
-    }
-}
+text_column!(
+    /// Scopes as stored: space-separated, as on the wire (RFC 6749 §3.3).
+    ScopesColumn(Scopes),
+    "scopes",
+    Scopes::parse
+);
 
-impl<DB: Backend> FromSql<Text, DB> for ScopesColumn
-where
-    String: FromSql<Text, DB>,
-{
-    fn from_sql(bytes: DB::RawValue<'_>) -> deserialize::Result<Self> {
-        parse_text::<DB, _, _>(bytes, "scopes", Scopes::parse).map(Self)
-    }
-}
+text_column!(
+    /// A JWS algorithm as stored: its name (`RS256`, `ES256`).
+    AlgorithmColumn(Algorithm),
+    "algorithm",
+    Algorithm::parse
+);
 
 impl ToSql<Text, Sqlite> for ScopesColumn {
     fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Sqlite>) -> serialize::Result {
         out.set_value(self.0.to_string());
         Ok(IsNull::No)
-    }
-}
-
-/// A JWS algorithm as stored: its name (`RS256`, `ES256`).
-#[derive(Debug, Clone, Copy, AsExpression, FromSqlRow)]
-#[diesel(sql_type = Text)]
-pub struct AlgorithmColumn(Algorithm);
-
-impl From<Algorithm> for AlgorithmColumn {
-    fn from(alg: Algorithm) -> Self {
-        Self(alg)
-    }
-}
-
-impl From<AlgorithmColumn> for Algorithm {
-    fn from(column: AlgorithmColumn) -> Self {
-        column.0
-    }
-}
-
-impl<DB: Backend> FromSql<Text, DB> for AlgorithmColumn
-where
-    String: FromSql<Text, DB>,
-{
-    fn from_sql(bytes: DB::RawValue<'_>) -> deserialize::Result<Self> {
-        parse_text::<DB, _, _>(bytes, "algorithm", Algorithm::parse).map(Self)
     }
 }
 

@@ -220,14 +220,33 @@ impl ErrorResponse {
     /// The value of a `WWW-Authenticate` header for a protected resource (RFC 6750 §3):
     /// `Bearer error="invalid_token", error_description="..."`.
     pub fn bearer_challenge(&self) -> String {
-        let mut out = format!("Bearer error=\"{}\"", self.error.as_str());
-        if let Some(d) = &self.error_description {
-            out.push_str(&format!(
-                ", error_description=\"{}\"",
-                sanitize_description(d)
-            ));
+        self.challenge(None, None)
+    }
+
+    /// [`bearer_challenge`](Self::bearer_challenge) with the `realm` of the resource and, for
+    /// `insufficient_scope`, the `scope` the request needs (RFC 6750 §3):
+    /// `Bearer realm="api", error="insufficient_scope", scope="profile"`.
+    pub fn bearer_challenge_in(&self, realm: &str, scope: Option<&str>) -> String {
+        self.challenge(Some(realm), scope)
+    }
+
+    fn challenge(&self, realm: Option<&str>, scope: Option<&str>) -> String {
+        let mut attributes = Vec::with_capacity(4);
+        if let Some(realm) = realm {
+            attributes.push(("realm", realm));
         }
-        out
+        attributes.push(("error", self.error.as_str()));
+        if let Some(d) = &self.error_description {
+            attributes.push(("error_description", d));
+        }
+        if let Some(scope) = scope {
+            attributes.push(("scope", scope));
+        }
+        let attributes: Vec<String> = attributes
+            .into_iter()
+            .map(|(name, value)| format!("{name}=\"{}\"", sanitize_description(value)))
+            .collect();
+        format!("Bearer {}", attributes.join(", "))
     }
 }
 
@@ -324,5 +343,28 @@ impl AuthorizationError {
             q.append_pair("iss", self.iss.as_str());
         }
         url
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_challenges_name_the_realm_and_the_missing_scope() {
+        let expired = ErrorResponse::new(ErrorCode::InvalidToken).with_description("expired");
+        assert_eq!(
+            expired.bearer_challenge(),
+            "Bearer error=\"invalid_token\", error_description=\"expired\""
+        );
+        assert_eq!(
+            expired.bearer_challenge_in("oauth", None),
+            "Bearer realm=\"oauth\", error=\"invalid_token\", error_description=\"expired\""
+        );
+        assert_eq!(
+            ErrorResponse::new(ErrorCode::InsufficientScope)
+                .bearer_challenge_in("api \"x\"", Some("profile")),
+            "Bearer realm=\"api 'x'\", error=\"insufficient_scope\", scope=\"profile\""
+        );
     }
 }

@@ -188,12 +188,26 @@ impl TokenRequestError {
 /// Largest token request body accepted by [`TokenRequest::from_form`], in bytes.
 pub const MAX_FORM_LEN: usize = 64 * 1024;
 
-impl TokenRequest {
-    /// Parses an `application/x-www-form-urlencoded` token request body.
-    ///
-    /// Refuses non-UTF-8 or oversized bodies and repeated parameters; ignores unknown
-    /// parameters (RFC 6749 §3.2).
-    pub fn from_form(body: &[u8]) -> Result<Self, TokenRequestError> {
+/// A token request body decoded, its grant not yet read: a server authenticates the client
+/// (RFC 6749 §3.2.1) before it answers about the grant, so it reads the credentials of the body
+/// first and then [`TokenForm::into_request`].
+///
+/// ```
+/// use oidc_core::token::{TokenForm, TokenRequest};
+///
+/// let form = TokenForm::parse(b"grant_type=authorization_code&client_id=app")?;
+/// assert_eq!(form.client_id(), Some("app"));
+/// assert!(form.into_request().is_err()); // no code
+/// # Ok::<(), oidc_core::token::TokenRequestError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenForm(HashMap<String, String>);
+
+impl TokenForm {
+    /// Decodes an `application/x-www-form-urlencoded` body. Refuses non-UTF-8 or oversized
+    /// bodies and repeated parameters; parameters sent without a value count as omitted
+    /// (RFC 6749 §3.2).
+    pub fn parse(body: &[u8]) -> Result<Self, TokenRequestError> {
         if body.len() > MAX_FORM_LEN || std::str::from_utf8(body).is_err() {
             return Err(TokenRequestError::MalformedBody);
         }
@@ -209,8 +223,24 @@ impl TokenRequest {
             }
             params.insert(name, value.into_owned());
         }
-        // RFC 6749 §3.2: parameters sent without a value are treated as omitted.
         params.retain(|_, v| !v.is_empty());
+        Ok(Self(params))
+    }
+
+    /// The `client_id` parameter as sent, not yet checked.
+    pub fn client_id(&self) -> Option<&str> {
+        self.0.get("client_id").map(String::as_str)
+    }
+
+    /// The `client_secret` parameter as sent (`client_secret_post`), not yet checked.
+    pub fn client_secret(&self) -> Option<&str> {
+        self.0.get("client_secret").map(String::as_str)
+    }
+
+    /// Reads the grant: tells a missing parameter (`invalid_request`) from an unknown grant type
+    /// (`unsupported_grant_type`); ignores unknown parameters (RFC 6749 §3.2).
+    pub fn into_request(self) -> Result<TokenRequest, TokenRequestError> {
+        let mut params = self.0;
         let mut take = |name: &str| params.remove(name);
         let grant_type = take("grant_type").ok_or(TokenRequestError::MissingGrantType)?;
         let invalid = |name: &'static str| {
@@ -235,7 +265,7 @@ impl TokenRequest {
                 let code_verifier = take("code_verifier")
                     .map(|v| CodeVerifier::parse(v).map_err(|e| invalid("code_verifier")(&e)))
                     .transpose()?;
-                Ok(Self::AuthorizationCode {
+                Ok(TokenRequest::AuthorizationCode {
                     code,
                     redirect_uri,
                     code_verifier,
@@ -251,7 +281,7 @@ impl TokenRequest {
                 let scope = take("scope")
                     .map(|v| Scopes::parse(&v).map_err(|e| invalid("scope")(&e)))
                     .transpose()?;
-                Ok(Self::RefreshToken {
+                Ok(TokenRequest::RefreshToken {
                     refresh_token,
                     scope,
                     client_id,
@@ -262,6 +292,14 @@ impl TokenRequest {
                 other.chars().take(64).collect(),
             )),
         }
+    }
+}
+
+impl TokenRequest {
+    /// Parses an `application/x-www-form-urlencoded` token request body: [`TokenForm::parse`],
+    /// then [`TokenForm::into_request`].
+    pub fn from_form(body: &[u8]) -> Result<Self, TokenRequestError> {
+        TokenForm::parse(body)?.into_request()
     }
 
     /// The `client_id` parameter, if sent.

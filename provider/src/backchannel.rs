@@ -2,15 +2,15 @@
 //! path: the deliveries recorded with the end of a session are posted by this worker, each with
 //! a timeout, retried with exponential backoff and given up after the configured attempts.
 
+use oidc_core::unix_now;
 use std::time::Duration;
 
 use oidc_core::claims::{Audience, LogoutTokenClaims};
-use oidc_core::jose::Algorithm;
 use oidc_core::types::{ClientId, IssuerUrl, Subject};
 
 use crate::state::AppState;
 use crate::storage::logout_deliveries::{self, Delivery};
-use crate::storage::{StorageError, clients, now};
+use crate::storage::{StorageError, clients};
 
 /// How long one post may take.
 const TIMEOUT: Duration = Duration::from_secs(5);
@@ -52,7 +52,7 @@ pub fn spawn(state: AppState) -> tokio::task::JoinHandle<()> {
 
 /// Sends what is due now.
 pub async fn round(state: &AppState, http: &reqwest::Client) -> Result<usize, StorageError> {
-    let at = now();
+    let at = unix_now();
     let due = state
         .db
         .run(move |conn| logout_deliveries::due(conn, at, BATCH).map_err(StorageError::from))
@@ -94,7 +94,7 @@ async fn attempt(
                 .map_err(|error| (error, token)),
         },
     };
-    let at = now();
+    let at = unix_now();
     let id = delivery.id.clone();
     match outcome {
         Ok(()) => {
@@ -133,13 +133,12 @@ async fn attempt(
 /// The logout token of `delivery`, signed now with the application's ID-token algorithm.
 fn sign(state: &AppState, client: &clients::Client, delivery: &Delivery) -> Result<String, String> {
     let issuer = IssuerUrl::parse(&state.settings.issuer).map_err(|e| e.to_string())?;
-    let alg = Algorithm::parse(&client.id_token_signed_response_alg)
-        .map_err(|e| format!("the application's algorithm: {e:?}"))?;
+    let alg = client.id_token_signed_response_alg;
     let key = state
         .keys
         .active(alg)
         .ok_or_else(|| format!("no active {alg} signing key"))?;
-    let iat = now();
+    let iat = unix_now();
     let claims = LogoutTokenClaims::new(
         issuer,
         Audience::Single(ClientId::new(client.id.clone())),

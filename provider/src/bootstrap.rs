@@ -3,10 +3,12 @@
 //! with the settings (name, URIs and secret), so a changed secret takes effect on restart.
 
 use anyhow::Context as _;
+use oidc_core::jose::Algorithm;
+use oidc_core::types::ClientSecret;
 
 use crate::config::{BootstrapAccount, BootstrapClient};
 use crate::state::AppState;
-use crate::storage::clients::{self, ClientInput, ClientType, GrantType, PlainSecret};
+use crate::storage::clients::{self, ClientInput, ClientType, GrantType};
 use crate::storage::users::{self, CreateUserError, Profile, UserInputError, Username};
 
 /// Applies `state.settings.bootstrap`.
@@ -73,7 +75,7 @@ async fn ensure_client(state: &AppState, client: BootstrapClient) -> anyhow::Res
         post_logout_redirect_uris: client.post_logout_redirect_uris.clone(),
         grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
         skip_authorization: false,
-        id_token_signed_response_alg: "RS256".to_owned(),
+        id_token_signed_response_alg: Algorithm::RS256,
         can_introspect: client.can_introspect.unwrap_or(false),
         backchannel_logout_uri: client.backchannel_logout_uri.clone(),
         backchannel_logout_session_required: client.backchannel_logout_session_required,
@@ -81,7 +83,7 @@ async fn ensure_client(state: &AppState, client: BootstrapClient) -> anyhow::Res
     state
         .db
         .write(move |conn| -> Result<(), clients::ClientError> {
-            let secret = PlainSecret::new(client.client_secret);
+            let secret = ClientSecret::new(client.client_secret);
             match clients::find(conn, &client.client_id)? {
                 None => {
                     clients::create_with_secret(conn, &input, &allow, Some(secret))?;
@@ -93,7 +95,7 @@ async fn ensure_client(state: &AppState, client: BootstrapClient) -> anyhow::Res
                         client_type: ClientType::Confidential,
                         grant_types: existing.grant_types.clone(),
                         skip_authorization: existing.skip_authorization,
-                        id_token_signed_response_alg: existing.id_token_signed_response_alg.clone(),
+                        id_token_signed_response_alg: existing.id_token_signed_response_alg,
                         can_introspect: client.can_introspect.unwrap_or(existing.can_introspect),
                         ..input
                     };

@@ -12,7 +12,7 @@ use crate::config::Settings;
 use crate::identity::password::hash_blocking;
 use crate::storage::Db;
 use crate::storage::clients::{self, ClientInput, ClientType, GrantType};
-use crate::storage::keys::{self as stored_keys, RetireOutcome};
+use crate::storage::signing_keys::{self as stored_keys, RetireOutcome};
 use crate::storage::users::{self, Profile, Username, validate_password};
 
 /// An OpenID Connect provider.
@@ -179,9 +179,15 @@ pub enum KeysCommand {
     },
 }
 
+/// Every bad setting on one line, as the command line reports its failures.
+fn one_line(error: crate::config::ConfigError) -> anyhow::Error {
+    let settings: Vec<String> = error.0.iter().map(ToString::to_string).collect();
+    anyhow::anyhow!("invalid settings: {}", settings.join("; "))
+}
+
 /// Runs the command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    let settings = Settings::from_env()?;
+    let settings = Settings::from_env().map_err(one_line)?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings).await,
         Command::Healthcheck => healthcheck(&settings.addr),
@@ -310,7 +316,8 @@ fn admin_command(settings: &Settings, command: Command) -> anyhow::Result<()> {
                 post_logout_redirect_uris,
                 grant_types,
                 skip_authorization,
-                id_token_signed_response_alg: algorithm,
+                id_token_signed_response_alg: Algorithm::parse(&algorithm)
+                    .map_err(|_| clients::ClientInputError::Algorithm(algorithm.clone()))?,
                 can_introspect: introspect,
                 backchannel_logout_uri,
                 backchannel_logout_session_required,
@@ -360,7 +367,7 @@ fn admin_command(settings: &Settings, command: Command) -> anyhow::Result<()> {
             }
         }
         Command::Keys(command) => {
-            crate::keys::ensure_active_keys(conn)?;
+            crate::key_ring::ensure_active_keys(conn)?;
             match command {
                 KeysCommand::List { json } => {
                     let list = stored_keys::list(conn)?;
@@ -375,7 +382,7 @@ fn admin_command(settings: &Settings, command: Command) -> anyhow::Result<()> {
                 KeysCommand::Rotate { algorithm } => {
                     let alg = Algorithm::parse(&algorithm)
                         .map_err(|e| anyhow::anyhow!("--algorithm: {e}"))?;
-                    let kid = crate::keys::rotate_blocking(conn, alg)?;
+                    let kid = crate::key_ring::rotate_blocking(conn, alg)?;
                     writeln!(out, "New active {alg} key: {kid}")?;
                     writeln!(
                         out,
@@ -399,7 +406,7 @@ fn admin_command(settings: &Settings, command: Command) -> anyhow::Result<()> {
 
 /// `provider cleanup`: one full sweep, then the rows removed per kind.
 fn cleanup(conn: &mut crate::storage::Conn, out: &mut impl std::io::Write) -> anyhow::Result<()> {
-    let swept = crate::storage::sweep::sweep_blocking(conn, crate::storage::now())
+    let swept = crate::storage::sweep::sweep_blocking(conn, oidc_core::unix_now())
         .context("removing expired codes and tokens")?;
     writeln!(out, "authorization codes: {}", swept.authorization_codes)?;
     writeln!(out, "access tokens: {}", swept.access_tokens)?;
@@ -474,7 +481,7 @@ fn create_user(
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
-    crate::telemetry::init(&settings.log);
+    crate::telemetry::init(&settings.log, settings.log_format);
     let issuer = settings.issuer.clone();
     let app = crate::startup::Application::build(settings).await?;
     tracing::info!(port = app.port(), issuer = %issuer, "provider listening");

@@ -7,7 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod health;
 pub mod identity;
-pub mod keys;
+pub mod key_ring;
 pub mod oauth;
 pub mod pages;
 pub mod startup;

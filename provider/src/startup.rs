@@ -16,7 +16,7 @@ use servicekit::body::{BodyDeadline, BodyLimits};
 use crate::config::{CookieSecret, Settings};
 use crate::identity::password::PasswordHasher;
 use crate::identity::throttle::LoginThrottle;
-use crate::keys::KeyStore;
+use crate::key_ring::KeyStore;
 use crate::pages::{Templates, error_page};
 use crate::state::AppState;
 use crate::storage::Db;

@@ -2,10 +2,12 @@
 
 use std::sync::Arc;
 
+use oidc_core::types::IssuerUrl;
+
 use crate::config::Settings;
 use crate::identity::password::PasswordHasher;
 use crate::identity::throttle::LoginThrottle;
-use crate::keys::KeyStore;
+use crate::key_ring::KeyStore;
 use crate::pages::Templates;
 use crate::storage::Db;
 
@@ -26,4 +28,11 @@ pub struct AppState {
     pub keys: KeyStore,
     /// The discovery document, serialized on first use: it depends only on the settings.
     pub discovery: Arc<std::sync::OnceLock<actix_web::web::Bytes>>,
+}
+
+impl AppState {
+    /// The issuer identifier, exactly as configured.
+    pub fn issuer(&self) -> anyhow::Result<IssuerUrl> {
+        Ok(IssuerUrl::parse(&self.settings.issuer)?)
+    }
 }

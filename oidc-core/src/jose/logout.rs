@@ -131,32 +131,11 @@ impl LogoutTokenVerifier {
         self
     }
 
-    /// Narrows the accepted algorithms. Default: every [`Algorithm`].
-    pub fn allowed_algorithms(mut self, algorithms: &[Algorithm]) -> Self {
-        self.allowed = algorithms.to_vec();
-        self
-    }
-
-    /// Replaces the keys, e.g. after fetching the JWK Set again on
-    /// [`LogoutTokenError::UnknownKid`].
-    pub fn set_jwks(&mut self, jwks: &JwkSet) {
-        self.keys = keys_from_jwks(jwks);
-    }
-
-    /// Number of usable keys.
-    pub fn key_count(&self) -> usize {
-        self.keys.len()
-    }
-
-    /// The expected issuer.
-    pub fn issuer(&self) -> &IssuerUrl {
-        &self.expected.issuer
-    }
-
-    /// The client the tokens must be meant for.
-    pub fn client_id(&self) -> &ClientId {
-        &self.expected.client_id
-    }
+    verifier_key_methods!(
+        "LogoutTokenError::UnknownKid",
+        expected.issuer,
+        expected.client_id
+    );
 
     /// Validates `token` (the `logout_token` form parameter) now.
     pub fn verify(&self, token: &str) -> Result<VerifiedLogoutToken, LogoutTokenError> {

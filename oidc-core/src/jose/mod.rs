@@ -12,6 +12,41 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::encoding::{b64url, sha256};
 use crate::types::AccessToken;
 
+/// The builder and accessor methods both verifiers share: the accepted algorithms, the keys and
+/// whom the tokens must come from and be meant for. `$unknown_kid` names the error on which to
+/// fetch the JWK Set again; the paths name the fields holding the issuer and the client id.
+#[cfg(feature = "jose")]
+macro_rules! verifier_key_methods {
+    ($unknown_kid:literal, $($issuer:ident).+, $($client_id:ident).+) => {
+        /// Narrows the accepted algorithms (e.g. to the provider's
+        /// `id_token_signing_alg_values_supported`). Default: every [`Algorithm`].
+        pub fn allowed_algorithms(mut self, algorithms: &[Algorithm]) -> Self {
+            self.allowed = algorithms.to_vec();
+            self
+        }
+
+        #[doc = concat!("Replaces the keys, e.g. after fetching the JWK Set again on [`", $unknown_kid, "`].")]
+        pub fn set_jwks(&mut self, jwks: &JwkSet) {
+            self.keys = keys_from_jwks(jwks);
+        }
+
+        /// Number of usable keys.
+        pub fn key_count(&self) -> usize {
+            self.keys.len()
+        }
+
+        /// The expected issuer.
+        pub fn issuer(&self) -> &IssuerUrl {
+            &self.$($issuer).+
+        }
+
+        /// The client the tokens must be meant for.
+        pub fn client_id(&self) -> &ClientId {
+            &self.$($client_id).+
+        }
+    };
+}
+
 #[cfg(feature = "jose")]
 mod key;
 #[cfg(feature = "jose")]

@@ -301,32 +301,7 @@ impl IdTokenVerifier {
         self
     }
 
-    /// Narrows the accepted algorithms (e.g. to the provider's
-    /// `id_token_signing_alg_values_supported`). Default: every [`Algorithm`].
-    pub fn allowed_algorithms(mut self, algorithms: &[Algorithm]) -> Self {
-        self.allowed = algorithms.to_vec();
-        self
-    }
-
-    /// Replaces the keys, e.g. after fetching the JWK Set again on [`VerifyError::UnknownKid`].
-    pub fn set_jwks(&mut self, jwks: &JwkSet) {
-        self.keys = keys_from_jwks(jwks);
-    }
-
-    /// Number of usable keys.
-    pub fn key_count(&self) -> usize {
-        self.keys.len()
-    }
-
-    /// The expected issuer.
-    pub fn issuer(&self) -> &IssuerUrl {
-        &self.issuer
-    }
-
-    /// The client the tokens must be meant for.
-    pub fn client_id(&self) -> &ClientId {
-        &self.client_id
-    }
+    verifier_key_methods!("VerifyError::UnknownKid", issuer, client_id);
 
     /// Verifies `token` now. `expected_nonce` is the nonce sent in the authentication request
     /// (`None` if none was sent); `access_token` is the one issued with the ID token, checked

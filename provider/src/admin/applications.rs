@@ -1,30 +1,30 @@
 //! Applications (OAuth clients) in the admin site: list, register, edit, delete, and a new
 //! secret on demand. A secret is shown once, on the page right after it was made, never again.
 
-use actix_session::Session;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
+use oidc_core::jose::Algorithm;
+use oidc_core::types::ClientSecret;
 use serde::{Deserialize, Serialize};
 
-use super::{AdminError, Frame, flash, format_time, page, require_admin, require_admin_form};
+use super::{
+    ActionForm, Admin, AdminError, AdminForm, AdminRoutes, Frame, admin_forms, form_page,
+    format_time, page, urlencode,
+};
 use crate::identity::login::see_other;
 use crate::state::AppState;
 use crate::storage::StorageError;
-use crate::storage::clients::{
-    self, Client, ClientError, ClientInput, ClientType, GrantType, PlainSecret,
-};
+use crate::storage::clients::{self, Client, ClientError, ClientInput, ClientType, GrantType};
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/applications", web::get().to(list))
-        .route("/applications", web::post().to(create))
-        .route("/applications/new", web::get().to(new_form))
-        .route("/applications/{id}", web::get().to(edit_form))
-        .route("/applications/{id}", web::post().to(update))
-        .route("/applications/{id}/credentials", web::get().to(credentials))
-        .route(
-            "/applications/{id}/secret",
-            web::post().to(regenerate_secret),
-        )
-        .route("/applications/{id}/delete", web::post().to(delete));
+pub(super) fn routes(routes: AdminRoutes) -> AdminRoutes {
+    routes
+        .get("/applications", list)
+        .post("/applications", create)
+        .get("/applications/new", new_form)
+        .get("/applications/{id}", edit_form)
+        .post("/applications/{id}", update)
+        .get("/applications/{id}/credentials", credentials)
+        .post("/applications/{id}/secret", regenerate_secret)
+        .post("/applications/{id}/delete", delete)
 }
 
 #[derive(Serialize)]
@@ -42,12 +42,7 @@ struct ListPage {
     applications: Vec<Row>,
 }
 
-async fn list(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    session: Session,
-) -> Result<HttpResponse, AdminError> {
-    let admin = require_admin(&req, &state, &session).await?;
+async fn list(admin: Admin, state: web::Data<AppState>) -> Result<HttpResponse, AdminError> {
     let applications = state
         .db
         .run(clients::list)
@@ -62,7 +57,7 @@ async fn list(
         })
         .collect();
     let context = ListPage {
-        frame: Frame::new(&session, &admin, "applications"),
+        frame: admin.frame("applications"),
         applications,
     };
     Ok(page(&state, "admin/applications.html", &context))
@@ -97,6 +92,8 @@ pub struct ApplicationForm {
     backchannel_logout_session_required: Option<String>,
 }
 
+admin_forms!(ApplicationForm);
+
 impl ApplicationForm {
     fn from_client(client: &Client) -> Self {
         Self {
@@ -110,7 +107,7 @@ impl ApplicationForm {
                 .allows_grant(GrantType::RefreshToken)
                 .then(|| "on".to_owned()),
             skip_authorization: client.skip_authorization.then(|| "on".to_owned()),
-            algorithm: client.id_token_signed_response_alg.clone(),
+            algorithm: client.id_token_signed_response_alg.as_str().to_owned(),
             can_introspect: client.can_introspect.then(|| "on".to_owned()),
             backchannel_logout_uri: client.backchannel_logout_uri.clone().unwrap_or_default(),
             backchannel_logout_session_required: client
@@ -141,7 +138,8 @@ impl ApplicationForm {
                 .collect(),
             grant_types,
             skip_authorization: self.skip_authorization.is_some(),
-            id_token_signed_response_alg: self.algorithm.trim().to_owned(),
+            id_token_signed_response_alg: Algorithm::parse(self.algorithm.trim())
+                .map_err(|_| clients::ClientInputError::Algorithm(self.algorithm.clone()))?,
             can_introspect: self.can_introspect.is_some(),
             backchannel_logout_uri: Some(self.backchannel_logout_uri.trim())
                 .filter(|u| !u.is_empty())
@@ -160,46 +158,30 @@ struct FormPage<'a> {
     error: Option<String>,
 }
 
-fn form_page(
+fn application_page(
     state: &AppState,
-    session: &Session,
-    admin: &crate::storage::users::User,
+    admin: &Admin,
     id: Option<&str>,
     form: &ApplicationForm,
     error: Option<String>,
 ) -> HttpResponse {
-    let status = if error.is_some() {
-        actix_web::http::StatusCode::BAD_REQUEST
-    } else {
-        actix_web::http::StatusCode::OK
-    };
     let context = FormPage {
-        frame: Frame::new(session, admin, "applications"),
+        frame: admin.frame("applications"),
         id,
         form,
-        error,
+        error: error.clone(),
     };
-    crate::pages::render_with_status(
-        &state.templates,
-        status,
-        "admin/application_form.html",
-        &context,
-    )
+    form_page(state, "admin/application_form.html", &context, &error)
 }
 
-async fn new_form(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    session: Session,
-) -> Result<HttpResponse, AdminError> {
-    let admin = require_admin(&req, &state, &session).await?;
+async fn new_form(admin: Admin, state: web::Data<AppState>) -> Result<HttpResponse, AdminError> {
     let form = ApplicationForm {
         client_type: "confidential".to_owned(),
         refresh_tokens: Some("on".to_owned()),
         algorithm: "RS256".to_owned(),
         ..ApplicationForm::default()
     };
-    Ok(form_page(&state, &session, &admin, None, &form, None))
+    Ok(application_page(&state, &admin, None, &form, None))
 }
 
 #[derive(Serialize)]
@@ -225,9 +207,9 @@ struct PendingSecret {
 const PENDING_SECRET_KEY: &str = "admin_pending_secret";
 
 fn show_secret_once(
-    session: &Session,
+    admin: &Admin,
     client: &Client,
-    secret: Option<PlainSecret>,
+    secret: Option<ClientSecret>,
     created: bool,
 ) -> Result<HttpResponse, AdminError> {
     if let Some(secret) = secret {
@@ -236,11 +218,12 @@ fn show_secret_once(
             secret: secret.secret().to_owned(),
             created,
         };
-        session
+        admin
+            .session()
             .insert(PENDING_SECRET_KEY, pending)
             .map_err(|e| AdminError::Unexpected(e.into()))?;
     } else if created {
-        flash(session, &format!("Registered “{}”.", client.name));
+        admin.flash(&format!("Registered “{}”.", client.name));
     }
     Ok(see_other(&format!(
         "/admin/applications/{}/credentials",
@@ -249,19 +232,18 @@ fn show_secret_once(
 }
 
 async fn credentials(
-    req: HttpRequest,
+    admin: Admin,
     state: web::Data<AppState>,
-    session: Session,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AdminError> {
-    let admin = require_admin(&req, &state, &session).await?;
     let client = find_client(&state, path.into_inner()).await?;
-    let pending = session
+    let pending = admin
+        .session()
         .remove_as::<PendingSecret>(PENDING_SECRET_KEY)
         .and_then(Result::ok)
         .filter(|p| p.client_id == client.id);
     let context = SecretPage {
-        frame: Frame::new(&session, &admin, "applications"),
+        frame: admin.frame("applications"),
         client_id: client.id.clone(),
         name: client.name.clone(),
         confidential: client.is_confidential(),
@@ -279,19 +261,14 @@ fn input_error(error: ClientError) -> Result<String, AdminError> {
 }
 
 async fn create(
-    req: HttpRequest,
+    AdminForm { admin, form }: AdminForm<ApplicationForm>,
     state: web::Data<AppState>,
-    session: Session,
-    form: web::Form<ApplicationForm>,
 ) -> Result<HttpResponse, AdminError> {
-    let admin = require_admin_form(&req, &state, &session, &form.csrf_token).await?;
-    let form = form.into_inner();
     let input = match form.to_input(true) {
         Ok(input) => input,
         Err(e) => {
-            return Ok(form_page(
+            return Ok(application_page(
                 &state,
-                &session,
                 &admin,
                 None,
                 &form,
@@ -307,18 +284,11 @@ async fn create(
     match created {
         Ok((client, secret)) => {
             tracing::info!(client_id = %client.id, admin = %admin.username, "application registered");
-            show_secret_once(&session, &client, secret, true)
+            show_secret_once(&admin, &client, secret, true)
         }
         Err(e) => {
             let message = input_error(e)?;
-            Ok(form_page(
-                &state,
-                &session,
-                &admin,
-                None,
-                &form,
-                Some(message),
-            ))
+            Ok(application_page(&state, &admin, None, &form, Some(message)))
         }
     }
 }
@@ -332,17 +302,14 @@ async fn find_client(state: &AppState, id: String) -> Result<Client, AdminError>
 }
 
 async fn edit_form(
-    req: HttpRequest,
+    admin: Admin,
     state: web::Data<AppState>,
-    session: Session,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AdminError> {
-    let admin = require_admin(&req, &state, &session).await?;
     let client = find_client(&state, path.into_inner()).await?;
     let form = ApplicationForm::from_client(&client);
-    Ok(form_page(
+    Ok(application_page(
         &state,
-        &session,
         &admin,
         Some(&client.id),
         &form,
@@ -351,22 +318,18 @@ async fn edit_form(
 }
 
 async fn update(
-    req: HttpRequest,
+    AdminForm { admin, form }: AdminForm<ApplicationForm>,
     state: web::Data<AppState>,
-    session: Session,
     path: web::Path<String>,
-    form: web::Form<ApplicationForm>,
 ) -> Result<HttpResponse, AdminError> {
-    let admin = require_admin_form(&req, &state, &session, &form.csrf_token).await?;
     let id = path.into_inner();
-    let mut form = form.into_inner();
+    let mut form = form;
     form.client_id.clone_from(&id);
     let input = match form.to_input(false) {
         Ok(input) => input,
         Err(e) => {
-            return Ok(form_page(
+            return Ok(application_page(
                 &state,
-                &session,
                 &admin,
                 Some(&id),
                 &form,
@@ -382,11 +345,9 @@ async fn update(
         .await;
     match updated {
         Ok(None) => Err(AdminError::NotFound),
-        Ok(Some((client, Some(secret)))) => {
-            show_secret_once(&session, &client, Some(secret), false)
-        }
+        Ok(Some((client, Some(secret)))) => show_secret_once(&admin, &client, Some(secret), false),
         Ok(Some((client, None))) => {
-            flash(&session, &format!("Saved “{}”.", client.name));
+            admin.flash(&format!("Saved “{}”.", client.name));
             Ok(see_other(&format!(
                 "/admin/applications/{}",
                 urlencode(&client.id)
@@ -394,9 +355,8 @@ async fn update(
         }
         Err(e) => {
             let message = input_error(e)?;
-            Ok(form_page(
+            Ok(application_page(
                 &state,
-                &session,
                 &admin,
                 Some(&id),
                 &form,
@@ -406,22 +366,11 @@ async fn update(
     }
 }
 
-/// Body of the small action forms (only the token).
-#[derive(Deserialize)]
-pub struct ActionForm {
-    /// The session's CSRF token.
-    #[serde(default)]
-    pub csrf_token: String,
-}
-
 async fn regenerate_secret(
-    req: HttpRequest,
+    AdminForm { admin, .. }: AdminForm<ActionForm>,
     state: web::Data<AppState>,
-    session: Session,
     path: web::Path<String>,
-    form: web::Form<ActionForm>,
 ) -> Result<HttpResponse, AdminError> {
-    let admin = require_admin_form(&req, &state, &session, &form.csrf_token).await?;
     let client = find_client(&state, path.into_inner()).await?;
     if !client.is_confidential() {
         return Err(AdminError::BadRequest(
@@ -435,17 +384,14 @@ async fn regenerate_secret(
         .await?
         .ok_or(AdminError::NotFound)?;
     tracing::info!(client_id = %client.id, admin = %admin.username, "client secret regenerated");
-    show_secret_once(&session, &client, Some(secret), false)
+    show_secret_once(&admin, &client, Some(secret), false)
 }
 
 async fn delete(
-    req: HttpRequest,
+    AdminForm { admin, .. }: AdminForm<ActionForm>,
     state: web::Data<AppState>,
-    session: Session,
     path: web::Path<String>,
-    form: web::Form<ActionForm>,
 ) -> Result<HttpResponse, AdminError> {
-    let admin = require_admin_form(&req, &state, &session, &form.csrf_token).await?;
     let client = find_client(&state, path.into_inner()).await?;
     let id = client.id.clone();
     let deleted = state
@@ -456,11 +402,6 @@ async fn delete(
         return Err(AdminError::NotFound);
     }
     tracing::info!(client_id = %client.id, admin = %admin.username, "application deleted");
-    flash(&session, &format!("Deleted “{}”.", client.name));
+    admin.flash(&format!("Deleted “{}”.", client.name));
     Ok(see_other("/admin/applications"))
-}
-
-/// Percent-encodes a path segment.
-pub fn urlencode(segment: &str) -> String {
-    url::form_urlencoded::byte_serialize(segment.as_bytes()).collect()
 }

@@ -2,13 +2,18 @@
 //! keys. Administrators only; every form carries a CSRF token; plain server-rendered HTML.
 
 mod applications;
-mod keys;
+mod signing_keys;
 mod users;
 
-use actix_session::Session;
-use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_session::{Session, SessionExt as _};
+use actix_web::dev::Payload;
+use actix_web::http::{Method, StatusCode};
+use actix_web::{FromRequest, Handler, HttpRequest, HttpResponse, Responder, ResponseError, web};
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use crate::identity::login::{see_other, signed_in_user};
 use crate::pages::{csrf, error_page, render_with_status};
@@ -18,15 +23,56 @@ use crate::storage::users::User;
 
 /// Mounts every admin route under `/admin`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::scope("/admin")
-            .route("", web::get().to(dashboard))
-            .route("/", web::get().to(dashboard))
-            .configure(applications::configure)
-            .configure(users::configure)
-            .configure(keys::configure)
-            .route("/logout-deliveries", web::get().to(logout_deliveries)),
-    );
+    cfg.service(all_routes().scope);
+}
+
+/// Every admin route, method and path (with `{name}` placeholders), as mounted.
+pub fn routes() -> Vec<(Method, String)> {
+    all_routes()
+        .list
+        .into_iter()
+        .map(|(method, path)| (method, format!("/admin{path}")))
+        .collect()
+}
+
+fn all_routes() -> AdminRoutes {
+    let routes = AdminRoutes {
+        scope: web::scope("/admin"),
+        list: Vec::new(),
+    }
+    .get("", dashboard)
+    .get("/", dashboard)
+    .get("/logout-deliveries", logout_deliveries);
+    signing_keys::routes(users::routes(applications::routes(routes)))
+}
+
+/// The admin routes being mounted, and their list.
+pub struct AdminRoutes {
+    scope: actix_web::Scope,
+    list: Vec<(Method, &'static str)>,
+}
+
+impl AdminRoutes {
+    fn get<F: Handler<Args>, Args>(self, path: &'static str, handler: F) -> Self
+    where
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.add(Method::GET, path, web::get().to(handler))
+    }
+
+    fn post<F: Handler<Args>, Args: FromRequest + 'static>(self, path: &'static str, f: F) -> Self
+    where
+        F::Output: Responder + 'static,
+    {
+        self.add(Method::POST, path, web::post().to(f))
+    }
+
+    fn add(mut self, method: Method, path: &'static str, route: actix_web::Route) -> Self {
+        self.list.push((method, path));
+        self.scope = self.scope.route(path, route);
+        self
+    }
 }
 
 /// Failures of admin pages, mapped to pages in one place.
@@ -47,6 +93,9 @@ pub enum AdminError {
     /// A request the admin site refuses, with a message for the operator.
     #[error("{0}")]
     BadRequest(String),
+    /// The form could not be read; answered by the form extractor's own page.
+    #[error("unreadable form: {0}")]
+    Form(actix_web::Error),
     /// Anything else; logged, never shown.
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
@@ -65,6 +114,7 @@ impl ResponseError for AdminError {
             Self::Forbidden | Self::Csrf => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Form(e) => e.as_response_error().status_code(),
             Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -91,6 +141,7 @@ impl ResponseError for AdminError {
             Self::BadRequest(message) => {
                 error_page(StatusCode::BAD_REQUEST, "Not possible", message)
             }
+            Self::Form(e) => e.error_response(),
             Self::Unexpected(error) => {
                 tracing::error!(error = ?error, "admin page failed");
                 error_page(
@@ -104,7 +155,7 @@ impl ResponseError for AdminError {
 }
 
 /// The signed-in administrator, or the error that sends everyone else away.
-pub async fn require_admin(
+async fn require_admin(
     req: &HttpRequest,
     state: &AppState,
     session: &Session,
@@ -129,19 +180,129 @@ pub async fn require_admin(
     }
 }
 
-/// An administrator's form post: admin check first, then the CSRF token.
-pub async fn require_admin_form(
-    req: &HttpRequest,
-    state: &AppState,
-    session: &Session,
-    token: &str,
-) -> Result<User, AdminError> {
-    let admin = require_admin(req, state, session).await?;
-    if csrf::verify(session, token) {
-        Ok(admin)
-    } else {
-        Err(AdminError::Csrf)
+type Extracted<T> = Pin<Box<dyn Future<Output = Result<T, AdminError>>>>;
+
+/// The signed-in administrator. A handler that takes one runs for administrators only: anyone
+/// else is sent to the login page, or refused, before the handler starts.
+pub struct Admin {
+    user: User,
+    session: Session,
+}
+
+impl std::ops::Deref for Admin {
+    type Target = User;
+
+    fn deref(&self) -> &User {
+        &self.user
     }
+}
+
+impl Admin {
+    /// What the page of `section` shows around its content (takes the pending flash message).
+    pub fn frame(&self, section: &'static str) -> Frame {
+        Frame::new(&self.session, &self.user, section)
+    }
+
+    /// Leaves a message for the next admin page.
+    pub fn flash(&self, message: &str) {
+        flash(&self.session, message);
+    }
+
+    /// The admin's session, for what a page keeps between two requests.
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+}
+
+impl FromRequest for Admin {
+    type Error = AdminError;
+    type Future = Extracted<Self>;
+
+    fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let state = req
+                .app_data::<web::Data<AppState>>()
+                .cloned()
+                .ok_or_else(|| AdminError::Unexpected(anyhow::anyhow!("no application state")))?;
+            let session = req.get_session();
+            let user = require_admin(&req, &state, &session).await?;
+            Ok(Self { user, session })
+        })
+    }
+}
+
+/// A form of the admin site: every one carries the session's CSRF token.
+pub trait AdminFormFields: DeserializeOwned + 'static {
+    /// The token the form was sent with.
+    fn csrf_token(&self) -> &str;
+}
+
+/// An administrator's form post: [`Admin`] first, then the form, then its CSRF token.
+pub struct AdminForm<T> {
+    /// Who posted it.
+    pub admin: Admin,
+    /// What was posted.
+    pub form: T,
+}
+
+impl<T: AdminFormFields> FromRequest for AdminForm<T> {
+    type Error = AdminError;
+    type Future = Extracted<Self>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let admin = Admin::from_request(req, &mut Payload::None);
+        let form = web::Form::<T>::from_request(req, payload);
+        Box::pin(async move {
+            let admin = admin.await?;
+            let form = form.await.map_err(AdminError::Form)?.into_inner();
+            if !csrf::verify(&admin.session, form.csrf_token()) {
+                return Err(AdminError::Csrf);
+            }
+            Ok(Self { admin, form })
+        })
+    }
+}
+
+/// Declares structs as admin forms whose token is their `csrf_token` field.
+macro_rules! admin_forms {
+    ($($form:ty),+ $(,)?) => {$(
+        impl $crate::admin::AdminFormFields for $form {
+            fn csrf_token(&self) -> &str {
+                &self.csrf_token
+            }
+        }
+    )+};
+}
+use admin_forms;
+
+/// Body of the small action forms (only the token).
+#[derive(serde::Deserialize)]
+pub struct ActionForm {
+    #[serde(default)]
+    csrf_token: String,
+}
+
+admin_forms!(ActionForm);
+
+/// A page with a form, `400` when it shows the error of a refused post.
+fn form_page(
+    state: &AppState,
+    name: &str,
+    context: &impl Serialize,
+    error: &Option<String>,
+) -> HttpResponse {
+    let status = if error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    render_with_status(&state.templates, status, name, context)
+}
+
+/// Percent-encodes a path segment.
+pub fn urlencode(segment: &str) -> String {
+    url::form_urlencoded::byte_serialize(segment.as_bytes()).collect()
 }
 
 const FLASH_KEY: &str = "admin_flash";
@@ -189,12 +350,7 @@ struct Dashboard {
     issuer: String,
 }
 
-async fn dashboard(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    session: Session,
-) -> Result<HttpResponse, AdminError> {
-    let admin = require_admin(&req, &state, &session).await?;
+async fn dashboard(admin: Admin, state: web::Data<AppState>) -> Result<HttpResponse, AdminError> {
     let (applications, users) = state
         .db
         .run(|conn| -> Result<_, StorageError> {
@@ -206,7 +362,7 @@ async fn dashboard(
         .await?;
     let keys = state.keys.jwks().keys.len();
     let context = Dashboard {
-        frame: Frame::new(&session, &admin, "home"),
+        frame: admin.frame("home"),
         applications,
         users,
         keys,
@@ -217,23 +373,9 @@ async fn dashboard(
 
 /// Formats unix seconds as `YYYY-MM-DD HH:MM UTC` for tables.
 pub fn format_time(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Civil-from-days (Howard Hinnant's algorithm): no date crate needed for display.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
-        rem / 3600,
-        rem % 3600 / 60
-    )
+    chrono::DateTime::from_timestamp(secs, 0)
+        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -263,11 +405,9 @@ struct DeliveriesPage {
 
 /// `GET /admin/logout-deliveries`: the most recent back-channel logout deliveries given up on.
 async fn logout_deliveries(
-    req: HttpRequest,
+    admin: Admin,
     state: web::Data<AppState>,
-    session: Session,
 ) -> Result<HttpResponse, AdminError> {
-    let admin = require_admin(&req, &state, &session).await?;
     let rows = state
         .db
         .run(|conn| {
@@ -275,7 +415,7 @@ async fn logout_deliveries(
         })
         .await?;
     let context = DeliveriesPage {
-        frame: Frame::new(&session, &admin, "deliveries"),
+        frame: admin.frame("deliveries"),
         deliveries: rows
             .into_iter()
             .map(|d| DeliveryLine {

@@ -1,40 +1,33 @@
 //! Users in the admin site: list, create, edit, set a password, (de)activate, and see and
 //! revoke what the user granted to applications.
 
-use actix_session::Session;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
-use super::applications::{ActionForm, urlencode};
-use super::{AdminError, Frame, flash, format_time, page, require_admin, require_admin_form};
+use super::{
+    ActionForm, Admin, AdminError, AdminForm, AdminRoutes, Frame, admin_forms, form_page,
+    format_time, page, urlencode,
+};
 use crate::identity::login::see_other;
 use crate::state::AppState;
 use crate::storage::users::{self, CreateUserError, Profile, User, Username, validate_password};
 use crate::storage::{StorageError, clients, grants, sessions};
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/users", web::get().to(list))
-        .route("/users", web::post().to(create))
-        .route("/users/new", web::get().to(new_form))
-        .route("/users/{id}", web::get().to(detail))
-        .route("/users/{id}", web::post().to(update))
-        .route("/users/{id}/password", web::post().to(set_password))
-        .route("/users/{id}/active", web::post().to(set_active))
-        .route("/users/{id}/delete", web::get().to(delete_form))
-        .route("/users/{id}/delete", web::post().to(delete))
-        .route("/users/{id}/sessions/end", web::post().to(end_all_sessions))
-        .route(
-            "/users/{id}/sessions/{session_id}/end",
-            web::post().to(end_session),
-        )
-        .route(
-            "/users/{id}/grants/{grant_id}/revoke",
-            web::post().to(revoke_grant),
-        )
-        .route(
-            "/users/{id}/consents/{client_id}/delete",
-            web::post().to(delete_consent),
-        );
+pub(super) fn routes(routes: AdminRoutes) -> AdminRoutes {
+    routes
+        .get("/users", list)
+        .post("/users", create)
+        .get("/users/new", new_form)
+        .get("/users/{id}", detail)
+        .post("/users/{id}", update)
+        .post("/users/{id}/password", set_password)
+        .post("/users/{id}/active", set_active)
+        .get("/users/{id}/delete", delete_form)
+        .post("/users/{id}/delete", delete)
+        .post("/users/{id}/sessions/end", end_all_sessions)
+        .post("/users/{id}/sessions/{session_id}/end", end_session)
+        .post("/users/{id}/grants/{grant_id}/revoke", revoke_grant)
+        .post("/users/{id}/consents/{client_id}/delete", delete_consent)
 }
 
 #[derive(Serialize)]
@@ -54,12 +47,7 @@ struct ListPage {
     users: Vec<Row>,
 }
 
-async fn list(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    session: Session,
-) -> Result<HttpResponse, AdminError> {
-    let admin = require_admin(&req, &state, &session).await?;
+async fn list(admin: Admin, state: web::Data<AppState>) -> Result<HttpResponse, AdminError> {
     let users = state
         .db
         .run(users::list)
@@ -78,7 +66,7 @@ async fn list(
         })
         .collect();
     let context = ListPage {
-        frame: Frame::new(&session, &admin, "users"),
+        frame: admin.frame("users"),
         users,
     };
     Ok(page(&state, "admin/users.html", &context))
@@ -105,6 +93,8 @@ pub struct UserForm {
     is_admin: Option<String>,
 }
 
+admin_forms!(UserForm, PasswordForm, ActiveForm);
+
 impl UserForm {
     fn profile(&self) -> Profile {
         Profile {
@@ -126,47 +116,26 @@ struct NewPage<'a> {
 
 fn new_page(
     state: &AppState,
-    session: &Session,
-    admin: &User,
+    admin: &Admin,
     form: &UserForm,
     error: Option<String>,
 ) -> HttpResponse {
-    let status = if error.is_some() {
-        actix_web::http::StatusCode::BAD_REQUEST
-    } else {
-        actix_web::http::StatusCode::OK
-    };
     let context = NewPage {
-        frame: Frame::new(session, admin, "users"),
+        frame: admin.frame("users"),
         form,
-        error,
+        error: error.clone(),
     };
-    crate::pages::render_with_status(&state.templates, status, "admin/user_new.html", &context)
+    form_page(state, "admin/user_new.html", &context, &error)
 }
 
-async fn new_form(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    session: Session,
-) -> Result<HttpResponse, AdminError> {
-    let admin = require_admin(&req, &state, &session).await?;
-    Ok(new_page(
-        &state,
-        &session,
-        &admin,
-        &UserForm::default(),
-        None,
-    ))
+async fn new_form(admin: Admin, state: web::Data<AppState>) -> Result<HttpResponse, AdminError> {
+    Ok(new_page(&state, &admin, &UserForm::default(), None))
 }
 
 async fn create(
-    req: HttpRequest,
+    AdminForm { admin, form }: AdminForm<UserForm>,
     state: web::Data<AppState>,
-    session: Session,
-    form: web::Form<UserForm>,
 ) -> Result<HttpResponse, AdminError> {
-    let admin = require_admin_form(&req, &state, &session, &form.csrf_token).await?;
-    let form = form.into_inner();
     let checked = Username::parse(&form.username).and_then(|username| {
         validate_password(&form.password)?;
         form.profile().validate()?;
@@ -175,13 +144,7 @@ async fn create(
     let username = match checked {
         Ok(username) => username,
         Err(e) => {
-            return Ok(new_page(
-                &state,
-                &session,
-                &admin,
-                &form,
-                Some(e.to_string()),
-            ));
+            return Ok(new_page(&state, &admin, &form, Some(e.to_string())));
         }
     };
     let hash = state
@@ -197,16 +160,10 @@ async fn create(
     match created {
         Ok(user) => {
             tracing::info!(user = %user.username, admin = %admin.username, "user created");
-            flash(&session, &format!("Created user “{}”.", user.username));
+            admin.flash(&format!("Created user “{}”.", user.username));
             Ok(see_other(&format!("/admin/users/{}", urlencode(&user.id))))
         }
-        Err(CreateUserError::Input(e)) => Ok(new_page(
-            &state,
-            &session,
-            &admin,
-            &form,
-            Some(e.to_string()),
-        )),
+        Err(CreateUserError::Input(e)) => Ok(new_page(&state, &admin, &form, Some(e.to_string()))),
         Err(CreateUserError::Storage(e)) => Err(e.into()),
     }
 }
@@ -263,8 +220,7 @@ async fn find_user(state: &AppState, id: String) -> Result<User, AdminError> {
 
 async fn detail_page(
     state: &AppState,
-    session: &Session,
-    admin: &User,
+    admin: &Admin,
     user: User,
     form: Option<UserForm>,
     error: Option<String>,
@@ -284,13 +240,8 @@ async fn detail_page(
         })
         .await?;
     let name_of = |id: &str| names.get(id).cloned().unwrap_or_else(|| id.to_owned());
-    let status = if error.is_some() {
-        actix_web::http::StatusCode::BAD_REQUEST
-    } else {
-        actix_web::http::StatusCode::OK
-    };
     let context = DetailPage {
-        frame: Frame::new(session, admin, "users"),
+        frame: admin.frame("users"),
         id: &user.id,
         form: form.unwrap_or_else(|| UserForm {
             username: user.username.clone(),
@@ -313,7 +264,7 @@ async fn detail_page(
                 revoked: g.revoked_at.map(format_time),
                 id: g.id,
                 client_id: g.client_id,
-                scope: g.scope,
+                scope: g.scope.to_string(),
             })
             .collect(),
         consents: consent_list
@@ -322,7 +273,7 @@ async fn detail_page(
                 client_name: name_of(&c.client_id),
                 updated: format_time(c.updated_at),
                 client_id: c.client_id,
-                scope: c.scope,
+                scope: c.scope.to_string(),
             })
             .collect(),
         sessions: session_list
@@ -335,42 +286,32 @@ async fn detail_page(
                 last_seen: format_time(s.last_seen_at),
             })
             .collect(),
-        error,
+        error: error.clone(),
     };
-    Ok(crate::pages::render_with_status(
-        &state.templates,
-        status,
-        "admin/user.html",
-        &context,
-    ))
+    Ok(form_page(state, "admin/user.html", &context, &error))
 }
 
 async fn detail(
-    req: HttpRequest,
+    admin: Admin,
     state: web::Data<AppState>,
-    session: Session,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AdminError> {
-    let admin = require_admin(&req, &state, &session).await?;
     let user = find_user(&state, path.into_inner()).await?;
-    detail_page(&state, &session, &admin, user, None, None).await
+    detail_page(&state, &admin, user, None, None).await
 }
 
 async fn update(
-    req: HttpRequest,
+    AdminForm { admin, form }: AdminForm<UserForm>,
     state: web::Data<AppState>,
-    session: Session,
     path: web::Path<String>,
-    form: web::Form<UserForm>,
 ) -> Result<HttpResponse, AdminError> {
-    let admin = require_admin_form(&req, &state, &session, &form.csrf_token).await?;
     let user = find_user(&state, path.into_inner()).await?;
-    let mut form = form.into_inner();
+    let mut form = form;
     form.username.clone_from(&user.username);
     let profile = form.profile();
     if user.id == admin.id && !profile.is_admin {
         let error = Some("You cannot remove your own administrator rights.".to_owned());
-        return detail_page(&state, &session, &admin, user, Some(form), error).await;
+        return detail_page(&state, &admin, user, Some(form), error).await;
     }
     let id = user.id.clone();
     let updated = state
@@ -379,20 +320,12 @@ async fn update(
         .await;
     match updated {
         Ok(true) => {
-            flash(&session, "Saved.");
+            admin.flash("Saved.");
             Ok(see_other(&format!("/admin/users/{}", urlencode(&user.id))))
         }
         Ok(false) => Err(AdminError::NotFound),
         Err(CreateUserError::Input(e)) => {
-            detail_page(
-                &state,
-                &session,
-                &admin,
-                user,
-                Some(form),
-                Some(e.to_string()),
-            )
-            .await
+            detail_page(&state, &admin, user, Some(form), Some(e.to_string())).await
         }
         Err(CreateUserError::Storage(e)) => Err(e.into()),
     }
@@ -408,20 +341,17 @@ pub struct PasswordForm {
 }
 
 async fn set_password(
-    req: HttpRequest,
+    AdminForm { admin, form }: AdminForm<PasswordForm>,
     state: web::Data<AppState>,
-    session: Session,
     path: web::Path<String>,
-    form: web::Form<PasswordForm>,
 ) -> Result<HttpResponse, AdminError> {
-    let admin = require_admin_form(&req, &state, &session, &form.csrf_token).await?;
     let user = find_user(&state, path.into_inner()).await?;
     if let Err(e) = validate_password(&form.password) {
-        return detail_page(&state, &session, &admin, user, None, Some(e.to_string())).await;
+        return detail_page(&state, &admin, user, None, Some(e.to_string())).await;
     }
     let hash = state
         .hasher
-        .hash(form.into_inner().password)
+        .hash(form.password)
         .await
         .map_err(|e| AdminError::Unexpected(e.into()))?;
     let id = user.id.clone();
@@ -430,7 +360,7 @@ async fn set_password(
         .write(move |conn| users::reset_password(conn, &id, &hash))
         .await?;
     tracing::info!(user = %user.username, admin = %admin.username, "password set");
-    flash(&session, "Password changed.");
+    admin.flash("Password changed.");
     Ok(see_other(&format!("/admin/users/{}", urlencode(&user.id))))
 }
 
@@ -444,13 +374,10 @@ pub struct ActiveForm {
 }
 
 async fn set_active(
-    req: HttpRequest,
+    AdminForm { admin, form }: AdminForm<ActiveForm>,
     state: web::Data<AppState>,
-    session: Session,
     path: web::Path<String>,
-    form: web::Form<ActiveForm>,
 ) -> Result<HttpResponse, AdminError> {
-    let admin = require_admin_form(&req, &state, &session, &form.csrf_token).await?;
     let user = find_user(&state, path.into_inner()).await?;
     let active = match form.active.as_str() {
         "true" => true,
@@ -475,25 +402,19 @@ async fn set_active(
         })
         .await?;
     tracing::info!(user = %user.username, admin = %admin.username, active, "user activation changed");
-    flash(
-        &session,
-        if active {
-            "Account activated."
-        } else {
-            "Account deactivated: the user can no longer sign in, and every session and token ended."
-        },
-    );
+    admin.flash(if active {
+        "Account activated."
+    } else {
+        "Account deactivated: the user can no longer sign in, and every session and token ended."
+    });
     Ok(see_other(&format!("/admin/users/{}", urlencode(&user.id))))
 }
 
 async fn revoke_grant(
-    req: HttpRequest,
+    AdminForm { admin, .. }: AdminForm<ActionForm>,
     state: web::Data<AppState>,
-    session: Session,
     path: web::Path<(String, String)>,
-    form: web::Form<ActionForm>,
 ) -> Result<HttpResponse, AdminError> {
-    let admin = require_admin_form(&req, &state, &session, &form.csrf_token).await?;
     let (user_id, grant_id) = path.into_inner();
     let owner = user_id.clone();
     let revoked = state
@@ -511,21 +432,15 @@ async fn revoke_grant(
         return Err(AdminError::NotFound);
     }
     tracing::info!(user_id = %user_id, admin = %admin.username, "grant revoked");
-    flash(
-        &session,
-        "Access revoked: the application's tokens no longer work.",
-    );
+    admin.flash("Access revoked: the application's tokens no longer work.");
     Ok(see_other(&format!("/admin/users/{}", urlencode(&user_id))))
 }
 
 async fn delete_consent(
-    req: HttpRequest,
+    AdminForm { admin, .. }: AdminForm<ActionForm>,
     state: web::Data<AppState>,
-    session: Session,
     path: web::Path<(String, String)>,
-    form: web::Form<ActionForm>,
 ) -> Result<HttpResponse, AdminError> {
-    let admin = require_admin_form(&req, &state, &session, &form.csrf_token).await?;
     let (user_id, client_id) = path.into_inner();
     let key = (user_id.clone(), client_id);
     let deleted = state
@@ -538,10 +453,7 @@ async fn delete_consent(
         return Err(AdminError::NotFound);
     }
     tracing::info!(user_id = %user_id, admin = %admin.username, "consent withdrawn");
-    flash(
-        &session,
-        "Consent withdrawn: the application must ask again.",
-    );
+    admin.flash("Consent withdrawn: the application must ask again.");
     Ok(see_other(&format!("/admin/users/{}", urlencode(&user_id))))
 }
 
@@ -554,12 +466,10 @@ struct DeletePage<'a> {
 
 /// `GET /admin/users/{id}/delete`: asks for confirmation.
 async fn delete_form(
-    req: HttpRequest,
+    admin: Admin,
     state: web::Data<AppState>,
-    session: Session,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AdminError> {
-    let admin = require_admin(&req, &state, &session).await?;
     let user = find_user(&state, path.into_inner()).await?;
     if user.id == admin.id {
         return Err(AdminError::BadRequest(
@@ -567,7 +477,7 @@ async fn delete_form(
         ));
     }
     let context = DeletePage {
-        frame: Frame::new(&session, &admin, "users"),
+        frame: admin.frame("users"),
         id: &user.id,
         username: &user.username,
     };
@@ -580,13 +490,10 @@ async fn delete_form(
 
 /// `POST /admin/users/{id}/delete`: deletes the user with everything they held.
 async fn delete(
-    req: HttpRequest,
+    AdminForm { admin, .. }: AdminForm<ActionForm>,
     state: web::Data<AppState>,
-    session: Session,
     path: web::Path<String>,
-    form: web::Form<ActionForm>,
 ) -> Result<HttpResponse, AdminError> {
-    let admin = require_admin_form(&req, &state, &session, &form.csrf_token).await?;
     let user = find_user(&state, path.into_inner()).await?;
     if user.id == admin.id {
         return Err(AdminError::BadRequest(
@@ -599,19 +506,16 @@ async fn delete(
         return Err(AdminError::NotFound);
     }
     tracing::info!(user = %user.username, admin = %admin.username, "user deleted");
-    flash(&session, "User deleted.");
+    admin.flash("User deleted.");
     Ok(see_other("/admin/users"))
 }
 
 /// `POST /admin/users/{id}/sessions/end`: ends every session, grant and token of the user.
 async fn end_all_sessions(
-    req: HttpRequest,
+    AdminForm { admin, .. }: AdminForm<ActionForm>,
     state: web::Data<AppState>,
-    session: Session,
     path: web::Path<String>,
-    form: web::Form<ActionForm>,
 ) -> Result<HttpResponse, AdminError> {
-    let admin = require_admin_form(&req, &state, &session, &form.csrf_token).await?;
     let user = find_user(&state, path.into_inner()).await?;
     let id = user.id.clone();
     state
@@ -620,24 +524,21 @@ async fn end_all_sessions(
             Ok(sessions::end_everything_for_user(
                 conn,
                 &id,
-                crate::storage::now(),
+                oidc_core::unix_now(),
             )?)
         })
         .await?;
     tracing::info!(user = %user.username, admin = %admin.username, "all sessions ended");
-    flash(&session, "Every session ended and every token revoked.");
+    admin.flash("Every session ended and every token revoked.");
     Ok(see_other(&format!("/admin/users/{}", urlencode(&user.id))))
 }
 
 /// `POST /admin/users/{id}/sessions/{session_id}/end`: ends one session.
 async fn end_session(
-    req: HttpRequest,
+    AdminForm { admin, .. }: AdminForm<ActionForm>,
     state: web::Data<AppState>,
-    session: Session,
     path: web::Path<(String, String)>,
-    form: web::Form<ActionForm>,
 ) -> Result<HttpResponse, AdminError> {
-    let admin = require_admin_form(&req, &state, &session, &form.csrf_token).await?;
     let (user_id, session_id) = path.into_inner();
     let owner = user_id.clone();
     let ended = state
@@ -647,7 +548,7 @@ async fn end_session(
                 conn,
                 &owner,
                 &session_id,
-                crate::storage::now(),
+                oidc_core::unix_now(),
             )?)
         })
         .await?;
@@ -655,6 +556,6 @@ async fn end_session(
         return Err(AdminError::NotFound);
     }
     tracing::info!(user_id = %user_id, admin = %admin.username, "session ended");
-    flash(&session, "Session ended.");
+    admin.flash("Session ended.");
     Ok(see_other(&format!("/admin/users/{}", urlencode(&user_id))))
 }

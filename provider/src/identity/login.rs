@@ -4,13 +4,14 @@ use actix_session::Session;
 use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use oidc_core::unix_now;
 use serde::{Deserialize, Serialize};
 
 use crate::identity::session::{self, current_login};
 use crate::pages::{self, csrf, error_page, render_with_status, safe_next};
 use crate::state::AppState;
+use crate::storage::StorageError;
 use crate::storage::users::{self, User};
-use crate::storage::{StorageError, now};
 
 /// The one message for a wrong password, an unknown user and a deactivated account, so the
 /// form does not tell which usernames exist.
@@ -220,7 +221,7 @@ async fn login(
 
     attempt.succeeded();
     let origin = session::Origin::of(&req, address);
-    session::log_in(&state, &session, &user.id, now(), origin).await?;
+    session::log_in(&state, &session, &user.id, unix_now(), origin).await?;
     let user_id = user.id.clone();
     state
         .db

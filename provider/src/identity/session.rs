@@ -7,11 +7,13 @@ use actix_session::config::{BrowserSession, CookieContentSecurity};
 use actix_session::storage::CookieSessionStore;
 use actix_session::{Session, SessionMiddleware};
 use actix_web::cookie::{Key, SameSite};
+use oidc_core::types::TokenHash;
+use oidc_core::unix_now;
 
 use crate::config::CookieSecret;
 use crate::state::AppState;
 use crate::storage::sessions::{self, SessionRow};
-use crate::storage::{StorageError, hash_secret, new_id, now};
+use crate::storage::{StorageError, new_id};
 
 /// Name of the session cookie with an http issuer (local development).
 pub const COOKIE_NAME: &str = "provider_session";
@@ -81,7 +83,7 @@ fn new_secret() -> String {
 /// The hash of the session secret in the cookie, if there is one.
 fn cookie_hash(session: &Session) -> Option<String> {
     let secret = session.get::<String>(SESSION_SECRET_KEY).ok().flatten()?;
-    Some(hash_secret(&secret))
+    Some(TokenHash::of(&secret).into_string())
 }
 
 /// The session middleware. The cookie's content is encrypted and authenticated with the key,
@@ -121,7 +123,7 @@ pub async fn current_login(
         .db
         .run(move |conn| sessions::find(conn, &lookup).map_err(StorageError::from))
         .await?;
-    let at = now();
+    let at = unix_now();
     let idle = state.settings.session_idle_secs;
     let Some((row, true)) = found.filter(|(row, _)| row.is_live(at, idle)) else {
         // Ended, expired, or its user disabled: the cookie means nothing any more.
@@ -238,9 +240,9 @@ pub async fn log_in(
 ) -> anyhow::Result<()> {
     let secret = new_secret();
     let previous = start_fresh(session, &secret)?;
-    let at = now();
+    let at = unix_now();
     let row = SessionRow {
-        id_hash: hash_secret(&secret),
+        id_hash: TokenHash::of(&secret).into_string(),
         public_id: new_id(),
         user_id: user_id.to_owned(),
         auth_time,
@@ -269,7 +271,7 @@ pub async fn log_out(state: &AppState, session: &Session) -> Result<(), StorageE
         state
             .db
             .write(move |conn| {
-                sessions::end(conn, &id_hash, now())
+                sessions::end(conn, &id_hash, unix_now())
                     .map(|_| ())
                     .map_err(StorageError::from)
             })
@@ -294,9 +296,12 @@ mod tests {
         assert!(!session.contains_key("planted"));
         assert_eq!(
             start_fresh(&session, "second").expect("fresh"),
-            Some(hash_secret("first"))
+            Some(TokenHash::of("first").into_string())
         );
-        assert_eq!(cookie_hash(&session), Some(hash_secret("second")));
+        assert_eq!(
+            cookie_hash(&session),
+            Some(TokenHash::of("second").into_string())
+        );
     }
 
     #[test]

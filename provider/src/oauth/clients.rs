@@ -5,14 +5,15 @@
 //! compared in constant time: a slow KDF would add nothing against guessing and would make every
 //! token request cost tens of milliseconds.
 
-use actix_web::HttpRequest;
 use actix_web::http::header;
+use actix_web::{HttpRequest, web};
 use base64::Engine as _;
-use oidc_core::types::ClientSecret;
+use oidc_core::types::{AccessToken, ClientSecret};
 
 pub use crate::storage::clients::{Client as RegisteredClient, GrantType};
 use crate::storage::{Conn, StorageError};
 
+use super::error::OAuthError;
 use super::params::Params;
 
 /// A client by id.
@@ -50,7 +51,17 @@ pub fn read_credentials(
     params: &mut Params,
 ) -> Result<ClientCredentials, ClientAuthError> {
     let body_id = params.take("client_id");
-    let body_secret = params.take("client_secret");
+    let body_secret = params.take("client_secret").map(ClientSecret::new);
+    credentials(req, body_id, body_secret)
+}
+
+/// Combines the `Authorization` header with the `client_id` and `client_secret` of the body,
+/// refusing requests that use more than one method (RFC 6749 §2.3).
+pub fn credentials(
+    req: &HttpRequest,
+    body_id: Option<String>,
+    body_secret: Option<ClientSecret>,
+) -> Result<ClientCredentials, ClientAuthError> {
     let basic = match req.headers().get(header::AUTHORIZATION) {
         Some(value) => Some(parse_basic(
             value
@@ -73,10 +84,24 @@ pub fn read_credentials(
         (Some(_), _, Some(_)) => Err(ClientAuthError::SeveralMethods),
         (None, Some(id), secret) => Ok(ClientCredentials {
             client_id: id,
-            secret: secret.map(ClientSecret::new),
+            secret,
         }),
         (None, None, _) => Err(ClientAuthError::Missing),
     }
+}
+
+/// What the revocation and introspection endpoints are sent (RFC 7009 §2.1, RFC 7662 §2.1): the
+/// client's credentials, and the hash of the token it asks about.
+pub async fn read_token_request(
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<(ClientCredentials, String), OAuthError> {
+    let mut params = Params::from_body(req, payload).await?;
+    let credentials = read_credentials(req, &mut params)?;
+    let token = params
+        .take("token")
+        .ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
+    Ok((credentials, AccessToken::new(token).hash().into_string()))
 }
 
 /// Decodes `Basic base64(urlencode(id):urlencode(secret))` (RFC 6749 §2.3.1).
@@ -144,7 +169,6 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::oauth::error::OAuthError;
 
     fn basic(id: &str, secret: &str) -> String {
         let encode =

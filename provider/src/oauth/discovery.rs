@@ -1,4 +1,4 @@
-//! Discovery (OpenID Connect Discovery 1.0 §3, §4) and the JWK Set (RFC 7517 §5).
+//! Discovery (OpenID Connect Discovery 1.0 §3, §4).
 
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
@@ -8,7 +8,6 @@ use oidc_core::jose::Algorithm;
 use crate::state::AppState;
 
 use super::error::OAuthError;
-use super::keys;
 use super::scopes;
 
 /// How long clients may cache discovery and the key set. Keys are published before they sign
@@ -21,7 +20,7 @@ fn strings(values: &[&str]) -> Option<Vec<String>> {
 
 /// The provider's metadata.
 pub fn metadata(state: &AppState) -> Result<ProviderMetadata, OAuthError> {
-    let issuer = keys::issuer(state)?;
+    let issuer = state.issuer()?;
     let url = |path: &str| {
         issuer
             .join_path(path)
@@ -62,14 +61,19 @@ pub fn metadata(state: &AppState) -> Result<ProviderMetadata, OAuthError> {
 
 /// `GET /.well-known/openid-configuration` (and with a trailing slash).
 pub async fn openid_configuration(state: web::Data<AppState>) -> Result<HttpResponse, OAuthError> {
-    Ok(HttpResponse::Ok()
+    Ok(public_json(document(&state)?))
+}
+
+/// A JSON document anyone may fetch, from any origin, and cache for a few minutes.
+pub(super) fn public_json(body: impl actix_web::body::MessageBody + 'static) -> HttpResponse {
+    HttpResponse::Ok()
         .insert_header((
             header::CACHE_CONTROL,
             format!("public, max-age={CACHE_SECS}"),
         ))
         .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"))
         .content_type("application/json")
-        .body(document(&state)?))
+        .body(body)
 }
 
 /// The serialized discovery document, built once per provider.
@@ -80,16 +84,4 @@ fn document(state: &AppState) -> Result<web::Bytes, OAuthError> {
     let json = serde_json::to_vec(&metadata(state)?)
         .map_err(|e| OAuthError::Unexpected(anyhow::Error::from(e)))?;
     Ok(state.discovery.get_or_init(|| json.into()).clone())
-}
-
-/// `GET /oauth/jwks`: every published key (active and still-verifying ones), cacheable.
-pub async fn jwks(state: web::Data<AppState>) -> Result<HttpResponse, OAuthError> {
-    Ok(HttpResponse::Ok()
-        .insert_header((
-            header::CACHE_CONTROL,
-            format!("public, max-age={CACHE_SECS}"),
-        ))
-        .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"))
-        .content_type("application/json")
-        .body(keys::jwks_json(&state)?))
 }

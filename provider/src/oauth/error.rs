@@ -7,11 +7,15 @@ use std::borrow::Cow;
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpResponse, ResponseError};
 use oidc_core::error::{ErrorCode, ErrorResponse};
+use oidc_core::token::TokenRequestError;
 
 use crate::storage::StorageError;
 
 use super::clients::{AuthenticateError, ClientAuthError};
 use super::params::ParamsError;
+
+/// The realm named in the provider's `WWW-Authenticate` challenges.
+const REALM: &str = "oauth";
 
 /// A failure at an endpoint that speaks RFC 6749 §5.2 JSON.
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +57,12 @@ impl OAuthError {
 impl From<ParamsError> for OAuthError {
     fn from(e: ParamsError) -> Self {
         Self::invalid_request(e.to_string())
+    }
+}
+
+impl From<TokenRequestError> for OAuthError {
+    fn from(e: TokenRequestError) -> Self {
+        Self::new(e.error_code(), e.to_string())
     }
 }
 
@@ -107,7 +117,7 @@ impl ResponseError for OAuthError {
         if matches!(self, Self::InvalidClient(_)) {
             response.insert_header((
                 header::WWW_AUTHENTICATE,
-                "Basic realm=\"oauth\", charset=\"UTF-8\"",
+                format!("Basic realm=\"{REALM}\", charset=\"UTF-8\""),
             ));
         }
         response.json(ErrorResponse::new(code).with_description(description))
@@ -160,23 +170,23 @@ impl ResponseError for BearerError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        let (code, description, challenge) = match self {
-            Self::InvalidToken(d) => (
-                ErrorCode::InvalidToken,
-                (*d).to_owned(),
-                format!(
-                    "Bearer realm=\"oauth\", error=\"invalid_token\", error_description=\"{d}\""
-                ),
-            ),
+        // The challenge repeats the description of a bad token only: the others say enough by
+        // their code and scope.
+        let (body, challenge, scope) = match self {
+            Self::InvalidToken(d) => {
+                let error = ErrorResponse::new(ErrorCode::InvalidToken).with_description(d);
+                (error.clone(), error, None)
+            }
             Self::InsufficientScope(scope) => (
-                ErrorCode::InsufficientScope,
-                format!("the access token lacks the {scope} scope"),
-                format!("Bearer realm=\"oauth\", error=\"insufficient_scope\", scope=\"{scope}\""),
+                ErrorResponse::new(ErrorCode::InsufficientScope)
+                    .with_description(format!("the access token lacks the {scope} scope")),
+                ErrorResponse::new(ErrorCode::InsufficientScope),
+                Some(*scope),
             ),
             Self::InvalidRequest(d) => (
-                ErrorCode::InvalidRequest,
-                d.to_string(),
-                "Bearer realm=\"oauth\", error=\"invalid_request\"".to_owned(),
+                ErrorResponse::new(ErrorCode::InvalidRequest).with_description(d),
+                ErrorResponse::new(ErrorCode::InvalidRequest),
+                None,
             ),
             Self::Unexpected(e) => {
                 tracing::error!(error = ?e, "unexpected failure at a protected resource");
@@ -190,7 +200,10 @@ impl ResponseError for BearerError {
         };
         HttpResponse::build(self.status_code())
             .insert_header((header::CACHE_CONTROL, "no-store"))
-            .insert_header((header::WWW_AUTHENTICATE, challenge))
-            .json(ErrorResponse::new(code).with_description(description))
+            .insert_header((
+                header::WWW_AUTHENTICATE,
+                challenge.bearer_challenge_in(REALM, scope),
+            ))
+            .json(body)
     }
 }

@@ -7,17 +7,14 @@
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use oidc_core::types::AccessToken;
+use oidc_core::unix_now;
 use serde::Serialize;
 
 use crate::state::AppState;
 use crate::storage::grants;
-use crate::storage::now;
 
 use super::clients;
 use super::error::OAuthError;
-use super::keys;
-use super::params::Params;
 
 /// An introspection answer (RFC 7662 §2.2); inactive tokens show nothing but `active`.
 #[derive(Debug, Default, Serialize)]
@@ -50,13 +47,8 @@ pub async fn introspect(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, OAuthError> {
-    let mut params = Params::from_body(&req, payload).await?;
-    let credentials = clients::read_credentials(&req, &mut params)?;
-    let token = params
-        .take("token")
-        .ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
-    let hash = AccessToken::new(token).hash().into_string();
-    let iss = keys::issuer(&state)?.as_str().to_owned();
+    let (credentials, hash) = clients::read_token_request(&req, payload).await?;
+    let iss = state.issuer()?.as_str().to_owned();
     let answer = state
         .db
         .run(move |conn| -> Result<Introspection, OAuthError> {
@@ -65,7 +57,7 @@ pub async fn introspect(
                 // Public clients cannot authenticate, so they cannot introspect.
                 return Err(clients::ClientAuthError::Failed.into());
             }
-            let at = now();
+            let at = unix_now();
             let found = if let Some(t) = grants::find_active_access_token(conn, &hash, at)? {
                 Some((
                     t.token.scope,
@@ -108,7 +100,7 @@ pub async fn introspect(
             }
             Ok(Introspection {
                 active: true,
-                scope: Some(scope),
+                scope: Some(scope.to_string()),
                 aud: Some(client_id.clone()),
                 client_id: Some(client_id),
                 username: Some(user.username),

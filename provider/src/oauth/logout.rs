@@ -16,7 +16,7 @@ use crate::state::AppState;
 use crate::storage::grants;
 
 use super::clients::{self, RegisteredClient};
-use super::keys;
+use super::id_token;
 use super::params::{Params, ParamsError};
 
 /// A logout request whose client and return address have been checked.
@@ -67,7 +67,7 @@ async fn validate(
     let mut client_id = params.take("client_id");
     let hint_subject = match params.take("id_token_hint").filter(|_| with_hint) {
         Some(hint) => {
-            let claims = keys::verify_id_token_hint(state, &hint, client_id.as_deref())
+            let claims = id_token::verify_hint(state, &hint, client_id.as_deref())
                 .await
                 .map_err(|_| {
                     bad_request("The id_token_hint is not a valid ID token of this provider.")

@@ -1,14 +1,18 @@
 //! The OAuth 2.0 and OpenID Connect endpoints: discovery, JWKS, authorization (with consent),
 //! token, userinfo, revocation, introspection, RP-initiated logout, and the protected profile API.
 
+mod authorization_request;
 mod authorize;
 mod clients;
+mod consent;
 mod discovery;
-mod error;
+pub(crate) mod error;
+mod id_token;
 mod introspection;
-mod keys;
+mod jwks;
 mod logout;
 mod params;
+mod profile;
 mod revocation;
 mod scopes;
 mod token;
@@ -26,7 +30,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         "/.well-known/openid-configuration/",
         web::get().to(discovery::openid_configuration),
     )
-    .route("/oauth/jwks", web::get().to(discovery::jwks))
+    .route("/oauth/jwks", web::get().to(jwks::jwks))
     .route("/oauth/authorize", web::get().to(authorize::authorize_get))
     .route(
         "/oauth/authorize",
@@ -34,7 +38,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .route(
         "/oauth/authorize/decision",
-        web::post().to(authorize::decision),
+        web::post().to(consent::decision),
     )
     .route("/oauth/token", web::post().to(token::token))
     .route("/oauth/userinfo", web::get().to(userinfo::userinfo_get))
@@ -47,5 +51,5 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .route("/oauth/logout", web::get().to(logout::end_session_get))
     .route("/oauth/logout", web::post().to(logout::end_session_post))
     .route("/oauth/logout/confirm", web::post().to(logout::confirm))
-    .route("/api/profile", web::get().to(userinfo::api_profile));
+    .route("/api/profile", web::get().to(profile::api_profile));
 }

@@ -1,6 +1,6 @@
 //! Strict parsing of OAuth parameters from query strings and form bodies.
 //!
-//! Parameters are decoded by hand rather than through serde so that every failure has a precise
+//! Parameters are read here rather than through serde so that every failure has a precise
 //! protocol answer: a body that is too large, not UTF-8 (raw or percent-encoded), of the wrong
 //! content type, or that repeats a parameter (RFC 6749 §3.1) is a client mistake with a 400, never
 //! a 500 from an extractor.
@@ -62,15 +62,7 @@ impl Params {
 
     /// Reads and parses a form body of at most [`MAX_FORM_BYTES`].
     pub async fn from_body(req: &HttpRequest, payload: web::Payload) -> Result<Self, ParamsError> {
-        if !is_form(req) {
-            return Err(ParamsError::WrongContentType);
-        }
-        let body = payload
-            .to_bytes_limited(MAX_FORM_BYTES)
-            .await
-            .map_err(|_| ParamsError::TooLarge)?
-            .map_err(|_| ParamsError::Unreadable)?;
-        Self::parse(&body)
+        Self::parse(&form_body(req, payload).await?)
     }
 
     /// A parameter's value, if present and not empty.
@@ -89,6 +81,21 @@ impl Params {
     }
 }
 
+/// The bytes of a form body of at most [`MAX_FORM_BYTES`], not yet decoded.
+pub async fn form_body(
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<web::Bytes, ParamsError> {
+    if !is_form(req) {
+        return Err(ParamsError::WrongContentType);
+    }
+    payload
+        .to_bytes_limited(MAX_FORM_BYTES)
+        .await
+        .map_err(|_| ParamsError::TooLarge)?
+        .map_err(|_| ParamsError::Unreadable)
+}
+
 /// Whether the request declares a form body (any charset parameter is accepted).
 pub fn is_form(req: &HttpRequest) -> bool {
     req.headers()
@@ -101,33 +108,15 @@ pub fn is_form(req: &HttpRequest) -> bool {
         })
 }
 
+/// Decodes one name or value: `+` is a space, `%XX` a byte (a `%` not followed by two hex
+/// digits stays as it is), and the bytes must be UTF-8.
 fn decode(input: &[u8]) -> Result<String, ParamsError> {
-    let mut out = Vec::with_capacity(input.len());
-    let mut i = 0;
-    while i < input.len() {
-        match input[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < input.len() => match (hex(input[i + 1]), hex(input[i + 2])) {
-                (Some(h), Some(l)) => {
-                    out.push(h << 4 | l);
-                    i += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).map_err(|_| ParamsError::NotUtf8)
-}
-
-fn hex(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
+    let spaced: Vec<u8> = input
+        .iter()
+        .map(|&b| if b == b'+' { b' ' } else { b })
+        .collect();
+    let bytes: Vec<u8> = percent_encoding::percent_decode(&spaced).collect();
+    String::from_utf8(bytes).map_err(|_| ParamsError::NotUtf8)
 }
 
 #[cfg(test)]

@@ -2,15 +2,13 @@
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use oidc_core::types::AccessToken;
+use oidc_core::unix_now;
 
 use crate::state::AppState;
 use crate::storage::grants;
-use crate::storage::now;
 
 use super::clients;
 use super::error::OAuthError;
-use super::params::Params;
 
 /// `POST /oauth/revoke`. An unknown token, or one of another client, is answered 200 like a
 /// revoked one (RFC 7009 §2.2): the caller learns nothing about tokens it does not hold.
@@ -19,17 +17,12 @@ pub async fn revoke(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, OAuthError> {
-    let mut params = Params::from_body(&req, payload).await?;
-    let credentials = clients::read_credentials(&req, &mut params)?;
-    let token = params
-        .take("token")
-        .ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
-    let hash = AccessToken::new(token).hash().into_string();
+    let (credentials, hash) = clients::read_token_request(&req, payload).await?;
     state
         .db
         .write(move |conn| -> Result<(), OAuthError> {
             let client = clients::authenticate(conn, &credentials)?;
-            let at = now();
+            let at = unix_now();
             if let Some(access) = grants::find_access_token(conn, &hash)? {
                 if access.client_id == client.id {
                     grants::revoke_access_token(conn, &hash, at)?;

@@ -10,32 +10,62 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use oidc_core::claims::{Audience, IdTokenClaims};
 use oidc_core::error::ErrorCode;
 use oidc_core::pkce::{CodeChallenge, CodeVerifier};
-use oidc_core::token::TokenResponse;
+use oidc_core::token::{TokenForm, TokenRequest, TokenResponse};
 use oidc_core::types::{
-    AccessToken, AuthorizationCode, ClientId, Nonce, RefreshToken, Scopes, Subject,
+    AccessToken, AuthorizationCode, ClientId, ClientSecret, Nonce, RedirectUri, RefreshToken,
+    Scopes, Subject,
 };
+use oidc_core::unix_now;
 
 use crate::state::AppState;
+use crate::storage::Conn;
 use crate::storage::grants::{self, AccessTokenRow, ClaimsUser, RefreshTokenRow};
-use crate::storage::{Conn, now};
 
 use super::clients::{self, GrantType, RegisteredClient};
 use super::error::OAuthError;
-use super::keys;
-use super::params::Params;
+use super::id_token;
+use super::params;
 use super::scopes;
 
-/// What a token request asks for, once its parameters are read.
+/// What a token request asks for, once its parameters are read and checked.
 enum GrantRequest {
     AuthorizationCode {
         code: AuthorizationCode,
-        redirect_uri: Option<String>,
+        redirect_uri: Option<RedirectUri>,
         verifier: CodeVerifier,
     },
     RefreshToken {
         token: RefreshToken,
         scope: Option<Scopes>,
     },
+}
+
+impl GrantRequest {
+    /// The grant of a parsed request; PKCE is required, so a code comes with its verifier.
+    fn from_token_request(request: TokenRequest) -> Result<Self, OAuthError> {
+        match request {
+            TokenRequest::AuthorizationCode {
+                code,
+                redirect_uri,
+                code_verifier,
+                ..
+            } => Ok(Self::AuthorizationCode {
+                code,
+                redirect_uri,
+                verifier: code_verifier.ok_or_else(|| {
+                    OAuthError::invalid_request("code_verifier is missing (PKCE is required)")
+                })?,
+            }),
+            TokenRequest::RefreshToken {
+                refresh_token,
+                scope,
+                ..
+            } => Ok(Self::RefreshToken {
+                token: refresh_token,
+                scope,
+            }),
+        }
+    }
 }
 
 /// What the transaction issued, for the response and the ID token.
@@ -65,9 +95,15 @@ pub async fn token(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, OAuthError> {
-    let mut params = Params::from_body(&req, payload).await?;
-    let credentials = clients::read_credentials(&req, &mut params)?;
-    let request = read_grant_request(&mut params)?;
+    let body = params::form_body(&req, payload).await?;
+    let form = TokenForm::parse(&body)?;
+    // The client first (401), then the grant (400), as RFC 6749 §3.2.1 has it.
+    let credentials = clients::credentials(
+        &req,
+        form.client_id().map(str::to_owned),
+        form.client_secret().map(ClientSecret::new),
+    )?;
+    let request = GrantRequest::from_token_request(form.into_request()?)?;
     let lifetimes = Lifetimes {
         access: state.settings.access_token_ttl_secs,
         refresh: (state.settings.offline_access).then_some(state.settings.refresh_token_ttl_secs),
@@ -86,7 +122,7 @@ pub async fn token(
                         conn,
                         client,
                         &code,
-                        redirect_uri.as_deref(),
+                        redirect_uri.as_ref(),
                         &verifier,
                         lifetimes,
                     ),
@@ -114,61 +150,17 @@ pub async fn token(
         .json(response))
 }
 
-fn read_grant_request(params: &mut Params) -> Result<GrantRequest, OAuthError> {
-    let grant_type = params
-        .take("grant_type")
-        .ok_or_else(|| OAuthError::invalid_request("grant_type is missing"))?;
-    match grant_type.as_str() {
-        "authorization_code" => {
-            let code = params
-                .take("code")
-                .ok_or_else(|| OAuthError::invalid_request("code is missing"))?;
-            let verifier = params.take("code_verifier").ok_or_else(|| {
-                OAuthError::invalid_request("code_verifier is missing (PKCE is required)")
-            })?;
-            let verifier = CodeVerifier::parse(verifier).map_err(|_| {
-                OAuthError::invalid_request(
-                    "code_verifier must be 43 to 128 characters of [A-Za-z0-9-._~]",
-                )
-            })?;
-            Ok(GrantRequest::AuthorizationCode {
-                code: AuthorizationCode::new(code),
-                redirect_uri: params.take("redirect_uri"),
-                verifier,
-            })
-        }
-        "refresh_token" => {
-            let token = params
-                .take("refresh_token")
-                .ok_or_else(|| OAuthError::invalid_request("refresh_token is missing"))?;
-            let scope = params
-                .take("scope")
-                .map(|s| Scopes::parse(&s))
-                .transpose()
-                .map_err(|_| OAuthError::new(ErrorCode::InvalidScope, "scope is malformed"))?;
-            Ok(GrantRequest::RefreshToken {
-                token: RefreshToken::new(token),
-                scope,
-            })
-        }
-        _ => Err(OAuthError::new(
-            ErrorCode::UnsupportedGrantType,
-            "grant_type must be authorization_code or refresh_token",
-        )),
-    }
-}
-
 /// Exchanges a code (RFC 6749 §4.1.3). Errors that revoke (a replayed code) are returned as the
 /// inner value so that the transaction still commits the revocation.
 fn redeem_code(
     conn: &mut Conn,
     client: RegisteredClient,
     code: &AuthorizationCode,
-    redirect_uri: Option<&str>,
+    redirect_uri: Option<&RedirectUri>,
     verifier: &CodeVerifier,
     lifetimes: Lifetimes,
 ) -> Result<Result<Issued, OAuthError>, OAuthError> {
-    let at = now();
+    let at = unix_now();
     let code_hash = code.hash().into_string();
     let Some(row) = grants::find_code(conn, &code_hash)? else {
         return Ok(Err(OAuthError::invalid_grant("the code is unknown")));
@@ -188,7 +180,7 @@ fn redeem_code(
         return Ok(Err(OAuthError::invalid_grant("the code has expired")));
     }
     let redirect_ok = match redirect_uri {
-        Some(uri) => uri == row.redirect_uri,
+        Some(uri) => uri.as_str() == row.redirect_uri,
         // Only a client with a single registered URI may leave it out (RFC 6749 §4.1.3).
         None => client.redirect_uris.len() == 1 && client.redirect_uris[0] == row.redirect_uri,
     };
@@ -214,7 +206,7 @@ fn redeem_code(
             "the user is no longer active",
         )));
     };
-    let scope = Scopes::parse(&row.scope).unwrap_or_default();
+    let scope = row.scope;
     let (access_token, refresh_token) = issue_tokens(
         conn,
         &client,
@@ -245,7 +237,7 @@ fn refresh(
     requested: Option<Scopes>,
     lifetimes: Lifetimes,
 ) -> Result<Result<Issued, OAuthError>, OAuthError> {
-    let at = now();
+    let at = unix_now();
     let token_hash = token.hash().into_string();
     if !client.allows_grant(GrantType::RefreshToken) {
         return Ok(Err(OAuthError::new(
@@ -276,7 +268,7 @@ fn refresh(
             "the refresh token has expired",
         )));
     }
-    let granted = Scopes::parse(&row.scope).unwrap_or_default();
+    let granted = row.scope.clone();
     let scope = match requested {
         Some(requested) if !requested.is_subset(&granted) => {
             return Ok(Err(OAuthError::new(
@@ -354,12 +346,12 @@ fn issue_tokens(
     let access_token = AccessToken::generate();
     grants::insert_access_token(
         conn,
-        &AccessTokenRow {
+        AccessTokenRow {
             token_hash: access_token.hash().into_string(),
             grant_id: grant_id.to_owned(),
             client_id: client.id.clone(),
             user_id: user_id.to_owned(),
-            scope: access_scope.to_string(),
+            scope: access_scope.clone(),
             expires_at: at + lifetimes.access,
             revoked_at: None,
             created_at: at,
@@ -372,12 +364,12 @@ fn issue_tokens(
         let token = RefreshToken::generate();
         grants::insert_refresh_token(
             conn,
-            &RefreshTokenRow {
+            RefreshTokenRow {
                 token_hash: token.hash().into_string(),
                 grant_id: grant_id.to_owned(),
                 client_id: client.id.clone(),
                 user_id: user_id.to_owned(),
-                scope: refresh_scope.to_string(),
+                scope: refresh_scope.clone(),
                 expires_at: at + refresh_ttl,
                 used_at: None,
                 revoked_at: None,
@@ -394,9 +386,9 @@ fn issue_tokens(
 /// Signs the ID token with the client's algorithm and the active key (OpenID Connect Core 1.0
 /// §2, §3.1.3.6).
 fn id_token(state: &AppState, issued: &Issued) -> Result<String, OAuthError> {
-    let issuer = keys::issuer(state)?;
+    let issuer = state.issuer()?;
     let client_id = ClientId::new(issued.client.id.clone());
-    let now = now();
+    let now = unix_now();
     let mut claims = IdTokenClaims::new(
         issuer,
         Subject::new(issued.user.subject.clone()),
@@ -409,9 +401,9 @@ fn id_token(state: &AppState, issued: &Issued) -> Result<String, OAuthError> {
     claims.azp = Some(client_id);
     claims.sid = issued.sid.clone();
     claims.profile = scopes::standard_claims(&issued.user, &issued.scope);
-    keys::sign_id_token(
+    id_token::sign(
         state,
-        &issued.client.id_token_signed_response_alg,
+        issued.client.id_token_signed_response_alg,
         &mut claims,
         &issued.access_token,
     )
@@ -474,9 +466,9 @@ mod tests {
         /// 400: never a panic, never a 5xx.
         #[test]
         fn any_token_form_is_a_grant_request_or_a_400(body in token_forms()) {
-            let outcome = Params::parse(&body)
+            let outcome = TokenRequest::from_form(&body)
                 .map_err(OAuthError::from)
-                .and_then(|mut params| read_grant_request(&mut params));
+                .and_then(GrantRequest::from_token_request);
             if let Err(error) = outcome {
                 let response = error.error_response();
                 prop_assert_eq!(response.status(), 400, "{}", error);

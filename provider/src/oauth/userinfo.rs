@@ -1,22 +1,22 @@
-//! Bearer-token resources: the userinfo endpoint (OpenID Connect Core 1.0 §5.3) and the
-//! protected profile API, with the token in the `Authorization` header or, for POST, the form
-//! body (RFC 6750 §2.1, §2.2).
+//! The userinfo endpoint (OpenID Connect Core 1.0 §5.3), and how bearer-token resources read
+//! their token: from the `Authorization` header or, for POST, the form body (RFC 6750 §2.1,
+//! §2.2).
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use oidc_core::claims::UserInfo;
 use oidc_core::types::{AccessToken, Scopes, Subject};
+use oidc_core::unix_now;
 
 use crate::state::AppState;
 use crate::storage::grants::{self, ActiveAccessToken};
-use crate::storage::now;
 
 use super::error::BearerError;
 use super::params::{self, Params};
 use super::scopes;
 
 /// The bearer token of a request: from the header, or from a form body of a POST, never both.
-async fn bearer_token(
+pub(super) async fn bearer_token(
     req: &HttpRequest,
     payload: Option<web::Payload>,
 ) -> Result<String, BearerError> {
@@ -56,7 +56,7 @@ async fn bearer_token(
 }
 
 /// Looks the token up (one query, joined with its user).
-async fn active_token(
+pub(super) async fn active_token(
     state: &AppState,
     token: String,
 ) -> Result<(ActiveAccessToken, Scopes), BearerError> {
@@ -64,17 +64,17 @@ async fn active_token(
     let found = state
         .db
         .run(move |conn| {
-            Ok::<_, BearerError>(grants::find_active_access_token(conn, &hash, now())?)
+            Ok::<_, BearerError>(grants::find_active_access_token(conn, &hash, unix_now())?)
         })
         .await?
         .ok_or(BearerError::InvalidToken(
             "the access token is unknown, expired or revoked",
         ))?;
-    let scopes = Scopes::parse(&found.token.scope).unwrap_or_default();
+    let scopes = found.token.scope.clone();
     Ok((found, scopes))
 }
 
-fn no_store_json(body: &impl serde::Serialize) -> HttpResponse {
+pub(super) fn no_store_json(body: &impl serde::Serialize) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((header::PRAGMA, "no-cache"))
@@ -107,28 +107,4 @@ async fn userinfo(state: &AppState, token: String) -> Result<HttpResponse, Beare
         sub: Subject::new(found.user.subject.clone()),
         claims: scopes::standard_claims(&found.user, &scopes),
     }))
-}
-
-/// `GET /api/profile`: the user's profile for a token with the `profile` scope.
-pub async fn api_profile(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, BearerError> {
-    let (found, scopes) = active_token(&state, bearer_token(&req, None).await?).await?;
-    if !scopes.contains("profile") {
-        return Err(BearerError::InsufficientScope("profile"));
-    }
-    let claims = scopes::standard_claims(&found.user, &scopes);
-    Ok(no_store_json(&serde_json::json!({
-        "sub": found.user.subject,
-        "username": found.user.username,
-        "name": claims.name,
-        "given_name": claims.given_name,
-        "family_name": claims.family_name,
-        "email": claims.email,
-        "email_verified": claims.email_verified,
-        "updated_at": found.user.updated_at,
-        "scope": scopes.to_string(),
-        "client_id": found.token.client_id,
-    })))
 }

@@ -8,9 +8,11 @@
 
 use diesel::connection::{AnsiTransactionManager, TransactionManager as _};
 use diesel::prelude::*;
+use oidc_core::types::Scopes;
+use oidc_core::unix_now;
 
 use super::Conn;
-use super::now;
+use super::columns::ScopesColumn;
 use super::schema::{access_tokens, authorization_codes, consents, grants, refresh_tokens, users};
 
 /// One authorization of a client by a user.
@@ -20,7 +22,8 @@ pub struct Grant {
     pub id: String,
     pub user_id: String,
     pub client_id: String,
-    pub scope: String,
+    #[diesel(deserialize_as = ScopesColumn, serialize_as = ScopesColumn)]
+    pub scope: Scopes,
     pub auth_time: i64,
     pub created_at: i64,
     pub revoked_at: Option<i64>,
@@ -37,7 +40,8 @@ pub struct AuthorizationCodeRow {
     pub client_id: String,
     pub user_id: String,
     pub redirect_uri: String,
-    pub scope: String,
+    #[diesel(deserialize_as = ScopesColumn, serialize_as = ScopesColumn)]
+    pub scope: Scopes,
     pub nonce: Option<String>,
     pub code_challenge: String,
     pub auth_time: i64,
@@ -54,7 +58,8 @@ pub struct AccessTokenRow {
     pub grant_id: String,
     pub client_id: String,
     pub user_id: String,
-    pub scope: String,
+    #[diesel(deserialize_as = ScopesColumn, serialize_as = ScopesColumn)]
+    pub scope: Scopes,
     pub expires_at: i64,
     pub revoked_at: Option<i64>,
     pub created_at: i64,
@@ -68,7 +73,8 @@ pub struct RefreshTokenRow {
     pub grant_id: String,
     pub client_id: String,
     pub user_id: String,
-    pub scope: String,
+    #[diesel(deserialize_as = ScopesColumn, serialize_as = ScopesColumn)]
+    pub scope: Scopes,
     pub expires_at: i64,
     pub used_at: Option<i64>,
     pub revoked_at: Option<i64>,
@@ -81,7 +87,8 @@ pub struct RefreshTokenRow {
 pub struct Consent {
     pub user_id: String,
     pub client_id: String,
-    pub scope: String,
+    #[diesel(deserialize_as = ScopesColumn, serialize_as = ScopesColumn)]
+    pub scope: Scopes,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -146,8 +153,8 @@ pub fn find_claims_user_by_subject(
 /// Creates a grant and its authorization code in one write transaction.
 pub fn insert_grant_with_code(
     conn: &mut Conn,
-    grant: &Grant,
-    code: &AuthorizationCodeRow,
+    grant: Grant,
+    code: AuthorizationCodeRow,
 ) -> QueryResult<()> {
     in_write_transaction(conn, |conn| {
         diesel::insert_into(grants::table)
@@ -192,7 +199,7 @@ pub fn mark_code_used(conn: &mut Conn, code_hash: &str, at: i64) -> QueryResult<
 }
 
 /// Stores an access token.
-pub fn insert_access_token(conn: &mut Conn, row: &AccessTokenRow) -> QueryResult<()> {
+pub fn insert_access_token(conn: &mut Conn, row: AccessTokenRow) -> QueryResult<()> {
     diesel::insert_into(access_tokens::table)
         .values(row)
         .execute(conn)
@@ -200,7 +207,7 @@ pub fn insert_access_token(conn: &mut Conn, row: &AccessTokenRow) -> QueryResult
 }
 
 /// Stores a refresh token.
-pub fn insert_refresh_token(conn: &mut Conn, row: &RefreshTokenRow) -> QueryResult<()> {
+pub fn insert_refresh_token(conn: &mut Conn, row: RefreshTokenRow) -> QueryResult<()> {
     diesel::insert_into(refresh_tokens::table)
         .values(row)
         .execute(conn)
@@ -308,7 +315,7 @@ pub fn list_grants_for_user(conn: &mut Conn, user_id: &str) -> QueryResult<Vec<G
 
 /// Revokes a grant and every token issued from it; returns whether the grant was active.
 pub fn revoke_grant(conn: &mut Conn, grant_id: &str) -> QueryResult<bool> {
-    let at = now();
+    let at = unix_now();
     in_write_transaction(conn, |conn| revoke_grant_family(conn, grant_id, at))
 }
 
@@ -330,20 +337,23 @@ pub fn upsert_consent(
     conn: &mut Conn,
     user_id: &str,
     client_id: &str,
-    scope: &str,
+    scope: &Scopes,
     at: i64,
 ) -> QueryResult<()> {
     diesel::insert_into(consents::table)
-        .values(&Consent {
+        .values(Consent {
             user_id: user_id.to_owned(),
             client_id: client_id.to_owned(),
-            scope: scope.to_owned(),
+            scope: scope.clone(),
             created_at: at,
             updated_at: at,
         })
         .on_conflict((consents::user_id, consents::client_id))
         .do_update()
-        .set((consents::scope.eq(scope), consents::updated_at.eq(at)))
+        .set((
+            consents::scope.eq(ScopesColumn::from(scope.clone())),
+            consents::updated_at.eq(at),
+        ))
         .execute(conn)
         .map(|_| ())
 }
@@ -360,7 +370,7 @@ pub fn list_consents_for_user(conn: &mut Conn, user_id: &str) -> QueryResult<Vec
 /// Forgets a consent and revokes the user's grants for that client, since withdrawing consent
 /// means the application loses its access too. Returns whether a consent existed.
 pub fn delete_consent(conn: &mut Conn, user_id: &str, client_id: &str) -> QueryResult<bool> {
-    let at = now();
+    let at = unix_now();
     in_write_transaction(conn, |conn| {
         let deleted = diesel::delete(consents::table.find((user_id, client_id))).execute(conn)?;
         let grant_ids: Vec<String> = grants::table

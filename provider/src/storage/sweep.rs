@@ -11,13 +11,14 @@
 //! Deletion runs in small batches, each its own short write transaction; on SQLite each batch is
 //! one job of the writer thread, so requests' writes queued behind it wait for one batch only.
 
+use oidc_core::unix_now;
 use std::time::Duration;
 
 use diesel::dsl::{exists, not};
 use diesel::prelude::*;
 
 use super::schema::{access_tokens, authorization_codes, grants, refresh_tokens};
-use super::{Conn, Db, StorageError, now};
+use super::{Conn, Db, StorageError};
 
 /// Seconds a row is kept past its expiry. Every check of an expiry uses the clock of the
 /// process doing it; the margin keeps a row that a process whose clock runs behind (another
@@ -240,7 +241,7 @@ pub fn spawn(db: Db, every: Duration) -> tokio::task::JoinHandle<()> {
         interval.tick().await;
         loop {
             interval.tick().await;
-            match sweep(&db, now(), BATCH_PAUSE).await {
+            match sweep(&db, unix_now(), BATCH_PAUSE).await {
                 Ok(swept) if swept.total() >= LOG_INFO_FROM_ROWS => {
                     tracing::info!(?swept, "removed expired codes, tokens and grants");
                 }
@@ -286,13 +287,17 @@ mod tests {
         (dir, db)
     }
 
+    fn openid() -> oidc_core::types::Scopes {
+        oidc_core::types::Scopes::parse("openid").unwrap()
+    }
+
     /// A grant with a code expiring at `code_expires`.
     fn grant(conn: &mut Conn, id: &str, code_expires: i64) {
         let grant = Grant {
             id: id.to_owned(),
             user_id: "u".into(),
             client_id: "c".into(),
-            scope: "openid".into(),
+            scope: openid(),
             auth_time: T,
             created_at: T,
             revoked_at: None,
@@ -304,7 +309,7 @@ mod tests {
             client_id: "c".into(),
             user_id: "u".into(),
             redirect_uri: "http://127.0.0.1/cb".into(),
-            scope: "openid".into(),
+            scope: openid(),
             nonce: None,
             code_challenge: "x".into(),
             auth_time: T,
@@ -312,18 +317,18 @@ mod tests {
             used_at: Some(T),
             created_at: T,
         };
-        stored::insert_grant_with_code(conn, &grant, &code).unwrap();
+        stored::insert_grant_with_code(conn, grant, code).unwrap();
     }
 
     fn access(conn: &mut Conn, grant_id: &str, hash: &str, expires_at: i64) {
         stored::insert_access_token(
             conn,
-            &AccessTokenRow {
+            AccessTokenRow {
                 token_hash: hash.to_owned(),
                 grant_id: grant_id.to_owned(),
                 client_id: "c".into(),
                 user_id: "u".into(),
-                scope: "openid".into(),
+                scope: openid(),
                 expires_at,
                 revoked_at: None,
                 created_at: T,
@@ -335,12 +340,12 @@ mod tests {
     fn refresh(conn: &mut Conn, grant_id: &str, hash: &str, expires_at: i64) {
         stored::insert_refresh_token(
             conn,
-            &RefreshTokenRow {
+            RefreshTokenRow {
                 token_hash: hash.to_owned(),
                 grant_id: grant_id.to_owned(),
                 client_id: "c".into(),
                 user_id: "u".into(),
-                scope: "openid".into(),
+                scope: openid(),
                 expires_at,
                 used_at: None,
                 revoked_at: None,
@@ -424,7 +429,7 @@ mod tests {
         stored::mark_refresh_token_used(conn, "rotated", T).unwrap();
         refresh(conn, "g", "r", T + 1000);
         stored::revoke_grant_family(conn, "g", T).unwrap();
-        stored::upsert_consent(conn, "u", "c", "openid", T).unwrap();
+        stored::upsert_consent(conn, "u", "c", &openid(), T).unwrap();
 
         let at = T + 100 + EXPIRY_MARGIN_SECS + 1;
         let swept = sweep_blocking(conn, at).unwrap();

@@ -4,13 +4,14 @@
 //! providers: each row carries a comparison key ([`username_key`], [`email_key`]) under a unique
 //! index, and lookups go through the key, while the value as typed is kept for display.
 
+use oidc_core::unix_now;
 use std::collections::BTreeMap;
 
 use diesel::prelude::*;
 use unicode_normalization::UnicodeNormalization as _;
 
 use super::schema::users;
-use super::{Conn, StorageError, is_unique_violation, new_id, now};
+use super::{Conn, StorageError, is_unique_violation, new_id};
 
 /// A user row (the password hash included: never serialize this to a page).
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
@@ -265,7 +266,7 @@ pub fn create(
     profile: &Profile,
 ) -> Result<User, CreateUserError> {
     profile.validate()?;
-    let at = now();
+    let at = unix_now();
     let id = new_id();
     let subject = new_id();
     let username_key = username_key(username.as_str());
@@ -351,7 +352,7 @@ pub fn update_profile(
             users::given_name.eq(profile.given_name.trim()),
             users::family_name.eq(profile.family_name.trim()),
             users::is_admin.eq(profile.is_admin),
-            users::updated_at.eq(now()),
+            users::updated_at.eq(unix_now()),
         ))
         .execute(conn)
         .map_err(|e| match e {
@@ -370,7 +371,7 @@ pub fn set_password_hash(
     let n = diesel::update(users::table.find(id))
         .set((
             users::password_hash.eq(password_hash),
-            users::updated_at.eq(now()),
+            users::updated_at.eq(unix_now()),
         ))
         .execute(conn)?;
     Ok(n == 1)
@@ -386,7 +387,7 @@ pub fn reset_password(
     if !set_password_hash(conn, id, password_hash)? {
         return Ok(false);
     }
-    super::sessions::end_everything_for_user(conn, id, now())?;
+    super::sessions::end_everything_for_user(conn, id, unix_now())?;
     Ok(true)
 }
 
@@ -396,14 +397,14 @@ pub fn deactivate(conn: &mut Conn, id: &str) -> Result<bool, StorageError> {
     if !set_active(conn, id, false)? {
         return Ok(false);
     }
-    super::sessions::end_everything_for_user(conn, id, now())?;
+    super::sessions::end_everything_for_user(conn, id, unix_now())?;
     Ok(true)
 }
 
 /// Deletes a user; their sessions, grants, codes, tokens and consents go with them (foreign
 /// keys with `ON DELETE CASCADE`). Returns whether the user existed.
 pub fn delete(conn: &mut Conn, id: &str) -> Result<bool, StorageError> {
-    super::sessions::end_everything_for_user(conn, id, now())?;
+    super::sessions::end_everything_for_user(conn, id, unix_now())?;
     let n = diesel::delete(users::table.find(id)).execute(conn)?;
     Ok(n == 1)
 }
@@ -411,7 +412,10 @@ pub fn delete(conn: &mut Conn, id: &str) -> Result<bool, StorageError> {
 /// Activates or deactivates a user; returns whether the user exists.
 pub fn set_active(conn: &mut Conn, id: &str, active: bool) -> Result<bool, StorageError> {
     let n = diesel::update(users::table.find(id))
-        .set((users::is_active.eq(active), users::updated_at.eq(now())))
+        .set((
+            users::is_active.eq(active),
+            users::updated_at.eq(unix_now()),
+        ))
         .execute(conn)?;
     Ok(n == 1)
 }
@@ -419,7 +423,7 @@ pub fn set_active(conn: &mut Conn, id: &str, active: bool) -> Result<bool, Stora
 /// Grants or removes the admin flag; returns whether the user exists.
 pub fn set_admin(conn: &mut Conn, id: &str, admin: bool) -> Result<bool, StorageError> {
     let n = diesel::update(users::table.find(id))
-        .set((users::is_admin.eq(admin), users::updated_at.eq(now())))
+        .set((users::is_admin.eq(admin), users::updated_at.eq(unix_now())))
         .execute(conn)?;
     Ok(n == 1)
 }
@@ -427,7 +431,7 @@ pub fn set_admin(conn: &mut Conn, id: &str, admin: bool) -> Result<bool, Storage
 /// Records a successful login.
 pub fn touch_last_login(conn: &mut Conn, id: &str) -> Result<(), StorageError> {
     diesel::update(users::table.find(id))
-        .set(users::last_login_at.eq(now()))
+        .set(users::last_login_at.eq(unix_now()))
         .execute(conn)?;
     Ok(())
 }

@@ -3,8 +3,8 @@
 use reqwest::StatusCode;
 
 use crate::helpers::{
-    CLIENT_ID, REDIRECT_URI, USER_PASSWORD, USER_USERNAME, csrf_token, element_text, input_value,
-    location, spawn_app,
+    Browser, CLIENT_ID, REDIRECT_URI, USER_PASSWORD, USER_USERNAME, csrf_token, element_text,
+    input_value, location, spawn_app,
 };
 
 fn secret_on(html: &str) -> Option<String> {
@@ -121,7 +121,7 @@ async fn admin_edits_and_deletes_an_application() {
         .expect("client");
     assert_eq!(client.name, "Renamed");
     assert_eq!(client.redirect_uris.len(), 2);
-    assert_eq!(client.id_token_signed_response_alg, "ES256");
+    assert_eq!(client.id_token_signed_response_alg.as_str(), "ES256");
     assert!(client.skip_authorization);
     assert!(!client.can_introspect, "off unless checked");
     assert!(
@@ -269,7 +269,7 @@ async fn admin_forms_without_or_with_a_wrong_csrf_token_are_refused() {
         .run(|conn| -> Result<_, provider::storage::StorageError> {
             Ok((
                 provider::storage::clients::list(conn)?.len(),
-                provider::storage::keys::list(conn)?.len(),
+                provider::storage::signing_keys::list(conn)?.len(),
             ))
         })
         .await
@@ -416,11 +416,11 @@ async fn admin_sees_and_revokes_grants_and_consents() {
             let at = oidc_core::unix_now();
             diesel::RunQueryDsl::execute(
                 diesel::insert_into(provider::storage::schema::grants::table).values(
-                    &grants::Grant {
+                    grants::Grant {
                         id: "grant-1".into(),
                         user_id: user_id.clone(),
                         client_id: CLIENT_ID.into(),
-                        scope: "openid profile".into(),
+                        scope: "openid profile".parse().unwrap(),
                         auth_time: at,
                         created_at: at,
                         revoked_at: None,
@@ -429,7 +429,13 @@ async fn admin_sees_and_revokes_grants_and_consents() {
                 ),
                 conn,
             )?;
-            grants::upsert_consent(conn, &user_id, CLIENT_ID, "openid profile", at)?;
+            grants::upsert_consent(
+                conn,
+                &user_id,
+                CLIENT_ID,
+                &"openid profile".parse().unwrap(),
+                at,
+            )?;
             Ok(())
         })
         .await
@@ -651,4 +657,47 @@ async fn admin_cannot_create_a_user_whose_username_or_email_differs_only_by_case
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     let body = crate::helpers::page_text(&response.text().await.expect("body"));
     assert!(body.contains(email_taken), "{body}");
+}
+
+#[tokio::test]
+async fn every_admin_route_refuses_anyone_but_an_administrator() {
+    let app = spawn_app().await;
+    let anonymous = app.new_browser();
+    let user = app.user_browser().await;
+    let token = user.csrf_token("/logout").await;
+    let routes = provider::admin::routes();
+    assert!(routes.len() > 20, "{routes:?}");
+    for (method, path) in routes {
+        // Placeholders get a value that names nothing: the refusal comes before any lookup.
+        let path = path
+            .split('/')
+            .map(|segment| {
+                if segment.starts_with('{') {
+                    "x"
+                } else {
+                    segment
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("/");
+        let send = |browser: &Browser| {
+            let request = if method == actix_web::http::Method::GET {
+                browser.client.get(app.url(&path))
+            } else {
+                browser
+                    .client
+                    .post(app.url(&path))
+                    .form(&[("csrf_token", token.as_str())])
+            };
+            request.send()
+        };
+        let response = send(&anonymous).await.expect("request");
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{method} {path}");
+        assert!(
+            location(&response).starts_with("/login?next="),
+            "{method} {path}"
+        );
+        let response = send(&user).await.expect("request");
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{method} {path}");
+    }
 }

@@ -380,7 +380,7 @@ async fn a_session_swept_at_its_end_revokes_its_grants_but_not_offline_access() 
     app.code_for_alice(&browser).await;
     let online = tokens_in_session(&app, &browser, "openid profile").await;
     let offline = tokens_in_session(&app, &browser, "openid offline_access").await;
-    let now = provider::storage::now();
+    let now = oidc_core::unix_now();
     sql(
         &app,
         &format!("UPDATE sessions SET idle_expires_at = {}", now - 3600),

@@ -5,11 +5,12 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
+use oidc_core::unix_now as now;
+use provider::storage::Db;
 use provider::storage::schema::{
     access_tokens, authorization_codes, consents, grants, refresh_tokens,
 };
 use provider::storage::sweep::{self, EXPIRY_MARGIN_SECS, Swept};
-use provider::storage::{Db, now};
 use reqwest::StatusCode;
 
 use crate::helpers::{CLIENT_ID, CLIENT_SECRET, TestApp, spawn_app, spawn_app_with};

@@ -1,4 +1,4 @@
-//! The signing keys in memory: parsed once, the active key per algorithm, and the JWKS
+//! The key ring: the signing keys in memory, parsed once, the active key per algorithm, and the JWKS
 //! (value and JSON) ready to serve. Changes made by this process take effect at once; changes
 //! made by another process on the same database (the CLI) are noticed by a periodic check.
 
@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use oidc_core::jose::{Algorithm, SigningKey};
 use oidc_core::jwk::{Jwk, JwkSet};
 
-use crate::storage::keys::{self as stored, KeyRow, RetireOutcome};
+use crate::storage::signing_keys::{self as stored, KeyRow, KeyStatus, RetireOutcome};
 use crate::storage::{Conn, Db, StorageError};
 
 /// The algorithms the provider always has an active key for.
@@ -20,7 +20,7 @@ struct Loaded {
     active: HashMap<Algorithm, Arc<SigningKey>>,
     jwks: JwkSet,
     jwks_json: Arc<str>,
-    fingerprint: Vec<(String, String)>,
+    fingerprint: Vec<(String, KeyStatus)>,
 }
 
 /// The key set shared by every request; cheap to clone.
@@ -43,7 +43,7 @@ impl std::fmt::Debug for KeyStore {
 /// Generation happens outside the write transaction, which only checks and inserts.
 pub fn ensure_active_keys(conn: &mut Conn) -> anyhow::Result<()> {
     for alg in ALGORITHMS {
-        if !stored::has_active(conn, alg.as_str())? {
+        if !stored::has_active(conn, alg)? {
             let key = SigningKey::generate(alg)
                 .with_context(|| format!("generating a {alg} signing key"))?;
             if stored::insert_if_no_active(conn, &key)? {
@@ -71,12 +71,10 @@ fn load(conn: &mut Conn) -> anyhow::Result<Loaded> {
         let jwk: Jwk = serde_json::from_str(&row.public_jwk)
             .with_context(|| format!("stored public key {} is not a JWK", row.kid))?;
         keys.push(jwk);
-        if row.status == stored::ACTIVE {
-            let alg = Algorithm::parse(&row.alg)
-                .with_context(|| format!("stored key {} has algorithm {}", row.kid, row.alg))?;
-            let key = SigningKey::from_pem(alg, &row.private_pem)
+        if row.status == KeyStatus::Active {
+            let key = SigningKey::from_pem(row.alg, &row.private_pem)
                 .with_context(|| format!("stored key {} cannot be read", row.kid))?;
-            active.insert(alg, Arc::new(key));
+            active.insert(row.alg, Arc::new(key));
         }
     }
     let jwks = JwkSet::new(keys);

@@ -1,18 +1,73 @@
 //! The `signing_keys` table: private keys in PEM with their public JWK, and their life cycle
 //! (active signs new tokens, published still verifies old ones, retired is gone from the JWKS).
 
+use diesel::backend::Backend;
+use diesel::deserialize::{self, FromSql, FromSqlRow};
+use diesel::expression::AsExpression;
 use diesel::prelude::*;
-use oidc_core::jose::SigningKey;
+use diesel::serialize::{self, Output, ToSql};
+use diesel::sql_types::Text;
+use oidc_core::jose::{Algorithm, SigningKey};
+use oidc_core::unix_now;
 
+use super::columns::{AlgorithmColumn, parse_text};
 use super::schema::signing_keys;
-use super::{Conn, StorageError, now};
+use super::{Conn, StorageError};
 
-/// Signs new tokens of its algorithm (one per algorithm).
-pub const ACTIVE: &str = "active";
-/// No longer signs, still in the JWKS so tokens it signed verify.
-pub const PUBLISHED: &str = "published";
-/// Out of the JWKS.
-pub const RETIRED: &str = "retired";
+/// Where a key is in its life cycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, AsExpression, FromSqlRow, serde::Serialize)]
+#[diesel(sql_type = Text)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyStatus {
+    /// Signs new tokens of its algorithm (one per algorithm).
+    Active,
+    /// No longer signs, still in the JWKS so tokens it signed verify.
+    Published,
+    /// Out of the JWKS.
+    Retired,
+}
+
+impl KeyStatus {
+    /// The stored and displayed name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Published => "published",
+            Self::Retired => "retired",
+        }
+    }
+
+    fn parse(value: &str) -> Result<Self, String> {
+        [Self::Active, Self::Published, Self::Retired]
+            .into_iter()
+            .find(|status| status.as_str() == value)
+            .ok_or_else(|| "not a key status".to_owned())
+    }
+}
+
+impl std::fmt::Display for KeyStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl<DB: Backend> FromSql<Text, DB> for KeyStatus
+where
+    String: FromSql<Text, DB>,
+{
+    fn from_sql(bytes: DB::RawValue<'_>) -> deserialize::Result<Self> {
+        parse_text::<DB, _, _>(bytes, "key status", Self::parse)
+    }
+}
+
+impl<DB: Backend> ToSql<Text, DB> for KeyStatus
+where
+    str: ToSql<Text, DB>,
+{
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, DB>) -> serialize::Result {
+        self.as_str().to_sql(out)
+    }
+}
 
 /// A stored key.
 #[derive(Clone, Queryable, Selectable, Insertable, serde::Serialize)]
@@ -20,15 +75,16 @@ pub const RETIRED: &str = "retired";
 pub struct KeyRow {
     /// RFC 7638 thumbprint of the public key.
     pub kid: String,
-    /// `RS256` or `ES256`.
-    pub alg: String,
+    /// The algorithm it signs with.
+    #[diesel(deserialize_as = AlgorithmColumn, serialize_as = AlgorithmColumn)]
+    pub alg: Algorithm,
     /// PKCS#8 PEM of the private key.
     #[serde(skip)]
     pub private_pem: String,
     /// The public JWK as JSON.
     pub public_jwk: String,
-    /// `active`, `published` or `retired`.
-    pub status: String,
+    /// Where the key is in its life cycle.
+    pub status: KeyStatus,
     /// Creation time (unix seconds).
     pub created_at: i64,
     /// When another key replaced it as the active one.
@@ -47,16 +103,16 @@ impl std::fmt::Debug for KeyRow {
     }
 }
 
-fn row_for(key: &SigningKey, status: &str) -> Result<KeyRow, StorageError> {
+fn row_for(key: &SigningKey, status: KeyStatus) -> Result<KeyRow, StorageError> {
     let public_jwk = serde_json::to_string(&key.public_jwk())
         .map_err(|e| StorageError::Corrupt(format!("public key of {}: {e}", key.kid())))?;
     Ok(KeyRow {
         kid: key.kid().to_owned(),
-        alg: key.algorithm().as_str().to_owned(),
+        alg: key.algorithm(),
         private_pem: key.to_pem(),
         public_jwk,
-        status: status.to_owned(),
-        created_at: now(),
+        status,
+        created_at: unix_now(),
         rotated_at: None,
         retired_at: None,
     })
@@ -73,7 +129,7 @@ pub fn list(conn: &mut Conn) -> Result<Vec<KeyRow>, StorageError> {
 /// The active and published keys.
 pub fn published(conn: &mut Conn) -> Result<Vec<KeyRow>, StorageError> {
     Ok(signing_keys::table
-        .filter(signing_keys::status.eq_any([ACTIVE, PUBLISHED]))
+        .filter(signing_keys::status.eq_any([KeyStatus::Active, KeyStatus::Published]))
         .order((signing_keys::created_at.desc(), signing_keys::kid.asc()))
         .select(KeyRow::as_select())
         .load(conn)?)
@@ -81,7 +137,7 @@ pub fn published(conn: &mut Conn) -> Result<Vec<KeyRow>, StorageError> {
 
 /// A cheap summary of the table (`kid:status` of every key), compared to notice changes made
 /// by another process on the same database.
-pub fn fingerprint(conn: &mut Conn) -> Result<Vec<(String, String)>, StorageError> {
+pub fn fingerprint(conn: &mut Conn) -> Result<Vec<(String, KeyStatus)>, StorageError> {
     Ok(signing_keys::table
         .order(signing_keys::kid.asc())
         .select((signing_keys::kid, signing_keys::status))
@@ -89,10 +145,10 @@ pub fn fingerprint(conn: &mut Conn) -> Result<Vec<(String, String)>, StorageErro
 }
 
 /// Whether `alg` has an active key.
-pub fn has_active(conn: &mut Conn, alg: &str) -> Result<bool, StorageError> {
+pub fn has_active(conn: &mut Conn, alg: Algorithm) -> Result<bool, StorageError> {
     let n: i64 = signing_keys::table
-        .filter(signing_keys::alg.eq(alg))
-        .filter(signing_keys::status.eq(ACTIVE))
+        .filter(signing_keys::alg.eq(AlgorithmColumn::from(alg)))
+        .filter(signing_keys::status.eq(KeyStatus::Active))
         .count()
         .get_result(conn)?;
     Ok(n > 0)
@@ -101,13 +157,13 @@ pub fn has_active(conn: &mut Conn, alg: &str) -> Result<bool, StorageError> {
 /// Stores `key` as the active key of its algorithm unless one exists already (another process
 /// may have been first); returns whether it was stored.
 pub fn insert_if_no_active(conn: &mut Conn, key: &SigningKey) -> Result<bool, StorageError> {
-    let row = row_for(key, ACTIVE)?;
+    let row = row_for(key, KeyStatus::Active)?;
     conn.immediate_transaction(|conn| -> Result<bool, StorageError> {
-        if has_active(conn, &row.alg)? {
+        if has_active(conn, row.alg)? {
             return Ok(false);
         }
         diesel::insert_into(signing_keys::table)
-            .values(&row)
+            .values(row)
             .execute(conn)?;
         Ok(true)
     })
@@ -115,21 +171,21 @@ pub fn insert_if_no_active(conn: &mut Conn, key: &SigningKey) -> Result<bool, St
 
 /// Makes `key` the active key of its algorithm; the previous active key stays published.
 pub fn rotate(conn: &mut Conn, key: &SigningKey) -> Result<(), StorageError> {
-    let row = row_for(key, ACTIVE)?;
+    let row = row_for(key, KeyStatus::Active)?;
     let at = row.created_at;
     conn.immediate_transaction(|conn| -> Result<(), StorageError> {
         diesel::update(
             signing_keys::table
-                .filter(signing_keys::alg.eq(&row.alg))
-                .filter(signing_keys::status.eq(ACTIVE)),
+                .filter(signing_keys::alg.eq(AlgorithmColumn::from(row.alg)))
+                .filter(signing_keys::status.eq(KeyStatus::Active)),
         )
         .set((
-            signing_keys::status.eq(PUBLISHED),
+            signing_keys::status.eq(KeyStatus::Published),
             signing_keys::rotated_at.eq(at),
         ))
         .execute(conn)?;
         diesel::insert_into(signing_keys::table)
-            .values(&row)
+            .values(row)
             .execute(conn)?;
         Ok(())
     })
@@ -151,20 +207,20 @@ pub enum RetireOutcome {
 /// Removes a published key from the JWKS; tokens it signed stop verifying.
 pub fn retire(conn: &mut Conn, kid: &str) -> Result<RetireOutcome, StorageError> {
     conn.immediate_transaction(|conn| -> Result<RetireOutcome, StorageError> {
-        let status: Option<String> = signing_keys::table
+        let status: Option<KeyStatus> = signing_keys::table
             .find(kid)
             .select(signing_keys::status)
             .get_result(conn)
             .optional()?;
-        match status.as_deref() {
+        match status {
             None => Ok(RetireOutcome::NotFound),
-            Some(ACTIVE) => Ok(RetireOutcome::Active),
-            Some(RETIRED) => Ok(RetireOutcome::AlreadyRetired),
-            Some(_) => {
+            Some(KeyStatus::Active) => Ok(RetireOutcome::Active),
+            Some(KeyStatus::Retired) => Ok(RetireOutcome::AlreadyRetired),
+            Some(KeyStatus::Published) => {
                 diesel::update(signing_keys::table.find(kid))
                     .set((
-                        signing_keys::status.eq(RETIRED),
-                        signing_keys::retired_at.eq(now()),
+                        signing_keys::status.eq(KeyStatus::Retired),
+                        signing_keys::retired_at.eq(unix_now()),
                     ))
                     .execute(conn)?;
                 Ok(RetireOutcome::Retired)

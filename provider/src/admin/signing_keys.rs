@@ -1,26 +1,28 @@
-//! Signing keys in the admin site: list, rotate (per algorithm), retire.
+//! The admin page of the signing keys: list, rotate (per algorithm), retire.
 
-use actix_session::Session;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use oidc_core::jose::Algorithm;
 use serde::{Deserialize, Serialize};
 
-use super::{AdminError, Frame, flash, format_time, page, require_admin, require_admin_form};
+use super::{
+    ActionForm, Admin, AdminError, AdminForm, AdminRoutes, Frame, admin_forms, format_time, page,
+};
 use crate::identity::login::see_other;
 use crate::state::AppState;
-use crate::storage::keys::RetireOutcome;
+use crate::storage::signing_keys::{KeyStatus, RetireOutcome};
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/keys", web::get().to(list))
-        .route("/keys/rotate", web::post().to(rotate))
-        .route("/keys/{kid}/retire", web::post().to(retire));
+pub(super) fn routes(routes: AdminRoutes) -> AdminRoutes {
+    routes
+        .get("/keys", list)
+        .post("/keys/rotate", rotate)
+        .post("/keys/{kid}/retire", retire)
 }
 
 #[derive(Serialize)]
 struct Row {
     kid: String,
-    alg: String,
-    status: String,
+    alg: Algorithm,
+    status: KeyStatus,
     created: String,
     rotated: Option<String>,
     retired: Option<String>,
@@ -32,12 +34,7 @@ struct ListPage {
     keys: Vec<Row>,
 }
 
-async fn list(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    session: Session,
-) -> Result<HttpResponse, AdminError> {
-    let admin = require_admin(&req, &state, &session).await?;
+async fn list(admin: Admin, state: web::Data<AppState>) -> Result<HttpResponse, AdminError> {
     let keys = state
         .keys
         .list()
@@ -53,7 +50,7 @@ async fn list(
         })
         .collect();
     let context = ListPage {
-        frame: Frame::new(&session, &admin, "keys"),
+        frame: admin.frame("keys"),
         keys,
     };
     Ok(page(&state, "admin/keys.html", &context))
@@ -68,47 +65,32 @@ pub struct RotateForm {
     algorithm: String,
 }
 
+admin_forms!(RotateForm);
+
 async fn rotate(
-    req: HttpRequest,
+    AdminForm { admin, form }: AdminForm<RotateForm>,
     state: web::Data<AppState>,
-    session: Session,
-    form: web::Form<RotateForm>,
 ) -> Result<HttpResponse, AdminError> {
-    let admin = require_admin_form(&req, &state, &session, &form.csrf_token).await?;
     let alg = Algorithm::parse(&form.algorithm)
         .map_err(|_| AdminError::BadRequest("Unknown algorithm.".to_owned()))?;
     let kid = state.keys.rotate(alg).await?;
     tracing::info!(%kid, %alg, admin = %admin.username, "signing key rotated");
-    flash(
-        &session,
-        &format!("New {alg} key {kid} is active; the previous one stays published until retired."),
-    );
+    admin.flash(&format!(
+        "New {alg} key {kid} is active; the previous one stays published until retired."
+    ));
     Ok(see_other("/admin/keys"))
 }
 
-/// Body of the retire form.
-#[derive(Deserialize)]
-pub struct RetireForm {
-    #[serde(default)]
-    csrf_token: String,
-}
-
 async fn retire(
-    req: HttpRequest,
+    AdminForm { admin, .. }: AdminForm<ActionForm>,
     state: web::Data<AppState>,
-    session: Session,
     path: web::Path<String>,
-    form: web::Form<RetireForm>,
 ) -> Result<HttpResponse, AdminError> {
-    let admin = require_admin_form(&req, &state, &session, &form.csrf_token).await?;
     let kid = path.into_inner();
     match state.keys.retire(&kid).await? {
         RetireOutcome::Retired => {
             tracing::info!(%kid, admin = %admin.username, "signing key retired");
-            flash(
-                &session,
-                &format!("Key {kid} retired: it is no longer published."),
-            );
+            admin.flash(&format!("Key {kid} retired: it is no longer published."));
             Ok(see_other("/admin/keys"))
         }
         RetireOutcome::NotFound => Err(AdminError::NotFound),

@@ -1,27 +1,21 @@
-//! Signing keys as the endpoints use them: the issuer, ID-token signing with the client's
-//! algorithm, the published key set, and verification of our own ID tokens as hints.
+//! The provider's own ID tokens: signed with the client's algorithm, and verified again when a
+//! request presents one as a hint (`id_token_hint` at login and logout).
 
 use oidc_core::claims::IdTokenClaims;
 use oidc_core::jose::{Algorithm, IdTokenVerifier, at_hash};
-use oidc_core::types::{AccessToken, ClientId, IssuerUrl};
+use oidc_core::types::{AccessToken, ClientId};
 
 use crate::state::AppState;
 
 use super::error::OAuthError;
 
-/// The issuer identifier, exactly as configured.
-pub fn issuer(state: &AppState) -> anyhow::Result<IssuerUrl> {
-    Ok(IssuerUrl::parse(&state.settings.issuer)?)
-}
-
 /// Signs `claims` (adding `at_hash`) with the active key of the client's algorithm.
-pub fn sign_id_token(
+pub fn sign(
     state: &AppState,
-    alg: &str,
+    alg: Algorithm,
     claims: &mut IdTokenClaims,
     access_token: &AccessToken,
 ) -> Result<String, OAuthError> {
-    let alg = Algorithm::parse(alg).map_err(|e| anyhow::anyhow!("client algorithm: {e:?}"))?;
     let key = state
         .keys
         .active(alg)
@@ -31,17 +25,12 @@ pub fn sign_id_token(
         .map_err(|e| OAuthError::Unexpected(anyhow::anyhow!("signing the ID token: {e}")))
 }
 
-/// The published key set as JSON.
-pub fn jwks_json(state: &AppState) -> Result<String, OAuthError> {
-    Ok(state.keys.jwks_json())
-}
-
 /// How old an ID token may be and still serve as a hint (login or logout of that user).
 const HINT_MAX_AGE_SECS: u32 = 365 * 24 * 3600;
 
 /// Verifies an ID token this provider issued, for `client_id` (or its own audience when the
 /// caller did not name one); expiry is tolerated, since hints are often old.
-pub async fn verify_id_token_hint(
+pub async fn verify_hint(
     state: &AppState,
     hint: &str,
     client_id: Option<&str>,
@@ -50,8 +39,9 @@ pub async fn verify_id_token_hint(
         Some(id) => id.to_owned(),
         None => unverified_audience(hint).ok_or_else(|| anyhow::anyhow!("no audience"))?,
     };
-    let verifier = IdTokenVerifier::new(issuer(state)?, ClientId::new(audience), state.keys.jwks())
-        .leeway(HINT_MAX_AGE_SECS);
+    let verifier =
+        IdTokenVerifier::new(state.issuer()?, ClientId::new(audience), state.keys.jwks())
+            .leeway(HINT_MAX_AGE_SECS);
     Ok(verifier.verify(hint, None, None)?)
 }
 

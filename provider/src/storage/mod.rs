@@ -27,8 +27,8 @@ use diesel::sqlite::SqliteConnection;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness as _, embed_migrations};
 use tokio::sync::Semaphore;
 
-/// The migrations of `migrations/`, compiled into the binary.
-pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations");
+/// The SQLite migrations of `migrations/sqlite/`, compiled into the binary.
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");
 
 /// Names (suffixes) of the migrations that [`Db::migrate`] completes with Rust code.
 const INITIAL_MIGRATION: &str = "_initial";

@@ -1,0 +1,3 @@
+DROP INDEX grants_session;
+ALTER TABLE grants DROP COLUMN session_id;
+DROP TABLE sessions;

@@ -202,6 +202,10 @@ fn serve(state: AppState, listener: TcpListener, secret: CookieSecret) -> anyhow
     let data = web::Data::new(state);
     let mut server = HttpServer::new(move || {
         App::new()
+            // Innermost, so it sees the handler's own answer before the headers are added.
+            .wrap(actix_web::middleware::from_fn(
+                crate::unavailable::middleware,
+            ))
             .wrap(BodyDeadline::new(body_limits))
             .wrap(crate::identity::session::middleware(&secret, secure))
             .wrap(security_headers())

@@ -84,9 +84,11 @@ impl LoginThrottle {
         address: &str,
         now: i64,
     ) -> Result<Result<Attempt, Throttled>, StorageError> {
+        // A limit of 0 is taken as 1: one that refused every login would be a lockout of all
+        // users, not a throttle.
         let limits = Limits {
-            per_account: self.settings.max_failures_per_account,
-            per_address: self.settings.max_failures_per_address,
+            per_account: self.settings.max_failures_per_account.max(1),
+            per_address: self.settings.max_failures_per_address.max(1),
             window_secs: i64::try_from(self.settings.window_secs).unwrap_or(i64::MAX),
         };
         let account = account_key(username);
@@ -381,6 +383,17 @@ mod tests {
             .await
             .unwrap()
             .expect("a new window");
+    }
+
+    #[tokio::test]
+    async fn a_limit_of_zero_admits_one_attempt_per_window() {
+        let (_dir, throttle) = fresh(0, 0);
+        let attempt = throttle.admitted("alice", "192.0.2.1").await;
+        throttle.succeed(attempt).await;
+        let _failed = throttle.admitted("alice", "192.0.2.1").await;
+        assert!(throttle.refused("alice", "192.0.2.1").await);
+        assert!(throttle.refused("bob", "192.0.2.1").await);
+        let _failed = throttle.admitted("bob", "198.51.100.1").await;
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //! Counting is a row update checked against the limit inside the caller's write transaction: on
 //! SQLite the write lock (`BEGIN IMMEDIATE`, one writer across processes) serializes it, on
 //! PostgreSQL the updated row stays locked until commit, so two requests never both see the
-//! count before either is added.
+//! count before either is added (at READ COMMITTED, its default: the waiting update then counts
+//! on the committed row; a stricter level would fail it with a serialization error instead).
 //!
 //! The statements are portable diesel DSL without `ON CONFLICT`: diesel's `MultiConnection`
 //! backend does not offer it, so a new key is an `INSERT` in a savepoint that falls back to the

@@ -122,7 +122,7 @@ pub async fn prepare(settings: Settings) -> anyhow::Result<AppState> {
         .context("cannot load the signing keys")?;
     let state = AppState {
         keys,
-        throttle: LoginThrottle::new(settings.login_throttle.clone()),
+        throttle: LoginThrottle::new(settings.login_throttle.clone(), db.clone()),
         settings: Arc::new(settings),
         db,
         templates,

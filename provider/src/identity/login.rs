@@ -173,7 +173,7 @@ async fn login(
     let address = client_address(&req, state.settings.trust_forwarded_for);
 
     // Counted before the password is hashed: concurrent requests cannot all pass the check.
-    let attempt = match state.throttle.begin(&username, &address) {
+    let attempt = match state.throttle.begin(&username, &address).await? {
         Ok(attempt) => attempt,
         Err(throttled) => {
             let mut response = render_login(
@@ -207,7 +207,7 @@ async fn login(
         .map_err(|e| LoginError::Unexpected(e.into()))?;
 
     let Some(user) = user.filter(|_| matched) else {
-        // The attempt stays counted.
+        // The attempt stays counted: it already is, in the database.
         drop(attempt);
         return Ok(render_login(
             &state,
@@ -219,13 +219,17 @@ async fn login(
         ));
     };
 
-    attempt.succeeded();
     let origin = session::Origin::of(&req, address);
     session::log_in(&state, &session, &user.id, unix_now(), origin).await?;
+    // The throttle's reset shares the write of the login time: no write of its own. Should the
+    // login fail before it, the attempt stays counted (failing closed).
     let user_id = user.id.clone();
     state
         .db
-        .run(move |conn| users::touch_last_login(conn, &user_id))
+        .write(move |conn| {
+            attempt.succeeded(conn)?;
+            users::touch_last_login(conn, &user_id)
+        })
         .await?;
     tracing::info!(user = %user.username, "signed in");
     Ok(see_other(&next))

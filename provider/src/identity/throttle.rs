@@ -6,116 +6,29 @@
 //!
 //! An attempt is counted when it is admitted, before its password is hashed, and a success gives
 //! it back: however many requests arrive at once, at most the limit reach the password check.
+//! The counters live in the database ([`crate::storage::login_throttle`]), so every provider
+//! process on it counts against the same limits and a restart forgets nothing.
 
-use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+
+use oidc_core::unix_now;
 
 use crate::config::LoginThrottleSettings;
-
-/// Bound on tracked keys per kind. When it is reached the oldest window is forgotten (it is the
-/// closest to its end anyway), so a spray of new keys can neither exhaust memory nor stop
-/// accounts or addresses under attack from being counted.
-const MAX_KEYS: usize = 200_000;
+use crate::storage::login_throttle::{self, Admission, Limits};
+use crate::storage::{Conn, Db, StorageError};
 
 /// Longest account key kept: usernames are at most 64 bytes, longer names cannot exist.
 const MAX_ACCOUNT_KEY_CHARS: usize = 128;
 
-#[derive(Debug, Clone, Copy)]
-struct Window {
-    started: Instant,
-    /// Position in [`Table::order`]; identifies this window of the key.
-    seq: u64,
-    attempts: u32,
-}
-
-/// Counters of one kind of key, with their windows in the order they started.
-#[derive(Debug, Default)]
-struct Table {
-    windows: HashMap<String, Window>,
-    /// Sequence number -> key, oldest window first (windows start in sequence order).
-    order: BTreeMap<u64, String>,
-    next_seq: u64,
-}
-
-impl Table {
-    /// Drops windows that have ended; they are all at the front of `order`.
-    fn expire(&mut self, now: Instant, window: Duration) {
-        while let Some(entry) = self.order.first_entry() {
-            let ended = self
-                .windows
-                .get(entry.get())
-                .is_none_or(|w| now.duration_since(w.started) >= window);
-            if !ended {
-                break;
-            }
-            let key = entry.remove();
-            self.windows.remove(&key);
-        }
-    }
-
-    /// Seconds until `key` may try again, if it has used up `limit` in its current window.
-    fn blocked(&self, key: &str, limit: u32, now: Instant, window: Duration) -> Option<u64> {
-        let w = self.windows.get(key)?;
-        let elapsed = now.duration_since(w.started);
-        (elapsed < window && w.attempts >= limit).then(|| (window - elapsed).as_secs().max(1))
-    }
-
-    /// Counts one attempt for `key`; returns the window it was counted in.
-    fn count(&mut self, key: String, now: Instant, window: Duration, max_keys: usize) -> u64 {
-        self.expire(now, window);
-        if let Some(w) = self.windows.get_mut(&key) {
-            w.attempts = w.attempts.saturating_add(1);
-            return w.seq;
-        }
-        while self.windows.len() >= max_keys.max(1) {
-            let Some((_, oldest)) = self.order.pop_first() else {
-                break;
-            };
-            self.windows.remove(&oldest);
-        }
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        self.order.insert(seq, key.clone());
-        self.windows.insert(
-            key,
-            Window {
-                started: now,
-                seq,
-                attempts: 1,
-            },
-        );
-        seq
-    }
-
-    /// Takes back one attempt counted in window `seq` of `key`, if that window is still current.
-    fn give_back(&mut self, key: &str, seq: u64) {
-        if let Some(w) = self.windows.get_mut(key).filter(|w| w.seq == seq) {
-            w.attempts = w.attempts.saturating_sub(1);
-        }
-    }
-
-    /// Forgets `key`.
-    fn forget(&mut self, key: &str) {
-        if let Some(w) = self.windows.remove(key) {
-            self.order.remove(&w.seq);
-        }
-    }
-}
-
-#[derive(Debug, Default)]
-struct Counters {
-    accounts: Table,
-    addresses: Table,
-}
-
-/// Shared attempt counters; cheap to clone.
+/// Counts attempts in the database; cheap to clone.
+///
+/// No key is ever evicted to bound the counters: the database is the bound. Only admitted
+/// attempts write rows (a refused one writes nothing), at most the address limit per address and
+/// window, and the sweeper deletes every row whose window has ended.
 #[derive(Debug, Clone)]
 pub struct LoginThrottle {
     settings: LoginThrottleSettings,
-    max_keys: usize,
-    counters: Arc<Mutex<Counters>>,
+    db: Db,
 }
 
 /// A login refused before the password is checked.
@@ -125,103 +38,79 @@ pub struct Throttled {
     pub retry_after_secs: u64,
 }
 
-/// An admitted login attempt, counted against its account and address. Dropping it leaves it
-/// counted as a failure (also when the check could not finish: failing closed);
-/// [`Attempt::succeeded`] gives it back.
+/// An admitted login attempt, already counted against its account and address: dropping it
+/// leaves it counted as a failure (also when the check could not finish: failing closed), so a
+/// failure needs no write. [`Attempt::succeeded`] gives it back.
 #[must_use = "an attempt is a failure unless `succeeded` is called"]
 #[derive(Debug)]
 pub struct Attempt {
-    throttle: LoginThrottle,
     account: String,
     address: String,
-    address_seq: u64,
+    /// The end of the address window the attempt was counted in.
+    address_window: i64,
 }
 
 impl Attempt {
     /// The password was right: the account's count is reset and the address gets its slot
     /// back (its other failures stay: one good password must not reset a spray across many
-    /// accounts).
-    pub fn succeeded(self) {
-        let mut counters = self.throttle.lock();
-        counters.accounts.forget(&self.account);
-        counters
-            .addresses
-            .give_back(&self.address, self.address_seq);
+    /// accounts). Runs in the caller's write, so a successful login adds no write of its own.
+    pub fn succeeded(self, conn: &mut Conn) -> Result<(), StorageError> {
+        login_throttle::succeeded(conn, &self.account, &self.address, self.address_window)?;
+        Ok(())
     }
 }
 
 impl LoginThrottle {
-    /// Counters with the given limits.
-    pub fn new(settings: LoginThrottleSettings) -> Self {
-        Self {
-            settings,
-            max_keys: MAX_KEYS,
-            counters: Arc::new(Mutex::new(Counters::default())),
-        }
-    }
-
-    /// Counters tracking at most `max_keys` keys of each kind.
-    #[cfg(test)]
-    fn with_max_keys(settings: LoginThrottleSettings, max_keys: usize) -> Self {
-        Self {
-            max_keys,
-            ..Self::new(settings)
-        }
-    }
-
-    fn window(&self) -> Duration {
-        Duration::from_secs(self.settings.window_secs)
+    /// Counters with the given limits, kept in `db`.
+    pub fn new(settings: LoginThrottleSettings, db: Db) -> Self {
+        Self { settings, db }
     }
 
     /// Admits and counts a login for `username` from `address`, or refuses it when the account
-    /// or the address has used up its attempts. Checking and counting are one step under one
-    /// lock, so concurrent requests cannot all pass the check before any is counted.
-    pub fn begin(&self, username: &str, address: &str) -> Result<Attempt, Throttled> {
-        let now = Instant::now();
-        let window = self.window();
-        let account = account_key(username);
-        let address = address_key(address);
-        let mut guard = self.lock();
-        let counters = &mut *guard;
-        let blocked = counters
-            .accounts
-            .blocked(
-                &account,
-                self.settings.max_failures_per_account,
-                now,
-                window,
-            )
-            .into_iter()
-            .chain(counters.addresses.blocked(
-                &address,
-                self.settings.max_failures_per_address,
-                now,
-                window,
-            ))
-            .max();
-        if let Some(retry_after_secs) = blocked {
-            return Err(Throttled { retry_after_secs });
-        }
-        counters
-            .accounts
-            .count(account.clone(), now, window, self.max_keys);
-        let address_seq = counters
-            .addresses
-            .count(address.clone(), now, window, self.max_keys);
-        drop(guard);
-        Ok(Attempt {
-            throttle: self.clone(),
-            account,
-            address,
-            address_seq,
-        })
+    /// or the address has used up its attempts. Checking and counting are one write
+    /// transaction, so concurrent requests, in this process or another, cannot all pass the
+    /// check before any is counted.
+    pub async fn begin(
+        &self,
+        username: &str,
+        address: &str,
+    ) -> Result<Result<Attempt, Throttled>, StorageError> {
+        self.begin_at(username, address, unix_now()).await
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Counters> {
-        // The counters stay consistent even if a holder panicked: every update is one step.
-        self.counters
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    async fn begin_at(
+        &self,
+        username: &str,
+        address: &str,
+        now: i64,
+    ) -> Result<Result<Attempt, Throttled>, StorageError> {
+        // A limit of 0 is taken as 1: one that refused every login would be a lockout of all
+        // users, not a throttle.
+        let limits = Limits {
+            per_account: self.settings.max_failures_per_account.max(1),
+            per_address: self.settings.max_failures_per_address.max(1),
+            window_secs: i64::try_from(self.settings.window_secs).unwrap_or(i64::MAX),
+        };
+        let account = account_key(username);
+        let address = address_key(address);
+        let (account_row, address_row) = (account.clone(), address.clone());
+        let admission = self
+            .db
+            .write(move |conn| {
+                login_throttle::admit(conn, &account_row, &address_row, limits, now)
+                    .map_err(StorageError::from)
+            })
+            .await?;
+        Ok(match admission {
+            Admission::Admitted { address_window } => Ok(Attempt {
+                account,
+                address,
+                address_window,
+            }),
+            Admission::Refused { retry_after_secs } => Err(Throttled {
+                retry_after_secs: u64::try_from(retry_after_secs).unwrap_or(1).max(1),
+            }),
+        })
     }
 }
 
@@ -255,56 +144,24 @@ fn address_key(address: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use diesel::prelude::*;
+
     use super::*;
+    use crate::storage::schema::login_throttle as table;
 
-    #[test]
-    fn account_limit_spares_other_accounts() {
-        let throttle = LoginThrottle::new(settings(3, 10));
-        for _ in 0..3 {
-            let _failed = throttle.begin("alice", "1.1.1.1").expect("admitted");
-        }
-        assert!(throttle.begin("Alice", "2.2.2.2").is_err());
-        let _failed = throttle.begin("bob", "1.1.1.1").expect("another account");
-        // A success resets the account.
-        let throttle = LoginThrottle::new(settings(3, 10));
-        for _ in 0..2 {
-            let _failed = throttle.begin("alice", "1.1.1.1").expect("admitted");
-        }
-        throttle
-            .begin("alice", "1.1.1.1")
-            .expect("admitted")
-            .succeeded();
-        for _ in 0..3 {
-            let _failed = throttle.begin("alice", "1.1.1.1").expect("admitted again");
-        }
-        assert!(throttle.begin("alice", "1.1.1.1").is_err());
+    /// A throttle on a fresh database in a temporary folder.
+    fn fresh(account: u32, address: u32) -> (tempfile::TempDir, LoginThrottle) {
+        let dir = tempfile::tempdir().unwrap();
+        let throttle = on(dir.path(), settings(account, address));
+        (dir, throttle)
     }
 
-    #[test]
-    fn unicode_forms_of_one_username_share_one_account_window() {
-        // Sign-in finds `alice` through every case and NFKC form, so they are one account here.
-        let throttle = LoginThrottle::new(settings(3, 100));
-        for typed in ["alice", "ALICE", "ａｌｉｃｅ"] {
-            let _failed = throttle.begin(typed, "1.1.1.1").expect("admitted");
-        }
-        for typed in ["Alice", "ａlice", "ＡＬＩＣＥ", " alice "] {
-            assert!(throttle.begin(typed, "2.2.2.2").is_err(), "{typed}");
-        }
-    }
-
-    #[test]
-    fn address_limit() {
-        let throttle = LoginThrottle::new(settings(100, 4));
-        for i in 0..4 {
-            let _failed = throttle
-                .begin(&format!("user{i}"), "1.1.1.1")
-                .expect("admitted");
-        }
-        let err = throttle.begin("someone", "1.1.1.1").expect_err("throttled");
-        assert!(err.retry_after_secs >= 1);
-        let _failed = throttle
-            .begin("someone", "3.3.3.3")
-            .expect("another address");
+    /// A throttle on the database in `dir`, with a connection pool and writer of its own, as
+    /// another process on the same file has.
+    fn on(dir: &std::path::Path, settings: LoginThrottleSettings) -> LoginThrottle {
+        let db = Db::open(&dir.join("db.sqlite3"), 2).unwrap();
+        db.migrate().unwrap();
+        LoginThrottle::new(settings, db)
     }
 
     fn settings(account: u32, address: u32) -> LoginThrottleSettings {
@@ -315,9 +172,84 @@ mod tests {
         }
     }
 
-    #[test]
-    fn ipv6_addresses_count_per_64() {
-        let throttle = LoginThrottle::new(settings(100, 3));
+    impl LoginThrottle {
+        async fn admitted(&self, username: &str, address: &str) -> Attempt {
+            self.begin(username, address)
+                .await
+                .unwrap()
+                .unwrap_or_else(|t| panic!("{username} from {address} refused: {t:?}"))
+        }
+
+        async fn refused(&self, username: &str, address: &str) -> bool {
+            self.begin(username, address).await.unwrap().is_err()
+        }
+
+        async fn succeed(&self, attempt: Attempt) {
+            self.db
+                .write(move |conn| attempt.succeeded(conn))
+                .await
+                .unwrap();
+        }
+
+        fn rows(&self) -> i64 {
+            table::table
+                .count()
+                .get_result(&mut *self.db.conn().unwrap())
+                .unwrap()
+        }
+    }
+
+    #[tokio::test]
+    async fn account_limit_spares_other_accounts() {
+        let (_dir, throttle) = fresh(3, 10);
+        for _ in 0..3 {
+            let _failed = throttle.admitted("alice", "1.1.1.1").await;
+        }
+        assert!(throttle.refused("Alice", "2.2.2.2").await);
+        let _failed = throttle.admitted("bob", "1.1.1.1").await;
+        // A success resets the account.
+        let (_dir, throttle) = fresh(3, 10);
+        for _ in 0..2 {
+            let _failed = throttle.admitted("alice", "1.1.1.1").await;
+        }
+        let attempt = throttle.admitted("alice", "1.1.1.1").await;
+        throttle.succeed(attempt).await;
+        for _ in 0..3 {
+            let _failed = throttle.admitted("alice", "1.1.1.1").await;
+        }
+        assert!(throttle.refused("alice", "1.1.1.1").await);
+    }
+
+    #[tokio::test]
+    async fn unicode_forms_of_one_username_share_one_account_window() {
+        // Sign-in finds `alice` through every case and NFKC form, so they are one account here.
+        let (_dir, throttle) = fresh(3, 100);
+        for typed in ["alice", "ALICE", "ａｌｉｃｅ"] {
+            let _failed = throttle.admitted(typed, "1.1.1.1").await;
+        }
+        for typed in ["Alice", "ａlice", "ＡＬＩＣＥ", " alice "] {
+            assert!(throttle.refused(typed, "2.2.2.2").await, "{typed}");
+        }
+    }
+
+    #[tokio::test]
+    async fn address_limit() {
+        let (_dir, throttle) = fresh(100, 4);
+        for i in 0..4 {
+            let _failed = throttle.admitted(&format!("user{i}"), "1.1.1.1").await;
+        }
+        let err = throttle
+            .begin("someone", "1.1.1.1")
+            .await
+            .unwrap()
+            .expect_err("throttled");
+        assert!((1..=60).contains(&err.retry_after_secs), "{err:?}");
+        let _failed = throttle.admitted("someone", "3.3.3.3").await;
+    }
+
+    #[tokio::test]
+    async fn ipv6_addresses_count_per_64() {
+        let (_dir, throttle) = fresh(100, 3);
         for (i, address) in [
             "2001:db8:1:2::1",
             "2001:db8:1:2:ffff::9",
@@ -326,93 +258,142 @@ mod tests {
         .into_iter()
         .enumerate()
         {
-            let _failed = throttle
-                .begin(&format!("user{i}"), address)
-                .expect("admitted");
+            let _failed = throttle.admitted(&format!("user{i}"), address).await;
         }
-        assert!(throttle.begin("someone", "2001:db8:1:2:1:2:3:4").is_err());
-        assert!(throttle.begin("someone", "[2001:db8:1:2::5]:443").is_err());
-        let _failed = throttle
-            .begin("someone", "2001:db8:1:3::1")
-            .expect("another /64");
+        assert!(throttle.refused("someone", "2001:db8:1:2:1:2:3:4").await);
+        assert!(throttle.refused("someone", "[2001:db8:1:2::5]:443").await);
+        let _failed = throttle.admitted("someone", "2001:db8:1:3::1").await;
     }
 
-    #[test]
-    fn ipv4_mapped_ipv6_counts_as_ipv4() {
-        let throttle = LoginThrottle::new(settings(100, 2));
-        let _failed = throttle.begin("a", "::ffff:192.0.2.7").expect("admitted");
-        let _failed = throttle.begin("b", "192.0.2.7").expect("admitted");
-        assert!(throttle.begin("c", "192.0.2.7").is_err());
-        assert!(throttle.begin("c", "::ffff:c000:207").is_err());
-        let _failed = throttle.begin("c", "192.0.2.8").expect("another address");
+    #[tokio::test]
+    async fn ipv4_mapped_ipv6_counts_as_ipv4() {
+        let (_dir, throttle) = fresh(100, 2);
+        let _failed = throttle.admitted("a", "::ffff:192.0.2.7").await;
+        let _failed = throttle.admitted("b", "192.0.2.7").await;
+        assert!(throttle.refused("c", "192.0.2.7").await);
+        assert!(throttle.refused("c", "::ffff:c000:207").await);
+        let _failed = throttle.admitted("c", "192.0.2.8").await;
     }
 
-    #[test]
-    fn a_full_table_evicts_the_oldest_and_keeps_counting_new_keys() {
-        let throttle = LoginThrottle::with_max_keys(settings(3, 1000), 100);
-        // Fill the table with other accounts from many addresses.
-        for i in 0..100 {
-            let address = format!("10.0.{}.{}", i / 256, i % 256);
-            let _failed = throttle
-                .begin(&format!("filler{i}"), &address)
-                .expect("admitted");
-        }
-        // A new account under attack is still counted and throttled.
+    #[tokio::test]
+    async fn a_flood_of_new_keys_forgets_no_counted_key_and_refusals_add_no_rows() {
+        let (_dir, throttle) = fresh(3, 1000);
         for _ in 0..3 {
-            let _failed = throttle.begin("alice", "192.0.2.1").expect("admitted");
+            let _failed = throttle.admitted("alice", "192.0.2.1").await;
         }
-        assert!(throttle.begin("alice", "198.51.100.1").is_err());
-        // Flooding with new keys evicts the oldest entries, not the ones just counted.
-        for i in 0..50 {
-            let _failed = throttle
-                .begin(&format!("flood{i}"), "203.0.113.9")
-                .expect("admitted");
+        // Far more new keys than the in-memory table once held before evicting.
+        let flood = (0..300).map(|i| {
+            let throttle = throttle.clone();
+            tokio::spawn(async move {
+                let address = format!("10.0.{}.{}", i / 256, i % 256);
+                let _failed = throttle.admitted(&format!("flood{i}"), &address).await;
+            })
+        });
+        for task in flood.collect::<Vec<_>>() {
+            task.await.unwrap();
         }
-        assert!(throttle.begin("alice", "198.51.100.1").is_err());
-        let counters = throttle.lock();
-        assert_eq!(counters.accounts.windows.len(), 100);
-        assert_eq!(counters.accounts.order.len(), 100);
-        assert!(!counters.accounts.windows.contains_key("filler0"));
+        assert!(throttle.refused("alice", "198.51.100.1").await);
+        let rows = throttle.rows();
+        assert_eq!(rows, 2 + 600);
+        // Refused attempts, even under new keys, write nothing.
+        for i in 0..20 {
+            assert!(throttle.refused("alice", &format!("203.0.113.{i}")).await);
+        }
+        assert_eq!(throttle.rows(), rows);
     }
 
-    #[test]
-    fn concurrent_attempts_are_counted_before_their_check() {
-        let throttle = LoginThrottle::new(settings(5, 1000));
-        let admitted: Vec<_> = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..40)
-                .map(|_| scope.spawn(|| throttle.begin("alice", "192.0.2.1").ok()))
-                .collect();
-            handles
-                .into_iter()
-                .filter_map(|h| h.join().expect("thread"))
-                .collect()
-        });
-        assert_eq!(admitted.len(), 5);
+    #[tokio::test]
+    async fn concurrent_attempts_are_counted_before_their_check() {
+        let (_dir, throttle) = fresh(5, 1000);
+        let tasks: Vec<_> = (0..40)
+            .map(|_| {
+                let throttle = throttle.clone();
+                tokio::spawn(async move { throttle.begin("alice", "192.0.2.1").await })
+            })
+            .collect();
+        let mut admitted = 0;
+        for task in tasks {
+            admitted += usize::from(task.await.unwrap().unwrap().is_ok());
+        }
+        assert_eq!(admitted, 5);
     }
 
-    #[test]
-    fn a_success_gives_the_address_slot_back_and_windows_end() {
-        let throttle = LoginThrottle::new(LoginThrottleSettings {
-            max_failures_per_account: 100,
-            max_failures_per_address: 1,
-            window_secs: 1,
-        });
-        for _ in 0..3 {
-            throttle
-                .begin("alice", "192.0.2.1")
-                .expect("admitted")
-                .succeeded();
+    #[tokio::test]
+    async fn processes_on_one_database_share_the_limits() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = on(dir.path(), settings(5, 8));
+        let second = on(dir.path(), settings(5, 8));
+        // Concurrent attempts for one account through both, each with its own writer.
+        let tasks: Vec<_> = (0..40)
+            .map(|i| {
+                let throttle = if i % 2 == 0 { &first } else { &second }.clone();
+                tokio::spawn(async move { throttle.begin("alice", &format!("10.0.0.{i}")).await })
+            })
+            .collect();
+        let mut admitted = 0;
+        for task in tasks {
+            admitted += usize::from(task.await.unwrap().unwrap().is_ok());
         }
-        let _failed = throttle.begin("bob", "192.0.2.1").expect("admitted");
-        assert!(throttle.begin("carol", "192.0.2.1").is_err());
-        std::thread::sleep(Duration::from_millis(1100));
-        let _failed = throttle.begin("carol", "192.0.2.1").expect("a new window");
-        let counters = throttle.lock();
-        assert_eq!(
-            counters.addresses.windows.len(),
-            1,
-            "ended windows are dropped"
+        assert_eq!(admitted, 5, "one account limit across both");
+        // And one address limit: 8 in all, alternating.
+        for i in 0..8 {
+            let throttle = if i % 2 == 0 { &first } else { &second };
+            let _failed = throttle.admitted(&format!("user{i}"), "192.0.2.9").await;
+        }
+        assert!(first.refused("user8", "192.0.2.9").await);
+        assert!(second.refused("user9", "192.0.2.9").await);
+        // A success through one resets the account for the other.
+        let (one, other) = (
+            on(dir.path(), settings(2, 100)),
+            on(dir.path(), settings(2, 100)),
         );
+        let _failed = one.admitted("bob", "198.51.100.1").await;
+        let attempt = other.admitted("bob", "198.51.100.1").await;
+        other.succeed(attempt).await;
+        for _ in 0..2 {
+            let _failed = one.admitted("bob", "198.51.100.1").await;
+        }
+        assert!(other.refused("bob", "198.51.100.1").await);
+    }
+
+    #[tokio::test]
+    async fn a_success_gives_the_address_slot_back_and_windows_end() {
+        let (_dir, throttle) = fresh(100, 1);
+        let t = 1_000_000;
+        for _ in 0..3 {
+            let attempt = throttle
+                .begin_at("alice", "192.0.2.1", t)
+                .await
+                .unwrap()
+                .expect("admitted");
+            throttle.succeed(attempt).await;
+        }
+        let _failed = throttle
+            .begin_at("bob", "192.0.2.1", t)
+            .await
+            .unwrap()
+            .expect("admitted");
+        let refused = throttle
+            .begin_at("carol", "192.0.2.1", t + 59)
+            .await
+            .unwrap();
+        assert_eq!(refused.expect_err("throttled").retry_after_secs, 1);
+        let _failed = throttle
+            .begin_at("carol", "192.0.2.1", t + 60)
+            .await
+            .unwrap()
+            .expect("a new window");
+    }
+
+    #[tokio::test]
+    async fn a_limit_of_zero_admits_one_attempt_per_window() {
+        let (_dir, throttle) = fresh(0, 0);
+        let attempt = throttle.admitted("alice", "192.0.2.1").await;
+        throttle.succeed(attempt).await;
+        let _failed = throttle.admitted("alice", "192.0.2.1").await;
+        assert!(throttle.refused("alice", "192.0.2.1").await);
+        assert!(throttle.refused("bob", "192.0.2.1").await);
+        let _failed = throttle.admitted("bob", "198.51.100.1").await;
     }
 
     #[test]

@@ -8,6 +8,7 @@
 pub mod clients;
 pub mod columns;
 pub mod grants;
+pub mod login_throttle;
 pub mod logout_deliveries;
 pub mod schema;
 pub mod sessions;

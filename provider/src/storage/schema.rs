@@ -152,6 +152,15 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    login_throttle (kind, key) {
+        kind -> Text,
+        key -> Text,
+        attempts -> Integer,
+        expires_at -> BigInt,
+    }
+}
+
 diesel::joinable!(grants -> users (user_id));
 diesel::joinable!(grants -> clients (client_id));
 diesel::joinable!(authorization_codes -> grants (grant_id));
@@ -173,4 +182,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     consents,
     sessions,
     logout_deliveries,
+    login_throttle,
 );

@@ -1,6 +1,6 @@
 //! Removal of what has expired: authorization codes, access and refresh tokens past their
-//! expiry, the grants left holding none of them, and browser sessions past their idle or
-//! absolute end. Without it the database grows with every
+//! expiry, the grants left holding none of them, browser sessions past their idle or absolute
+//! end, and login throttle windows that have ended. Without it the database grows with every
 //! flow for as long as the provider runs.
 //!
 //! A row goes once its own expiry (plus [`EXPIRY_MARGIN_SECS`]) has passed, never merely because
@@ -45,6 +45,8 @@ pub struct Swept {
     pub grants: u64,
     /// Browser sessions past their idle or absolute end.
     pub sessions: u64,
+    /// Login throttle windows that have ended.
+    pub login_throttle: u64,
 }
 
 impl Swept {
@@ -55,6 +57,7 @@ impl Swept {
             + self.refresh_tokens
             + self.grants
             + self.sessions
+            + self.login_throttle
     }
 
     fn add(&mut self, kind: Kind, batch: Batch) {
@@ -203,6 +206,19 @@ pub async fn sweep(db: &Db, at: i64, pause: Duration) -> Result<Swept, StorageEr
         }
         tokio::time::sleep(pause).await;
     }
+    loop {
+        let rows = db
+            .write(move |conn| {
+                super::login_throttle::sweep_batch(conn, cutoff, BATCH_ROWS)
+                    .map_err(StorageError::from)
+            })
+            .await?;
+        swept.login_throttle += rows as u64;
+        if rows < BATCH_ROWS {
+            break;
+        }
+        tokio::time::sleep(pause).await;
+    }
     Ok(swept)
 }
 
@@ -225,6 +241,15 @@ pub fn sweep_blocking(conn: &mut Conn, at: i64) -> QueryResult<Swept> {
         let rows = conn
             .immediate_transaction(|conn| super::sessions::sweep_batch(conn, cutoff, BATCH_ROWS))?;
         swept.sessions += rows as u64;
+        if rows < BATCH_ROWS {
+            break;
+        }
+    }
+    loop {
+        let rows = conn.immediate_transaction(|conn| {
+            super::login_throttle::sweep_batch(conn, cutoff, BATCH_ROWS)
+        })?;
+        swept.login_throttle += rows as u64;
         if rows < BATCH_ROWS {
             break;
         }
@@ -414,6 +439,7 @@ mod tests {
                 refresh_tokens: 1,
                 grants: 1,
                 sessions: 0,
+                login_throttle: 0,
             }
         );
         assert_eq!(counts(conn), (0, 0, 0, 0));
@@ -441,6 +467,7 @@ mod tests {
                 refresh_tokens: 1,
                 grants: 0,
                 sessions: 0,
+                login_throttle: 0,
             }
         );
         // Revoked, but the newest refresh token has not expired: its reuse must still be
@@ -482,8 +509,46 @@ mod tests {
                 refresh_tokens: 0,
                 grants: 1,
                 sessions: 0,
+                login_throttle: 0,
             }
         );
         assert_eq!(counts(&mut db.conn().unwrap()), (1, 0, 0, 1));
+    }
+
+    #[tokio::test]
+    async fn the_writer_sweep_removes_ended_login_throttle_windows_in_batches() {
+        use crate::storage::login_throttle::{Kind, count};
+        let (_dir, db) = db();
+        {
+            let conn = &mut *db.conn().unwrap();
+            conn.immediate_transaction(|conn| {
+                for i in 0..(BATCH_ROWS * 2 + 7) {
+                    count(
+                        conn,
+                        Kind::Address,
+                        &format!("10.0.{}.{}", i / 256, i % 256),
+                        T,
+                        60,
+                    )?;
+                }
+                count(conn, Kind::Account, "alice", T + 100, 60)
+            })
+            .unwrap();
+        }
+        let swept = sweep(&db, T + 60 + EXPIRY_MARGIN_SECS + 1, Duration::ZERO)
+            .await
+            .unwrap();
+        assert_eq!(
+            swept,
+            Swept {
+                login_throttle: (BATCH_ROWS * 2 + 7) as u64,
+                ..Swept::default()
+            }
+        );
+        let left: Vec<String> = crate::storage::schema::login_throttle::table
+            .select(crate::storage::schema::login_throttle::key)
+            .load(&mut *db.conn().unwrap())
+            .unwrap();
+        assert_eq!(left, ["alice"]);
     }
 }

@@ -155,6 +155,8 @@ async fn a_rotated_refresh_token_outlives_the_sweep_of_its_grants_codes_and_acce
             refresh_tokens: 0,
             grants: 0,
             sessions: 0,
+            // The login's address window is still open.
+            login_throttle: 0,
         }
     );
     let after = rows(&app.state.db);
@@ -224,6 +226,8 @@ async fn expired_codes_tokens_and_grants_are_swept_and_consents_kept() {
             grants: 3,
             // The two browsers' sessions, past their absolute lifetime by then.
             sessions: 2,
+            // Their logins' address window (both from 127.0.0.1), ended by then.
+            login_throttle: 1,
         }
     );
     assert_eq!(

@@ -8,6 +8,7 @@ mod health;
 mod helpers;
 mod http_limits;
 mod login;
+mod metrics;
 mod storage;
 mod sweep;
 mod templates;

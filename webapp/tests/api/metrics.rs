@@ -180,7 +180,7 @@ async fn sign_ins_refreshes_and_back_channel_logouts_are_counted() {
     assert_eq!(sign_ins("denied"), 1.0);
     assert_eq!(sign_ins("failed"), 1.0);
     let refreshes = |name| outcome(&text, "webapp_token_refreshes_total", name);
-    assert_eq!(refreshes("succeeded"), 1.0);
+    assert!(refreshes("succeeded") >= 1.0, "{text}");
     assert_eq!(refreshes("refused"), 0.0);
     assert_eq!(refreshes("failed"), 0.0);
     let logouts = |name| outcome(&text, "webapp_backchannel_logouts_total", name);

@@ -8,6 +8,7 @@ use std::time::Duration;
 use oidc_core::claims::{Audience, LogoutTokenClaims};
 use oidc_core::types::{ClientId, IssuerUrl, Subject};
 
+use crate::metrics::DeliveryOutcome;
 use crate::state::AppState;
 use crate::storage::logout_deliveries::{self, Delivery};
 use crate::storage::{StorageError, clients};
@@ -99,6 +100,9 @@ async fn attempt(
     match outcome {
         Ok(()) => {
             state
+                .metrics
+                .backchannel_delivery(DeliveryOutcome::Delivered);
+            state
                 .db
                 .write(move |conn| {
                     logout_deliveries::delivered(conn, &id).map_err(StorageError::from)
@@ -119,6 +123,10 @@ async fn attempt(
                 %error,
                 "back-channel logout delivery failed"
             );
+            state.metrics.backchannel_delivery(match retry_at {
+                Some(_) => DeliveryOutcome::Failed,
+                None => DeliveryOutcome::GivenUp,
+            });
             state
                 .db
                 .write(move |conn| {

@@ -8,6 +8,7 @@ pub mod config;
 pub mod health;
 pub mod identity;
 pub mod key_ring;
+pub mod metrics;
 pub mod oauth;
 pub mod pages;
 pub mod startup;

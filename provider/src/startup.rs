@@ -2,7 +2,7 @@
 //! a listener. Nothing listens before the database is ready.
 
 use std::io::Write as _;
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 
 use actix_web::dev::{Server, ServerHandle};
@@ -12,11 +12,13 @@ use actix_web::{App, HttpResponse, HttpServer, web};
 use anyhow::Context as _;
 
 use servicekit::body::{BodyDeadline, BodyLimits};
+use servicekit::metrics::RecordRequests;
 
 use crate::config::{CookieSecret, Settings};
 use crate::identity::password::PasswordHasher;
 use crate::identity::throttle::LoginThrottle;
 use crate::key_ring::KeyStore;
+use crate::metrics::Metrics;
 use crate::pages::{Templates, error_page};
 use crate::state::AppState;
 use crate::storage::Db;
@@ -36,6 +38,8 @@ pub struct Application {
     port: u16,
     server: Server,
     state: AppState,
+    /// The metrics listener (`PROVIDER_METRICS_ADDR`) and its address, when metrics are served.
+    metrics: Option<(Server, SocketAddr)>,
     /// The background sweeper of expired rows; stopped when the server stops.
     sweeper: tokio::task::JoinHandle<()>,
     backchannel: tokio::task::JoinHandle<()>,
@@ -53,6 +57,13 @@ impl Application {
     pub async fn from_listener(settings: Settings, listener: TcpListener) -> anyhow::Result<Self> {
         settings.validate()?;
         let port = listener.local_addr()?.port();
+        let metrics_listener = settings
+            .metrics_addr
+            .map(|addr| {
+                TcpListener::bind(addr)
+                    .with_context(|| format!("cannot listen on PROVIDER_METRICS_ADDR={addr}"))
+            })
+            .transpose()?;
         let secret = cookie_secret(&settings)?;
         let state = prepare(settings).await?;
         state.keys.spawn_watcher(std::time::Duration::from_secs(
@@ -64,10 +75,19 @@ impl Application {
         );
         let backchannel = crate::backchannel::spawn(state.clone());
         let server = serve(state.clone(), listener, secret)?;
+        let metrics = match metrics_listener {
+            Some(listener) => {
+                let addr = listener.local_addr()?;
+                let registry = state.metrics.registry();
+                Some((servicekit::metrics::serve(listener, registry)?, addr))
+            }
+            None => None,
+        };
         Ok(Self {
             port,
             server,
             state,
+            metrics,
             sweeper,
             backchannel,
         })
@@ -76,6 +96,11 @@ impl Application {
     /// The port the server listens on.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Where metrics are served, when they are (`PROVIDER_METRICS_ADDR`, its port resolved).
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|(_, addr)| *addr)
     }
 
     /// The shared state (for tests and the CLI).
@@ -88,9 +113,11 @@ impl Application {
         self.server.handle()
     }
 
-    /// Serves until the server is stopped (signal or handle).
+    /// Serves until the server is stopped (signal or handle); the metrics listener stops
+    /// with it.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let stopped = self.server.await;
+        let metrics = self.metrics.map(|(server, _)| server);
+        let stopped = servicekit::metrics::run_with_metrics(self.server, metrics).await;
         self.sweeper.abort();
         self.backchannel.abort();
         stopped
@@ -120,6 +147,7 @@ pub async fn prepare(settings: Settings) -> anyhow::Result<AppState> {
     let keys = KeyStore::open(db.clone())
         .await
         .context("cannot load the signing keys")?;
+    let metrics = Metrics::new(&db);
     let state = AppState {
         keys,
         throttle: LoginThrottle::new(settings.login_throttle.clone(), db.clone()),
@@ -128,6 +156,7 @@ pub async fn prepare(settings: Settings) -> anyhow::Result<AppState> {
         templates,
         hasher,
         discovery: Arc::default(),
+        metrics,
     };
     crate::bootstrap::run(&state).await?;
     Ok(state)
@@ -194,6 +223,11 @@ fn read_key_file(path: &std::path::Path) -> anyhow::Result<CookieSecret> {
 
 fn serve(state: AppState, listener: TcpListener, secret: CookieSecret) -> anyhow::Result<Server> {
     let workers = state.settings.workers;
+    // Requests are recorded only when someone can read the numbers.
+    let http_metrics = state
+        .settings
+        .metrics_addr
+        .map(|_| state.metrics.http.clone());
     let secure = state.settings.secure_cookies();
     let body_limits = BodyLimits {
         timeout: std::time::Duration::from_secs(state.settings.body_timeout_secs),
@@ -210,6 +244,7 @@ fn serve(state: AppState, listener: TcpListener, secret: CookieSecret) -> anyhow
             .wrap(crate::identity::session::middleware(&secret, secure))
             .wrap(security_headers())
             .wrap(request_log())
+            .wrap(RecordRequests::new(http_metrics.clone()))
             .app_data(data.clone())
             .app_data(
                 web::FormConfig::default()

@@ -8,6 +8,7 @@ use crate::config::Settings;
 use crate::identity::password::PasswordHasher;
 use crate::identity::throttle::LoginThrottle;
 use crate::key_ring::KeyStore;
+use crate::metrics::Metrics;
 use crate::pages::Templates;
 use crate::storage::Db;
 
@@ -28,6 +29,8 @@ pub struct AppState {
     pub keys: KeyStore,
     /// The discovery document, serialized on first use: it depends only on the settings.
     pub discovery: Arc<std::sync::OnceLock<actix_web::web::Bytes>>,
+    /// What `/metrics` reports (counted whether or not it is served).
+    pub metrics: Metrics,
 }
 
 impl AppState {

@@ -13,18 +13,24 @@ use oidc_core::error::{ErrorCode, ErrorResponse};
 use crate::oidc::LogoutTokenFailure;
 use crate::state::AppState;
 
-/// The handler.
+/// The handler; every answer is counted by its outcome.
 pub async fn backchannel_logout(
     state: web::Data<AppState>,
     provider_id: web::Path<String>,
     body: web::Bytes,
 ) -> HttpResponse {
-    if provider_id.as_str() != state.settings.provider_id.as_str() {
+    let response = handle(&state, &provider_id, &body).await;
+    state.metrics.backchannel_logout(response.status());
+    response
+}
+
+async fn handle(state: &AppState, provider_id: &str, body: &[u8]) -> HttpResponse {
+    if provider_id != state.settings.provider_id.as_str() {
         return HttpResponse::NotFound()
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .json(serde_json::json!({ "error": "not_found" }));
     }
-    let token = match logout_token_param(&body) {
+    let token = match logout_token_param(body) {
         Ok(token) => token,
         Err(reason) => return invalid_request(reason),
     };

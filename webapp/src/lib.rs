@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod flow;
 pub mod gate;
+pub mod metrics;
 pub mod oidc;
 pub mod pages;
 pub mod protected_api;

@@ -1,6 +1,6 @@
 //! Building and running the server: state, cookie session, security headers, the gate, routes.
 
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 
 use actix_session::SessionMiddleware;
@@ -13,10 +13,12 @@ use actix_web::middleware::{DefaultHeaders, from_fn};
 use actix_web::{App, HttpServer, web};
 
 use servicekit::body::{BodyDeadline, BodyLimits};
+use servicekit::metrics::RecordRequests;
 
 use crate::config::Settings;
 use crate::flow::{FlowCookie, UsedStates};
 use crate::gate;
+use crate::metrics::Metrics;
 use crate::oidc::Oidc;
 use crate::pages::{self, ErrorKind};
 use crate::refresh::RefreshCoordinator;
@@ -36,6 +38,8 @@ const BODY_LIMIT_BYTES: usize = 4 * FORM_LIMIT_BYTES;
 pub struct Application {
     port: u16,
     server: Server,
+    /// The metrics listener (`WEBAPP_METRICS_ADDR`) and its address, when metrics are served.
+    metrics: Option<(Server, SocketAddr)>,
 }
 
 impl Application {
@@ -51,6 +55,14 @@ impl Application {
     pub async fn from_listener(settings: Settings, listener: TcpListener) -> anyhow::Result<Self> {
         pages::check_templates()?;
         let port = listener.local_addr()?.port();
+        let metrics_listener = settings
+            .metrics_addr
+            .map(|addr| {
+                TcpListener::bind(addr).map_err(|e| {
+                    anyhow::anyhow!("WEBAPP_METRICS_ADDR: cannot listen on {addr}: {e}")
+                })
+            })
+            .transpose()?;
         let secure = settings.url.is_https();
         let session_key = derive_key(&settings.session_secret, KeyPurpose::Session)?;
         let flow_key = derive_key(&settings.session_secret, KeyPurpose::Flow)?;
@@ -64,6 +76,10 @@ impl Application {
             )
         })?;
         store.spawn_sweeper(SWEEP_EVERY);
+        let metrics = Metrics::new(&store);
+        // Requests are recorded only when someone can read the numbers.
+        let http_metrics = settings.metrics_addr.map(|_| metrics.http.clone());
+        let registry = metrics.registry();
         let oidc = Arc::new(Oidc::new(settings.clone())?);
         oidc.spawn_discovery();
         let state = web::Data::new(AppState {
@@ -72,6 +88,7 @@ impl Application {
             used_states: UsedStates::default(),
             refresh: RefreshCoordinator::default(),
             store,
+            metrics,
             settings,
         });
         let body_limits = BodyLimits {
@@ -128,10 +145,22 @@ impl Application {
                 .wrap(sessions)
                 .wrap(security_headers())
                 .wrap(from_fn(crate::refresh::stamp_arrival))
+                .wrap(RecordRequests::new(http_metrics.clone()))
         })
         .listen(listener)?
         .run();
-        Ok(Self { port, server })
+        let metrics = match metrics_listener {
+            Some(listener) => {
+                let addr = listener.local_addr()?;
+                Some((servicekit::metrics::serve(listener, registry)?, addr))
+            }
+            None => None,
+        };
+        Ok(Self {
+            port,
+            server,
+            metrics,
+        })
     }
 
     /// The port the app listens on.
@@ -139,9 +168,15 @@ impl Application {
         self.port
     }
 
-    /// Serves until the server is stopped.
+    /// Where metrics are served, when they are (`WEBAPP_METRICS_ADDR`, its port resolved).
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|(_, addr)| *addr)
+    }
+
+    /// Serves until the server is stopped; the metrics listener stops with it.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let metrics = self.metrics.map(|(server, _)| server);
+        servicekit::metrics::run_with_metrics(self.server, metrics).await
     }
 }
 

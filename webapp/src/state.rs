@@ -8,6 +8,7 @@ use sha2::Sha512;
 
 use crate::config::{SessionSecret, Settings};
 use crate::flow::{FlowCookie, UsedStates};
+use crate::metrics::Metrics;
 use crate::oidc::Oidc;
 use crate::refresh::RefreshCoordinator;
 use crate::store::Store;
@@ -27,6 +28,8 @@ pub struct AppState {
     pub refresh: RefreshCoordinator,
     /// The sessions that can be ended, and the logout tokens already used.
     pub store: Store,
+    /// What `/metrics` reports (counted whether or not it is served).
+    pub metrics: Metrics,
 }
 
 /// What a derived key is for: each cookie gets its own key, so one cannot be replayed as another.

@@ -15,6 +15,7 @@ use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool};
 use diesel::sqlite::SqliteConnection;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness as _, embed_migrations};
 use rand::RngCore as _;
+use servicekit::metrics::PoolMetrics;
 use sha2::{Digest as _, Sha256};
 
 /// The migrations of `webapp/migrations/`, compiled into the binary.
@@ -107,6 +108,7 @@ pub fn session_id_hash(session_id: &str) -> String {
 #[derive(Clone)]
 pub struct Store {
     pool: Pool<ConnectionManager<SqliteConnection>>,
+    metrics: PoolMetrics,
 }
 
 impl std::fmt::Debug for Store {
@@ -134,7 +136,15 @@ impl Store {
         let mut conn = pool.get()?;
         conn.run_pending_migrations(MIGRATIONS)
             .map_err(|e| StoreError::Open(format!("migrations: {e}")))?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            metrics: PoolMetrics::new(POOL_SIZE),
+        })
+    }
+
+    /// The pool's metrics: connections in use, its size, and the waits for a connection.
+    pub fn metrics(&self) -> &PoolMetrics {
+        &self.metrics
     }
 
     async fn run<T: Send + 'static>(
@@ -142,8 +152,12 @@ impl Store {
         query: impl FnOnce(&mut SqliteConnection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let pool = self.pool.clone();
+        let metrics = self.metrics.clone();
+        let since = std::time::Instant::now();
         tokio::task::spawn_blocking(move || {
             let mut conn = pool.get()?;
+            metrics.waited(since);
+            let _in_use = metrics.in_use();
             query(&mut conn)
         })
         .await

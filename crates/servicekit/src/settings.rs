@@ -327,6 +327,23 @@ pub mod parse {
         Ok(url)
     }
 
+    /// An address to listen on, `host:port`: an IP address (`0.0.0.0:9100`, `[::1]:9100`) or
+    /// `localhost`, and a port (0 picks a free one).
+    pub fn listen_addr(value: &str) -> Result<std::net::SocketAddr, String> {
+        let value = value.trim();
+        let expected =
+            || format!("must be host:port with an IP address or localhost (got {value:?})");
+        if let Ok(addr) = value.parse() {
+            return Ok(addr);
+        }
+        let (host, port) = value.rsplit_once(':').ok_or_else(expected)?;
+        if !host.eq_ignore_ascii_case("localhost") {
+            return Err(expected());
+        }
+        let port: u16 = port.parse().map_err(|_| expected())?;
+        Ok(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+    }
+
     /// A number within `range`; `kind` names what is expected ("a whole number").
     pub fn number_in<T>(value: &str, range: &impl RangeBounds<T>, kind: &str) -> Result<T, String>
     where
@@ -447,6 +464,24 @@ mod tests {
         let reader = Reader::from_pairs(&[]);
         let error = reader.finish(|| None::<()>).unwrap_err();
         assert_eq!(error.settings(), ["configuration"]);
+    }
+
+    #[test]
+    fn listen_addresses_are_ip_or_localhost_with_a_port() {
+        let addr = |v| parse::listen_addr(v).map(|a| a.to_string());
+        assert_eq!(addr("0.0.0.0:9100"), Ok("0.0.0.0:9100".into()));
+        assert_eq!(addr(" [::1]:9100 "), Ok("[::1]:9100".into()));
+        assert_eq!(addr("LOCALHOST:0"), Ok("127.0.0.1:0".into()));
+        for bad in [
+            "9100",
+            "localhost",
+            "localhost:99999",
+            "metrics.example:9100",
+            ":9100",
+        ] {
+            let error = parse::listen_addr(bad).unwrap_err();
+            assert!(error.starts_with("must be host:port"), "{bad}: {error}");
+        }
     }
 
     #[test]

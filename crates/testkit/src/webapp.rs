@@ -12,6 +12,8 @@ pub struct TestWebapp {
     pub url: String,
     /// The port it listens on.
     pub port: u16,
+    /// Where it serves metrics, when its settings ask for them (`metrics_addr`).
+    pub metrics_addr: Option<std::net::SocketAddr>,
     /// The provider id in its routes.
     pub provider_id: String,
     /// The provider name on its sign-in button.
@@ -98,6 +100,7 @@ impl TestWebapp {
         let application = webapp::startup::Application::from_listener(settings, listener)
             .await
             .context("starting the web app")?;
+        let metrics_addr = application.metrics_addr();
         let server = tokio::spawn(async move {
             if let Err(error) = application.run_until_stopped().await {
                 eprintln!("testkit: the web app stopped with an error: {error:#}");
@@ -108,6 +111,7 @@ impl TestWebapp {
         Ok(Self {
             url,
             port,
+            metrics_addr,
             provider_id: PROVIDER_ID.to_owned(),
             provider_name: PROVIDER_NAME.to_owned(),
             session_secret,

@@ -10,7 +10,7 @@ mod tests;
 use std::path::{Path, PathBuf};
 
 use servicekit::logging::LogFormat;
-use servicekit::settings::{Reader, Separator, SettingsError};
+use servicekit::settings::{Reader, Separator, SettingsError, parse};
 
 pub use bootstrap::{Bootstrap, BootstrapAccount, BootstrapClient};
 pub use cookie_secret::CookieSecret;
@@ -46,6 +46,9 @@ pub struct Settings {
     pub issuer: String,
     /// Listen address (`PROVIDER_ADDR`).
     pub addr: String,
+    /// Where `GET /metrics` is served (`PROVIDER_METRICS_ADDR`, `host:port`); `None`, the
+    /// default, serves no metrics. A listener of its own, never the public one.
+    pub metrics_addr: Option<std::net::SocketAddr>,
     /// Path of the SQLite database file (`PROVIDER_DATABASE_URL`).
     pub database_url: String,
     /// Session cookie key (`PROVIDER_SECRET_KEY`); when absent it is generated and kept in a
@@ -112,6 +115,7 @@ impl Default for Settings {
         Self {
             issuer: "http://localhost:8000".to_owned(),
             addr: "127.0.0.1:8000".to_owned(),
+            metrics_addr: None,
             database_url: "./data/provider.db".to_owned(),
             secret_key: None,
             bcrypt_cost: 12,
@@ -156,6 +160,7 @@ impl Settings {
         let settings = Self {
             issuer: r.text("PROVIDER_ISSUER", &d.issuer).trim().to_owned(),
             addr: r.text("PROVIDER_ADDR", &d.addr),
+            metrics_addr: r.optional("PROVIDER_METRICS_ADDR", parse::listen_addr),
             database_url: r.text("PROVIDER_DATABASE_URL", &d.database_url),
             secret_key: r.optional("PROVIDER_SECRET_KEY", CookieSecret::parse),
             bcrypt_cost: r.number("PROVIDER_BCRYPT_COST", .., d.bcrypt_cost),

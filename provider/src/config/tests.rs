@@ -22,6 +22,7 @@ fn defaults_are_usable() {
     assert_eq!(s.code_ttl_secs, 60);
     assert_eq!(s.refresh_token_ttl_secs, 30 * 24 * 3600);
     assert!(s.secret_key.is_none());
+    assert_eq!(s.metrics_addr, None, "no metrics listener unless asked for");
     assert_eq!(s.bootstrap, Bootstrap::default());
 }
 
@@ -38,6 +39,8 @@ fn errors_name_the_setting() {
         ("PROVIDER_DATABASE_URL", ":memory:"),
         ("PROVIDER_TRUST_FORWARDED_FOR", "maybe"),
         ("PROVIDER_OFFLINE_ACCESS", "sometimes"),
+        ("PROVIDER_METRICS_ADDR", "9100"),
+        ("PROVIDER_METRICS_ADDR", "metrics.example:9100"),
         ("PROVIDER_SWEEP_INTERVAL_SECS", "0"),
         ("PROVIDER_SWEEP_INTERVAL_SECS", "86401"),
         ("PROVIDER_SESSION_IDLE_SECS", "59"),

@@ -8,6 +8,7 @@ use oidc_core::unix_now;
 use serde::{Deserialize, Serialize};
 
 use crate::identity::session::{self, current_login};
+use crate::metrics::LoginOutcome;
 use crate::pages::{self, csrf, error_page, render_with_status, safe_next};
 use crate::state::AppState;
 use crate::storage::StorageError;
@@ -176,6 +177,7 @@ async fn login(
     let attempt = match state.throttle.begin(&username, &address).await? {
         Ok(attempt) => attempt,
         Err(throttled) => {
+            state.metrics.login(LoginOutcome::Throttled);
             let mut response = render_login(
                 &state,
                 &session,
@@ -209,6 +211,7 @@ async fn login(
     let Some(user) = user.filter(|_| matched) else {
         // The attempt stays counted: it already is, in the database.
         drop(attempt);
+        state.metrics.login(LoginOutcome::Failed);
         return Ok(render_login(
             &state,
             &session,
@@ -231,6 +234,7 @@ async fn login(
             users::touch_last_login(conn, &user_id)
         })
         .await?;
+    state.metrics.login(LoginOutcome::Succeeded);
     tracing::info!(user = %user.username, "signed in");
     Ok(see_other(&next))
 }

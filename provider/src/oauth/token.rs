@@ -41,6 +41,14 @@ enum GrantRequest {
 }
 
 impl GrantRequest {
+    /// The `grant_type` label of the tokens issued for it.
+    fn grant_type(&self) -> &'static str {
+        match self {
+            Self::AuthorizationCode { .. } => "authorization_code",
+            Self::RefreshToken { .. } => "refresh_token",
+        }
+    }
+
     /// The grant of a parsed request; PKCE is required, so a code comes with its verifier.
     fn from_token_request(request: TokenRequest) -> Result<Self, OAuthError> {
         match request {
@@ -104,6 +112,7 @@ pub async fn token(
         form.client_secret().map(ClientSecret::new),
     )?;
     let request = GrantRequest::from_token_request(form.into_request()?)?;
+    let grant_type = request.grant_type();
     let lifetimes = Lifetimes {
         access: state.settings.access_token_ttl_secs,
         refresh: (state.settings.offline_access).then_some(state.settings.refresh_token_ttl_secs),
@@ -144,6 +153,7 @@ pub async fn token(
     response.refresh_token = issued.refresh_token;
     response.id_token = id_token;
     response.scope = Some(issued.scope);
+    state.metrics.token_issued(grant_type);
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((header::PRAGMA, "no-cache"))

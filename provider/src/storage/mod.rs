@@ -10,6 +10,7 @@ pub mod columns;
 pub mod grants;
 pub mod login_throttle;
 pub mod logout_deliveries;
+pub mod metrics;
 pub mod schema;
 pub mod sessions;
 pub mod signing_keys;
@@ -90,6 +91,7 @@ pub struct Db {
     /// holding a blocking thread that waits for a connection (threads piled up under load).
     permits: Arc<Semaphore>,
     writer: Arc<Writer>,
+    metrics: metrics::DbMetrics,
 }
 
 /// The one connection of this process's write transactions ([`Db::write`]), owned by its own
@@ -180,6 +182,7 @@ impl Db {
             pool,
             permits: Arc::new(Semaphore::new(pool_size.max(1) as usize)),
             writer,
+            metrics: metrics::DbMetrics::new(pool_size),
         })
     }
 
@@ -213,6 +216,11 @@ impl Db {
         })
     }
 
+    /// The pool's and the writer's metrics.
+    pub fn metrics(&self) -> &metrics::DbMetrics {
+        &self.metrics
+    }
+
     /// A pooled connection for synchronous callers (the CLI, start-up).
     pub fn conn(
         &self,
@@ -227,10 +235,7 @@ impl Db {
         T: Send + 'static,
         E: From<StorageError> + Send + 'static,
     {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
+        let _permit = (self.metrics.acquire(&self.permits).await)
             .map_err(|e| StorageError::Task(e.to_string()))?;
         let pool = self.pool.clone();
         tokio::task::spawn_blocking(move || {
@@ -280,6 +285,7 @@ impl Db {
                 }
             })
         });
+        let job = self.metrics.queued(job);
         self.writer
             .jobs
             .send(job)

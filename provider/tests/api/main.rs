@@ -9,6 +9,7 @@ mod helpers;
 mod http_limits;
 mod login;
 mod login_throttle;
+mod metrics;
 mod storage;
 mod sweep;
 mod templates;

@@ -29,6 +29,9 @@ pub struct Settings {
     pub url: AppUrl,
     /// `WEBAPP_ADDR`: the listen address.
     pub addr: String,
+    /// `WEBAPP_METRICS_ADDR` (`host:port`): where `GET /metrics` is served, on a listener of its
+    /// own; unset, the default, serves no metrics.
+    pub metrics_addr: Option<std::net::SocketAddr>,
     /// `WEBAPP_SESSION_SECRET`.
     pub session_secret: SessionSecret,
     /// `OIDC_ISSUER`: the public issuer, as browsers and the `iss` claim see it.
@@ -98,6 +101,7 @@ impl Settings {
     fn read(mut env: Reader<'_>) -> Result<Self, ConfigError> {
         let url = env.parse_or("WEBAPP_URL", "http://localhost:3000", AppUrl::parse);
         let addr = env.text("WEBAPP_ADDR", "127.0.0.1:3000");
+        let metrics_addr = env.optional("WEBAPP_METRICS_ADDR", parse::listen_addr);
         let session_secret = env.required(
             "WEBAPP_SESSION_SECRET",
             "generate one with `webapp secret` and put it in .env",
@@ -134,6 +138,7 @@ impl Settings {
             Some(Self {
                 url: url?,
                 addr,
+                metrics_addr,
                 session_secret: session_secret?,
                 issuer: issuer?,
                 backchannel_url,
@@ -202,6 +207,10 @@ mod tests {
         .unwrap();
         assert_eq!(settings.url.url().as_str(), "http://localhost:3000/");
         assert_eq!(settings.addr, "127.0.0.1:3000");
+        assert_eq!(
+            settings.metrics_addr, None,
+            "no metrics listener unless asked for"
+        );
         assert_eq!(settings.issuer.as_str(), "http://localhost:8000");
         assert_eq!(settings.provider_id.as_str(), "provider");
         assert_eq!(settings.provider_name, "OIDC Provider");
@@ -229,6 +238,7 @@ mod tests {
         let settings = Settings::from_lookup(lookup(&[
             ("WEBAPP_URL", "https://app.example"),
             ("WEBAPP_ADDR", "0.0.0.0:3000"),
+            ("WEBAPP_METRICS_ADDR", "0.0.0.0:9101"),
             ("WEBAPP_SESSION_SECRET", SECRET),
             ("OIDC_ISSUER", "https://id.example/realm"),
             ("OIDC_BACKCHANNEL_URL", "http://provider:8000"),
@@ -254,6 +264,7 @@ mod tests {
         );
         assert!(settings.url.is_https());
         assert_eq!(settings.addr, "0.0.0.0:3000");
+        assert_eq!(settings.metrics_addr.unwrap().to_string(), "0.0.0.0:9101");
         assert_eq!(settings.issuer.as_str(), "https://id.example/realm");
         assert_eq!(
             settings.backchannel_url.unwrap().url().as_str(),
@@ -303,6 +314,8 @@ mod tests {
             ("WEBAPP_DATABASE_URL", "postgres://db/webapp"),
             ("WEBAPP_LOG_FORMAT", "xml"),
             ("WEBAPP_BODY_TIMEOUT_SECS", "0"),
+            ("WEBAPP_METRICS_ADDR", "9101"),
+            ("WEBAPP_METRICS_ADDR", "metrics.example:9101"),
         ];
         for (name, value) in cases {
             let mut vars = vec![

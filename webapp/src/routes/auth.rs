@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use crate::after_signin::AfterSignIn;
 use crate::flow::PendingSignIn;
+use crate::metrics::SignInOutcome;
 use crate::oidc::OidcError;
 use crate::pages::{self, ErrorKind, Layout, LayoutUser, SignInPage, SignOutPage};
 use crate::session::{self, UserSession};
@@ -283,6 +284,7 @@ async fn callback(
     let mut response = match finish(&state, &session, &request, &provider_id).await {
         Ok(response) => response,
         Err(error) => {
+            state.metrics.sign_in(SignInOutcome::Failed);
             log_error("callback", &error);
             error.error_response()
         }
@@ -345,6 +347,7 @@ async fn finish(
                 ])
                 .unwrap_or_default()
             );
+            state.metrics.sign_in(SignInOutcome::Denied);
             tracing::info!("sign-in refused at the provider");
             return Ok(HttpResponse::Found()
                 .insert_header((header::LOCATION, location))
@@ -381,6 +384,7 @@ async fn finish(
         .await
         .map_err(anyhow::Error::from)?;
     session::sign_in(session, &user)?;
+    state.metrics.sign_in(SignInOutcome::Completed);
     tracing::info!(sub = user.sub, "signed in");
     Ok(HttpResponse::Found()
         .insert_header((header::LOCATION, pending.after_signin))

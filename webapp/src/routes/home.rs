@@ -96,15 +96,20 @@ async fn ensure_fresh_access_token(
     let outcome = state
         .refresh
         .refresh(&refresh_token, arrived, || async {
-            let provider = state.oidc.provider().await?;
-            match state
-                .oidc
-                .refresh(&provider, &refresh_token, &user.sub)
-                .await
-            {
-                Ok(tokens) => Ok(RefreshOutcome::Refreshed(tokens)),
-                Err(error) => after_failed_refresh(error),
+            let outcome = async {
+                let provider = state.oidc.provider().await?;
+                match state
+                    .oidc
+                    .refresh(&provider, &refresh_token, &user.sub)
+                    .await
+                {
+                    Ok(tokens) => Ok(RefreshOutcome::Refreshed(tokens)),
+                    Err(error) => after_failed_refresh(error),
+                }
             }
+            .await;
+            state.metrics.token_refresh(&outcome);
+            outcome
         })
         .await;
     match outcome {

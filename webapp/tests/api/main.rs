@@ -10,6 +10,7 @@ mod helpers;
 mod http_limits;
 mod keys;
 mod logout_tokens;
+mod metrics;
 mod parsers;
 mod redirects;
 mod refresh;

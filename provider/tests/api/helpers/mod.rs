@@ -82,6 +82,8 @@ pub struct TestApp {
     /// `http://127.0.0.1:{port}`, also the issuer unless a test configured another.
     pub address: String,
     pub port: u16,
+    /// Where metrics are served, when the settings ask for them.
+    pub metrics_addr: Option<std::net::SocketAddr>,
     pub settings: Settings,
     pub state: AppState,
     /// A user agent with its own cookie jar.
@@ -124,6 +126,7 @@ pub async fn spawn_app_in(dir: Arc<TempDir>, customize: impl FnOnce(&mut Setting
         .await
         .expect("the provider starts");
     let state = app.state().clone();
+    let metrics_addr = app.metrics_addr();
     let handle = app.handle();
     tokio::spawn(app.run_until_stopped());
     let http = reqwest::Client::builder()
@@ -134,6 +137,7 @@ pub async fn spawn_app_in(dir: Arc<TempDir>, customize: impl FnOnce(&mut Setting
         browser: Browser::new(&address),
         address,
         port,
+        metrics_addr,
         settings,
         state,
         http,

@@ -239,7 +239,6 @@ async fn several_processes_migrate_one_fresh_database_at_once() {
     let db = Db::open(&url, 1).expect("open");
     assert!(db.is_postgres());
     db.migrate().expect("nothing left to apply");
-    let users: i64 =
-        provider::storage::users::count(&mut *db.conn().expect("conn")).expect("count");
+    let users: i64 = provider::storage::users::count(&mut db.conn().expect("conn")).expect("count");
     assert_eq!(users, 0);
 }

@@ -28,6 +28,13 @@ tokio::task_local! {
     static DATABASE_LOST: Cell<bool>;
 }
 
+/// Records that a query of the current request failed because the database is gone (the
+/// storage layer found its connection dead, or none could be had). Outside a request it does
+/// nothing.
+pub fn database_lost() {
+    let _ = DATABASE_LOST.try_with(|lost| lost.set(true));
+}
+
 /// Records that the current request met `error`, if it says the database is unreachable.
 /// Outside a request (background tasks, the command line) it does nothing.
 pub fn note(error: &StorageError) {

@@ -159,7 +159,7 @@ mod tests {
     /// A throttle on the database in `dir`, with a connection pool and writer of its own, as
     /// another process on the same file has.
     fn on(dir: &std::path::Path, settings: LoginThrottleSettings) -> LoginThrottle {
-        let db = Db::open(&dir.join("db.sqlite3"), 2).unwrap();
+        let db = Db::open(&dir.join("db.sqlite3").to_string_lossy(), 2).unwrap();
         db.migrate().unwrap();
         LoginThrottle::new(settings, db)
     }

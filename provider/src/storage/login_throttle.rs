@@ -226,7 +226,7 @@ mod tests {
 
     fn db() -> (tempfile::TempDir, Db) {
         let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(&dir.path().join("db.sqlite3"), 2).unwrap();
+        let db = Db::open(&dir.path().join("db.sqlite3").to_string_lossy(), 2).unwrap();
         db.migrate().unwrap();
         (dir, db)
     }

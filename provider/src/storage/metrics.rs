@@ -8,7 +8,7 @@ use servicekit::metrics::prometheus_client::metrics::gauge::Gauge;
 use servicekit::metrics::{InUse, PoolMetrics, Registry};
 use tokio::sync::{AcquireError, Semaphore, SemaphorePermit};
 
-use super::Job;
+use super::writer::Job;
 
 /// The database's metrics; cheap to clone, shared by every clone of the handle.
 #[derive(Clone, Debug)]
@@ -105,7 +105,7 @@ mod tests {
     #[tokio::test]
     async fn queued_writes_and_connections_in_use_are_counted_while_they_last() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(&dir.path().join("db.sqlite3"), 2).unwrap();
+        let db = Db::open(&dir.path().join("db.sqlite3").to_string_lossy(), 2).unwrap();
         let metrics = db.metrics().clone();
 
         // The writer thread held by one write; three more queue behind it.

@@ -61,7 +61,7 @@ pub fn insert(
     if !beyond.is_empty() {
         let ended: Vec<SessionRow> =
             diesel::delete(sessions::table.filter(sessions::id_hash.eq_any(&beyond)))
-                .returning(SessionRow::as_returning())
+                .returning(sessions::all_columns)
                 .load(conn)?;
         for session in &ended {
             after_end(conn, session, row.created_at)?;
@@ -124,9 +124,23 @@ fn after_end(conn: &mut Conn, session: &SessionRow, at: i64) -> QueryResult<()> 
 /// Deletes the session; the row it deleted, if there was one.
 fn delete(conn: &mut Conn, id_hash: &str) -> QueryResult<Option<SessionRow>> {
     diesel::delete(sessions::table.find(id_hash))
-        .returning(SessionRow::as_returning())
+        .returning(sessions::all_columns)
         .get_result(conn)
         .optional()
+}
+
+/// Whether the session with this public id still exists, and on PostgreSQL holds it (shared)
+/// until the end of the caller's transaction: a grant recorded in it then cannot slip past
+/// the end of the session, which deletes the row before it revokes the session's grants.
+pub fn hold(conn: &mut Conn, public_id: &str) -> QueryResult<bool> {
+    let query = sessions::table
+        .filter(sessions::public_id.eq(public_id))
+        .select(sessions::id_hash);
+    let found: Option<String> = match conn {
+        Conn::Sqlite(sqlite) => query.get_result(sqlite).optional()?,
+        Conn::Pg(pg) => query.for_share().get_result(pg).optional()?,
+    };
+    Ok(found.is_some())
 }
 
 /// The sessions of a user, newest first.
@@ -160,7 +174,7 @@ pub fn sweep_batch(conn: &mut Conn, cutoff: i64, limit: usize) -> QueryResult<us
     }
     let ended: Vec<SessionRow> =
         diesel::delete(sessions::table.filter(sessions::id_hash.eq_any(&ended)))
-            .returning(SessionRow::as_returning())
+            .returning(sessions::all_columns)
             .load(conn)?;
     for session in &ended {
         after_end(conn, session, cutoff)?;
@@ -178,8 +192,12 @@ pub fn end_everything_for_user(
     at: i64,
 ) -> QueryResult<Vec<SessionRow>> {
     use super::schema::{access_tokens, grants, refresh_tokens};
+    // The user's row first (on PostgreSQL), as the code and token endpoints lock it before the
+    // grant: what they issue at the same time either commits first, and is ended here, or
+    // finds the user's grants revoked; and the two never wait for each other in a circle.
+    super::grants::find_claims_user_for_update(conn, user_id)?;
     let ended = diesel::delete(sessions::table.filter(sessions::user_id.eq(user_id)))
-        .returning(SessionRow::as_returning())
+        .returning(sessions::all_columns)
         .load(conn)?;
     super::logout_deliveries::record_for_user(conn, user_id, &ended, at)?;
     // Through the user's grants (indexed by user and by grant), not a scan of the token tables.
@@ -220,7 +238,7 @@ pub fn end_for_user(conn: &mut Conn, user_id: &str, public_id: &str, at: i64) ->
             .filter(sessions::user_id.eq(user_id))
             .filter(sessions::public_id.eq(public_id)),
     )
-    .returning(SessionRow::as_returning())
+    .returning(sessions::all_columns)
     .get_result(conn)
     .optional()?;
     if let Some(session) = &ended {

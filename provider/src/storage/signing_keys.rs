@@ -158,7 +158,9 @@ pub fn has_active(conn: &mut Conn, alg: Algorithm) -> Result<bool, StorageError>
 /// may have been first); returns whether it was stored.
 pub fn insert_if_no_active(conn: &mut Conn, key: &SigningKey) -> Result<bool, StorageError> {
     let row = row_for(key, KeyStatus::Active)?;
-    conn.immediate_transaction(|conn| -> Result<bool, StorageError> {
+    crate::storage::write_transaction(conn, |conn| -> Result<bool, StorageError> {
+        // Replicas starting together on a fresh database each try: one key per algorithm.
+        crate::storage::serialize(conn, crate::storage::Serialized::SigningKeys)?;
         if has_active(conn, row.alg)? {
             return Ok(false);
         }
@@ -173,7 +175,9 @@ pub fn insert_if_no_active(conn: &mut Conn, key: &SigningKey) -> Result<bool, St
 pub fn rotate(conn: &mut Conn, key: &SigningKey) -> Result<(), StorageError> {
     let row = row_for(key, KeyStatus::Active)?;
     let at = row.created_at;
-    conn.immediate_transaction(|conn| -> Result<(), StorageError> {
+    crate::storage::write_transaction(conn, |conn| -> Result<(), StorageError> {
+        // Two rotations at once must not leave two active keys.
+        crate::storage::serialize(conn, crate::storage::Serialized::SigningKeys)?;
         diesel::update(
             signing_keys::table
                 .filter(signing_keys::alg.eq(AlgorithmColumn::from(row.alg)))
@@ -206,7 +210,9 @@ pub enum RetireOutcome {
 
 /// Removes a published key from the JWKS; tokens it signed stop verifying.
 pub fn retire(conn: &mut Conn, kid: &str) -> Result<RetireOutcome, StorageError> {
-    conn.immediate_transaction(|conn| -> Result<RetireOutcome, StorageError> {
+    crate::storage::write_transaction(conn, |conn| -> Result<RetireOutcome, StorageError> {
+        // Not the key a concurrent rotation is making active (or demoting) mid-way.
+        crate::storage::serialize(conn, crate::storage::Serialized::SigningKeys)?;
         let status: Option<KeyStatus> = signing_keys::table
             .find(kid)
             .select(signing_keys::status)

@@ -16,6 +16,7 @@
 //! Logs are silent unless `TEST_LOG` is set (to a tracing filter such as `debug`, or `1`).
 
 pub mod browser;
+pub mod postgres;
 mod provider;
 mod settings;
 mod stack;

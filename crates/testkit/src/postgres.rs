@@ -27,6 +27,7 @@ pub struct Cluster {
     bin: PathBuf,
     dir: PathBuf,
     port: u16,
+    root: bool,
 }
 
 impl Cluster {
@@ -43,6 +44,21 @@ impl Cluster {
     /// The URL of database `name` as the superuser.
     pub fn url(&self, name: &str) -> String {
         format!("postgres://{SUPERUSER}@127.0.0.1:{}/{name}", self.port)
+    }
+
+    /// Stops the server (`pg_ctl stop -m fast`: open connections are ended), as an outage.
+    pub fn stop(&self) -> anyhow::Result<()> {
+        let mut pg_ctl = as_server_user(&self.bin.join("pg_ctl"), self.root);
+        pg_ctl
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["-m", "fast", "-w", "-t", "30", "stop"]);
+        run(pg_ctl, "pg_ctl stop")
+    }
+
+    /// Starts the server again on the same port, after [`Cluster::stop`].
+    pub fn start(&self) -> anyhow::Result<()> {
+        start_server(&self.bin, &self.dir, self.port, self.root)
     }
 
     /// Creates a new empty database and returns its URL.
@@ -67,6 +83,12 @@ impl Cluster {
         }
         Ok(self.url(&name))
     }
+}
+
+/// A cluster of the caller's own, for tests that stop and start the server (an outage); removed
+/// like the shared one when the process ends.
+pub fn private_cluster() -> anyhow::Result<Cluster> {
+    start()
 }
 
 /// The process's cluster, started on first call; an error (e.g. PostgreSQL not installed) is
@@ -179,28 +201,40 @@ fn start() -> anyhow::Result<Cluster> {
             .and_then(|listener| listener.local_addr())
             .context("finding a free port")?
             .port();
-        let options = format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off \
-             -c synchronous_commit=off -c full_page_writes=off -c max_connections=500 \
-             -c shared_buffers=32MB",
-            dir.display()
-        );
-        let mut pg_ctl = as_server_user(&bin.join("pg_ctl"), root);
-        pg_ctl
-            .arg("-D")
-            .arg(&data)
-            .arg("-l")
-            .arg(dir.join("server.log"))
-            .args(["-o", &options, "-w", "-t", "30", "start"]);
-        match run(pg_ctl, "pg_ctl start") {
-            Ok(()) => return Ok(Cluster { bin, dir, port }),
-            Err(error) => {
-                let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
-                last = Some(error.context(log));
+        match start_server(&bin, &dir, port, root) {
+            Ok(()) => {
+                return Ok(Cluster {
+                    bin,
+                    dir,
+                    port,
+                    root,
+                });
             }
+            Err(error) => last = Some(error),
         }
     }
     Err(last.unwrap_or_else(|| anyhow!("the server did not start")))
+}
+
+/// Starts the server of the cluster in `dir` on `port`; the error carries the server's log.
+fn start_server(bin: &Path, dir: &Path, port: u16, root: bool) -> anyhow::Result<()> {
+    let options = format!(
+        "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off \
+         -c synchronous_commit=off -c full_page_writes=off -c max_connections=500 \
+         -c shared_buffers=32MB",
+        dir.display()
+    );
+    let mut pg_ctl = as_server_user(&bin.join("pg_ctl"), root);
+    pg_ctl
+        .arg("-D")
+        .arg(dir.join("data"))
+        .arg("-l")
+        .arg(dir.join("server.log"))
+        .args(["-o", &options, "-w", "-t", "30", "start"]);
+    run(pg_ctl, "pg_ctl start").map_err(|error| {
+        let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
+        error.context(log)
+    })
 }
 
 /// Starts a detached `sh` loop that waits for this process to end, then stops the server and

@@ -200,8 +200,13 @@ pub(super) async fn issue_code(
         .db
         .write(move |conn| -> Result<Option<Issue>, Stop> {
             // The user's row is locked first (on PostgreSQL): a deactivation at the same time
-            // comes wholly before or after, and two consents of the user merge in turn.
-            let user = grants::find_claims_user_for_update(conn, &grant.user_id)?;
+            // comes wholly before or after. Shared to issue a code, so flows of one user run
+            // side by side; exclusive to remember a consent, so two consents merge in turn.
+            let user = if check.is_some() {
+                grants::find_claims_user_for_share(conn, &grant.user_id)?
+            } else {
+                grants::find_claims_user_for_update(conn, &grant.user_id)?
+            };
             let previous = grants::find_consent(conn, &grant.user_id, &grant.client_id)?;
             let previous = previous.map(|c| c.scope).unwrap_or_default();
             let mut remember = None;

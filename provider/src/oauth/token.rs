@@ -207,7 +207,7 @@ fn redeem_code(
     }
     // The user's row, then the grant's: the order every write that ends them locks them in.
     let Some(user) =
-        grants::find_claims_user_for_update(conn, &row.user_id)?.filter(|u| u.is_active)
+        grants::find_claims_user_for_share(conn, &row.user_id)?.filter(|u| u.is_active)
     else {
         return Ok(Err(OAuthError::invalid_grant(
             "the user is no longer active",
@@ -295,7 +295,7 @@ fn refresh(
     };
     // The user's row, then the grant's: the order every write that ends them locks them in.
     let Some(user) =
-        grants::find_claims_user_for_update(conn, &row.user_id)?.filter(|u| u.is_active)
+        grants::find_claims_user_for_share(conn, &row.user_id)?.filter(|u| u.is_active)
     else {
         return Ok(Err(OAuthError::invalid_grant(
             "the user is no longer active",

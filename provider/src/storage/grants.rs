@@ -194,6 +194,26 @@ pub fn find_claims_user_for_update(
     }
 }
 
+/// The user columns needed for claims, by id, the row share-locked until the end of the
+/// caller's transaction on PostgreSQL. Enough for issuing codes and tokens: deactivation,
+/// deletion and ending all of a user's sessions need the row exclusively, so they wait for the
+/// issuers holding it and issuers after them see their outcome; issuers never wait for each
+/// other (an exclusive lock here serialized every flow of one user across all replicas).
+pub fn find_claims_user_for_share(
+    conn: &mut Conn,
+    user_id: &str,
+) -> QueryResult<Option<ClaimsUser>> {
+    match conn {
+        Conn::Sqlite(_) => find_claims_user(conn, user_id),
+        Conn::Pg(pg) => users::table
+            .find(user_id)
+            .select(ClaimsUser::as_select())
+            .for_share()
+            .get_result(pg)
+            .optional(),
+    }
+}
+
 /// An authorization code by hash.
 pub fn find_code(conn: &mut Conn, code_hash: &str) -> QueryResult<Option<AuthorizationCodeRow>> {
     authorization_codes::table

@@ -16,7 +16,10 @@
 //! Logs are silent unless `TEST_LOG` is set (to a tracing filter such as `debug`, or `1`).
 
 pub mod browser;
+pub mod haproxy;
+mod process;
 mod provider;
+pub mod replicas;
 mod settings;
 mod stack;
 mod webapp;
@@ -29,6 +32,7 @@ use base64::Engine;
 use rand::RngCore;
 
 pub use browser::{Browser, Button, Form, Page, query_param};
+pub use process::{ProviderProcess, provider_binary};
 pub use provider::{
     ADMIN_EMAIL, ADMIN_PASSWORD, ADMIN_USERNAME, CLIENT_ID, PROVIDER_ID, PROVIDER_NAME,
     TestProvider, USER_EMAIL, USER_FAMILY_NAME, USER_GIVEN_NAME, USER_PASSWORD, USER_USERNAME,
@@ -37,7 +41,7 @@ pub use provider::{
 pub use stack::{
     Stack, decide_consent, is_consent_page, log_in, login_form, sign_in_form, start_sign_in,
 };
-pub use webapp::TestWebapp;
+pub use webapp::{Registration, TestWebapp};
 
 /// A username and password.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -201,11 +201,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn open_db(settings: &Settings) -> anyhow::Result<Db> {
-    let path = settings.database_path();
-    let db = Db::open(&path, 2).with_context(|| {
+    let db = Db::open(&settings.database_url, 2).with_context(|| {
         format!(
             "cannot open the database PROVIDER_DATABASE_URL={}",
-            path.display()
+            settings.database_target().redacted()
         )
     })?;
     db.migrate()
@@ -241,7 +240,9 @@ fn admin_command(settings: &Settings, command: Command) -> anyhow::Result<()> {
             let password = read_password(password_stdin)?;
             validate_password(&password).map_err(|e| anyhow::anyhow!("{e}"))?;
             let hash = hash_blocking(&password, settings.bcrypt_cost)?;
-            conn.immediate_transaction(|conn| users::reset_password(conn, &user.id, &hash))?;
+            crate::storage::write_transaction(conn, |conn| {
+                users::reset_password(conn, &user.id, &hash)
+            })?;
             writeln!(
                 out,
                 "Password of {} changed; every session and token of the user ended.",
@@ -250,7 +251,7 @@ fn admin_command(settings: &Settings, command: Command) -> anyhow::Result<()> {
         }
         Command::User(UserCommand::Deactivate { username }) => {
             let user = existing_user(conn, &username)?;
-            conn.immediate_transaction(|conn| users::deactivate(conn, &user.id))?;
+            crate::storage::write_transaction(conn, |conn| users::deactivate(conn, &user.id))?;
             writeln!(
                 out,
                 "Deactivated {}; every session and token of the user ended.",
@@ -259,7 +260,7 @@ fn admin_command(settings: &Settings, command: Command) -> anyhow::Result<()> {
         }
         Command::User(UserCommand::Delete { username }) => {
             let user = existing_user(conn, &username)?;
-            conn.immediate_transaction(|conn| users::delete(conn, &user.id))?;
+            crate::storage::write_transaction(conn, |conn| users::delete(conn, &user.id))?;
             writeln!(out, "Deleted {}.", user.username)?;
         }
         Command::User(UserCommand::List { json }) => {

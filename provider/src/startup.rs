@@ -100,15 +100,12 @@ impl Application {
 /// Opens the database and applies migrations, parses the templates, prepares the hasher and
 /// applies the bootstrap settings: everything the HTTP server and the CLI share.
 pub async fn prepare(settings: Settings) -> anyhow::Result<AppState> {
-    let path = settings.database_path();
+    let url = settings.database_url.clone();
+    let shown = settings.database_target().redacted();
     let pool_size = settings.db_pool_size;
     let db = tokio::task::spawn_blocking(move || -> anyhow::Result<Db> {
-        let db = Db::open(&path, pool_size).with_context(|| {
-            format!(
-                "cannot open the database PROVIDER_DATABASE_URL={}",
-                path.display()
-            )
-        })?;
+        let db = Db::open(&url, pool_size)
+            .with_context(|| format!("cannot open the database PROVIDER_DATABASE_URL={shown}"))?;
         db.migrate()
             .context("cannot apply the database migrations")?;
         Ok(db)

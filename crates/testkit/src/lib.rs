@@ -17,6 +17,7 @@
 
 pub mod browser;
 pub mod haproxy;
+pub mod postgres;
 mod process;
 mod provider;
 pub mod replicas;

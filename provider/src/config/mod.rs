@@ -15,6 +15,8 @@ use servicekit::settings::{Reader, Separator, SettingsError};
 pub use bootstrap::{Bootstrap, BootstrapAccount, BootstrapClient};
 pub use cookie_secret::CookieSecret;
 
+use crate::storage::Target;
+
 /// Every problem found in the settings, each naming its environment variable.
 pub type ConfigError = SettingsError;
 
@@ -238,15 +240,24 @@ impl Settings {
         if self.addr.trim().is_empty() {
             errors.push("PROVIDER_ADDR", "must not be empty");
         }
-        if let Err(reason) = check_database_url(&self.database_url) {
-            errors.push("PROVIDER_DATABASE_URL", reason);
-        } else if self.database_url.trim().is_empty()
-            || self.database_path().to_string_lossy().contains(":memory:")
-        {
-            errors.push(
-                "PROVIDER_DATABASE_URL",
-                "must be the path of a SQLite database file",
-            );
+        match Target::parse(&self.database_url) {
+            Err(reason) => errors.push("PROVIDER_DATABASE_URL", reason),
+            Ok(Target::Sqlite(path))
+                if self.database_url.trim().is_empty()
+                    || path.to_string_lossy().contains(":memory:") =>
+            {
+                errors.push(
+                    "PROVIDER_DATABASE_URL",
+                    "must be the path of a SQLite database file or a postgres:// URL",
+                );
+            }
+            // Replicas on one PostgreSQL database must share the cookie key, and there is no
+            // folder of the database to keep a generated one in.
+            Ok(Target::Postgres(_)) if self.secret_key.is_none() => errors.push(
+                "PROVIDER_SECRET_KEY",
+                "must be set when PROVIDER_DATABASE_URL is a PostgreSQL database (the same key on every replica)",
+            ),
+            Ok(_) => {}
         }
         between(
             errors,
@@ -330,6 +341,13 @@ impl Settings {
             .check(&self.allow_http_redirect_hosts, errors);
     }
 
+    /// Where the database is: a SQLite file or a PostgreSQL server (a URL of another kind is
+    /// refused by [`Self::validate`]; here it is taken for a file path).
+    pub fn database_target(&self) -> Target {
+        Target::parse(&self.database_url)
+            .unwrap_or_else(|_| Target::Sqlite(PathBuf::from(self.database_url.trim())))
+    }
+
     /// The database file path (`sqlite://` prefixes are accepted and removed).
     pub fn database_path(&self) -> PathBuf {
         let url = self.database_url.trim();
@@ -383,30 +401,4 @@ fn check_issuer(issuer: &str) -> Result<(), String> {
         ));
     }
     Ok(())
-}
-
-/// Refuses a database URL of a kind this build cannot open: it would otherwise be taken for a
-/// file path (`postgres://host/db` becoming a SQLite file `./postgres:/host/db`). The URL is not
-/// echoed, as it may hold a password.
-fn check_database_url(url: &str) -> Result<(), String> {
-    let url = url.trim();
-    let Some((scheme, _)) = url.split_once(':') else {
-        return Ok(());
-    };
-    // RFC 3986 scheme syntax; one letter is a Windows drive (`C:\data\provider.db`).
-    let is_scheme = scheme.len() > 1
-        && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
-        && scheme
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
-    if !is_scheme {
-        return Ok(());
-    }
-    match scheme.to_ascii_lowercase().as_str() {
-        "sqlite" => Ok(()),
-        "postgres" | "postgresql" => Err("PostgreSQL is not supported by this build yet; set the path of a SQLite database file (or sqlite://path)".to_owned()),
-        other => Err(format!(
-            "the scheme {other:?} is not supported; set the path of a SQLite database file (or sqlite://path)"
-        )),
-    }
 }

@@ -54,15 +54,31 @@ fn errors_name_the_setting() {
 
 #[test]
 fn database_url_schemes() {
+    let key = CookieSecret::generate().to_base64();
     for url in [
-        "postgres://user@127.0.0.1:5432/provider",
+        "postgres://user:hunter2@127.0.0.1:5432/provider",
         "postgresql://user@127.0.0.1:5432/provider",
         "POSTGRES://user@127.0.0.1/provider",
     ] {
+        // PostgreSQL needs the shared cookie key: replicas have no common folder to keep one in.
         let err = settings(&[("PROVIDER_DATABASE_URL", url)]).expect_err(url);
-        assert_eq!(err.settings(), ["PROVIDER_DATABASE_URL"]);
-        assert!(err.0[0].reason.contains("PostgreSQL"), "{err}");
+        assert_eq!(err.settings(), ["PROVIDER_SECRET_KEY"], "{err}");
+        assert!(err.to_string().contains("PostgreSQL"), "{err}");
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+
+        let s = settings(&[
+            ("PROVIDER_DATABASE_URL", url),
+            ("PROVIDER_SECRET_KEY", &key),
+        ])
+        .expect(url);
+        assert_eq!(s.database_target(), Target::Postgres(url.to_owned()));
     }
+    assert_eq!(
+        Target::parse("postgres://user:hunter2@db.internal:5432/provider")
+            .unwrap()
+            .redacted(),
+        "postgres://user:***@db.internal:5432/provider"
+    );
     for url in ["mysql://h/db", "file:provider.db", "https://example.com/db"] {
         let err = settings(&[("PROVIDER_DATABASE_URL", url)]).expect_err(url);
         assert_eq!(err.settings(), ["PROVIDER_DATABASE_URL"]);
@@ -82,6 +98,7 @@ fn database_url_schemes() {
     ] {
         let s = settings(&[("PROVIDER_DATABASE_URL", url)]).expect(url);
         assert_eq!(s.database_path(), PathBuf::from(path));
+        assert_eq!(s.database_target(), Target::Sqlite(PathBuf::from(path)));
     }
 }
 

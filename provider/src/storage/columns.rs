@@ -9,6 +9,7 @@
 use diesel::backend::Backend;
 use diesel::deserialize::{self, FromSql, FromSqlRow};
 use diesel::expression::AsExpression;
+use diesel::pg::Pg;
 use diesel::serialize::{self, IsNull, Output, ToSql};
 use diesel::sql_types::Text;
 use diesel::sqlite::Sqlite;
@@ -83,6 +84,21 @@ impl ToSql<Text, Sqlite> for ScopesColumn {
     }
 }
 
+impl ToSql<Text, Pg> for ScopesColumn {
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
+        use std::io::Write as _;
+        write!(out, "{}", self.0)?;
+        Ok(IsNull::No)
+    }
+}
+
+impl ToSql<Text, super::MultiBackend> for ScopesColumn {
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, super::MultiBackend>) -> serialize::Result {
+        out.set_value((Text, self));
+        Ok(IsNull::No)
+    }
+}
+
 impl<DB: Backend> ToSql<Text, DB> for AlgorithmColumn
 where
     str: ToSql<Text, DB>,
@@ -104,7 +120,7 @@ mod tests {
     /// be planted alone.
     fn database() -> (tempfile::TempDir, Db) {
         let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(&dir.path().join("db.sqlite3"), 1).unwrap();
+        let db = Db::open(dir.path().join("db.sqlite3").to_str().unwrap(), 1).unwrap();
         db.migrate().unwrap();
         db.conn()
             .unwrap()

@@ -6,7 +6,6 @@
 //! transactions so that concurrent requests on SQLite queue on the busy timeout instead of
 //! failing with "database is locked" when a read transaction tries to upgrade.
 
-use diesel::connection::{AnsiTransactionManager, TransactionManager as _};
 use diesel::prelude::*;
 use oidc_core::types::Scopes;
 use oidc_core::unix_now;
@@ -115,20 +114,6 @@ pub struct ActiveAccessToken {
     pub user: ClaimsUser,
 }
 
-/// Runs `f` in an immediate (write-locking) transaction, or inside the caller's transaction when
-/// there already is one (as under `Db::write`), since SQLite transactions do not nest.
-fn in_write_transaction<T>(
-    conn: &mut Conn,
-    f: impl FnOnce(&mut Conn) -> QueryResult<T>,
-) -> QueryResult<T> {
-    let depth = AnsiTransactionManager::transaction_manager_status_mut(conn).transaction_depth()?;
-    if depth.is_some() {
-        f(conn)
-    } else {
-        conn.immediate_transaction(f)
-    }
-}
-
 /// The user columns needed for claims, by id.
 pub fn find_claims_user(conn: &mut Conn, user_id: &str) -> QueryResult<Option<ClaimsUser>> {
     users::table
@@ -156,7 +141,7 @@ pub fn insert_grant_with_code(
     grant: Grant,
     code: AuthorizationCodeRow,
 ) -> QueryResult<()> {
-    in_write_transaction(conn, |conn| {
+    super::write_transaction(conn, |conn| {
         diesel::insert_into(grants::table)
             .values(grant)
             .execute(conn)?;
@@ -316,7 +301,7 @@ pub fn list_grants_for_user(conn: &mut Conn, user_id: &str) -> QueryResult<Vec<G
 /// Revokes a grant and every token issued from it; returns whether the grant was active.
 pub fn revoke_grant(conn: &mut Conn, grant_id: &str) -> QueryResult<bool> {
     let at = unix_now();
-    in_write_transaction(conn, |conn| revoke_grant_family(conn, grant_id, at))
+    super::write_transaction(conn, |conn| revoke_grant_family(conn, grant_id, at))
 }
 
 /// The consent a user gave a client, if any.
@@ -340,7 +325,9 @@ pub fn upsert_consent(
     scope: &Scopes,
     at: i64,
 ) -> QueryResult<()> {
-    diesel::insert_into(consents::table)
+    // One statement, so two decisions at once cannot both insert; `ON CONFLICT` is spelled
+    // alike on both backends but diesel builds it per backend.
+    let upsert = diesel::insert_into(consents::table)
         .values(Consent {
             user_id: user_id.to_owned(),
             client_id: client_id.to_owned(),
@@ -353,9 +340,12 @@ pub fn upsert_consent(
         .set((
             consents::scope.eq(ScopesColumn::from(scope.clone())),
             consents::updated_at.eq(at),
-        ))
-        .execute(conn)
-        .map(|_| ())
+        ));
+    match conn {
+        Conn::Sqlite(conn) => upsert.execute(conn),
+        Conn::Pg(conn) => upsert.execute(conn),
+    }
+    .map(|_| ())
 }
 
 /// The consents of a user, newest first.
@@ -371,7 +361,7 @@ pub fn list_consents_for_user(conn: &mut Conn, user_id: &str) -> QueryResult<Vec
 /// means the application loses its access too. Returns whether a consent existed.
 pub fn delete_consent(conn: &mut Conn, user_id: &str, client_id: &str) -> QueryResult<bool> {
     let at = unix_now();
-    in_write_transaction(conn, |conn| {
+    super::write_transaction(conn, |conn| {
         let deleted = diesel::delete(consents::table.find((user_id, client_id))).execute(conn)?;
         let grant_ids: Vec<String> = grants::table
             .filter(grants::user_id.eq(user_id))

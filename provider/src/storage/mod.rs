@@ -1,5 +1,5 @@
-//! The database: a pool of SQLite connections tuned for concurrent use, embedded migrations,
-//! and the queries of each table in its own module.
+//! The database: a pool of SQLite or PostgreSQL connections behind one connection type,
+//! embedded migrations, and the queries of each table in its own module.
 //!
 //! Lookups by key use `get_result`, not `first`: `first` binds `LIMIT ?`, and SQLite re-plans a
 //! statement whose LIMIT binding changes, which defeats the prepared-statement cache (measured:
@@ -9,20 +9,23 @@ pub mod clients;
 pub mod columns;
 pub mod grants;
 pub mod logout_deliveries;
+pub mod postgres;
 pub mod schema;
 pub mod sessions;
 pub mod signing_keys;
 pub mod sweep;
 pub mod users;
+mod writer;
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
 use diesel::Connection as _;
 use diesel::connection::{AnsiTransactionManager, SimpleConnection as _, TransactionManager};
-use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
+use diesel::pg::PgConnection;
+use diesel::r2d2::{ManageConnection, Pool, PooledConnection, R2D2Connection};
 use diesel::sqlite::SqliteConnection;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness as _, embed_migrations};
 use tokio::sync::Semaphore;
@@ -34,12 +37,22 @@ pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqli
 const INITIAL_MIGRATION: &str = "_initial";
 const USER_KEYS_MIGRATION: &str = "_user_keys";
 
-/// The connection type every query function takes.
-pub type Conn = SqliteConnection;
+/// The connection type every query function takes: SQLite or PostgreSQL. Queries are written
+/// once; the few statements that differ match on the variant.
+#[derive(diesel::MultiConnection)]
+pub enum Conn {
+    /// A SQLite database file.
+    Sqlite(SqliteConnection),
+    /// A PostgreSQL server.
+    Pg(PgConnection),
+}
 
 /// How long a connection waits for another writer before giving up. Writers hold the lock for
 /// milliseconds, so reaching this means something is badly wrong, not ordinary contention.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long taking a pooled connection may wait (a lost PostgreSQL server fails this fast).
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A database failure. Never shown to users: it becomes a 500 page and a log line.
 #[derive(Debug, thiserror::Error)]
@@ -64,89 +77,129 @@ pub enum StorageError {
     Corrupt(String),
 }
 
-#[derive(Debug)]
-struct ConnectionSettings;
+/// Where the database is, read from `PROVIDER_DATABASE_URL`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A SQLite file (a path, or `sqlite://path`, `sqlite:path`).
+    Sqlite(PathBuf),
+    /// A PostgreSQL server (`postgres://` or `postgresql://`).
+    Postgres(String),
+}
 
-impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for ConnectionSettings {
-    fn on_acquire(&self, conn: &mut SqliteConnection) -> Result<(), diesel::r2d2::Error> {
-        // busy_timeout first, so that switching to WAL also waits instead of failing.
-        conn.batch_execute(&format!(
-            "PRAGMA busy_timeout = {};
-             PRAGMA journal_mode = WAL;
-             PRAGMA synchronous = NORMAL;
-             PRAGMA foreign_keys = ON;",
-            BUSY_TIMEOUT.as_millis()
-        ))
-        .map_err(diesel::r2d2::Error::QueryError)
+impl Target {
+    /// Reads a database URL. The error does not echo it, as it may hold a password.
+    pub fn parse(url: &str) -> Result<Self, String> {
+        let url = url.trim();
+        if let Some(path) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        {
+            return Ok(Self::Sqlite(PathBuf::from(path)));
+        }
+        let Some((scheme, _)) = url.split_once(':') else {
+            return Ok(Self::Sqlite(PathBuf::from(url)));
+        };
+        // RFC 3986 scheme syntax; one letter is a Windows drive (`C:\data\provider.db`).
+        let is_scheme = scheme.len() > 1
+            && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+        if !is_scheme {
+            return Ok(Self::Sqlite(PathBuf::from(url)));
+        }
+        match scheme.to_ascii_lowercase().as_str() {
+            "postgres" | "postgresql" => Ok(Self::Postgres(url.to_owned())),
+            other => Err(format!(
+                "the scheme {other:?} is not supported; set postgres://user:password@host/database \
+                 or the path of a SQLite database file (or sqlite://path)"
+            )),
+        }
     }
-}
 
-/// Handle to the connection pool and the writer connection; cheap to clone.
-#[derive(Clone)]
-pub struct Db {
-    pool: Pool<ConnectionManager<SqliteConnection>>,
-    /// One permit per pooled connection: callers wait here, on the executor, instead of each
-    /// holding a blocking thread that waits for a connection (threads piled up under load).
-    permits: Arc<Semaphore>,
-    writer: Arc<Writer>,
-}
-
-/// The one connection of this process's write transactions ([`Db::write`]), owned by its own
-/// thread, which commits the writes waiting for it together (group commit).
-///
-/// SQLite admits one writer at a time anyway. Handing each write to a thread of its own made
-/// the lock pass between threads that the scheduler had to wake first, leaving it idle between
-/// transactions under load; one thread draining a queue never waits to be woken while work is
-/// queued, pays one `BEGIN`/`COMMIT` and one WAL append per batch instead of per request, and
-/// keeps its page cache warm (SQLite drops a connection's cache whenever another connection has
-/// written). Each write runs in its own savepoint, so a write that fails rolls back alone; its
-/// caller hears back only once the batch has committed. Other processes on the same database
-/// still take turns through the busy timeout.
-struct Writer {
-    jobs: std::sync::mpsc::Sender<Job>,
-}
-
-/// A write waiting for the writer thread: it runs its closure in a savepoint and returns what
-/// delivers the closure's result (or the batch's commit error) to the caller.
-type Job = Box<dyn FnOnce(&mut SqliteConnection) -> Reply + Send>;
-type Reply = Box<dyn FnOnce(Option<&diesel::result::Error>) + Send>;
-
-/// Writes committed in one transaction at most, so that no caller waits behind a long batch.
-const MAX_BATCH: usize = 64;
-
-impl Writer {
-    fn start(mut conn: SqliteConnection) -> Result<Self, StorageError> {
-        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
-        std::thread::Builder::new()
-            .name("db-writer".into())
-            .spawn(move || {
-                // Ends when every handle to the database is dropped.
-                while let Ok(first) = queue.recv() {
-                    let mut batch = vec![first];
-                    batch.extend(queue.try_iter().take(MAX_BATCH - 1));
-                    Self::commit(&mut conn, batch);
+    /// The URL without its password, for messages and logs.
+    pub fn redacted(&self) -> String {
+        match self {
+            Self::Sqlite(path) => path.display().to_string(),
+            Self::Postgres(url) => match url::Url::parse(url) {
+                Ok(mut parsed) => {
+                    if parsed.password().is_some() {
+                        let _ = parsed.set_password(Some("***"));
+                    }
+                    parsed.to_string()
                 }
-            })
-            .map_err(|e| StorageError::Task(format!("cannot start the database writer: {e}")))?;
-        Ok(Self { jobs })
-    }
-
-    fn commit(conn: &mut SqliteConnection, batch: Vec<Job>) {
-        let mut replies = Vec::with_capacity(batch.len());
-        let outcome = conn.immediate_transaction(|conn| {
-            replies.extend(batch.into_iter().map(|job| job(conn)));
-            Ok::<_, diesel::result::Error>(())
-        });
-        let error = outcome.err();
-        for reply in replies {
-            reply(error.as_ref());
+                Err(_) => "a postgres:// URL".to_owned(),
+            },
         }
     }
 }
 
-/// What a caller of [`Db::write`] gets when its write was committed, or failed.
-fn commit_error(error: &diesel::result::Error) -> StorageError {
-    StorageError::Task(format!("the write transaction did not commit: {error}"))
+fn sqlite_settings(conn: &mut SqliteConnection) -> Result<(), diesel::result::Error> {
+    // busy_timeout first, so that switching to WAL also waits instead of failing.
+    conn.batch_execute(&format!(
+        "PRAGMA busy_timeout = {};
+         PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = NORMAL;
+         PRAGMA foreign_keys = ON;",
+        BUSY_TIMEOUT.as_millis()
+    ))
+}
+
+/// Opens [`Conn`]s of one [`Target`] for the pool; a broken connection (a PostgreSQL server
+/// that went away) is dropped on return and replaced by a new one when next needed.
+#[derive(Debug)]
+pub struct Manager {
+    target: Target,
+}
+
+impl Manager {
+    fn open(&self) -> Result<Conn, StorageError> {
+        Ok(match &self.target {
+            Target::Sqlite(path) => {
+                let mut conn = SqliteConnection::establish(&path.to_string_lossy())?;
+                sqlite_settings(&mut conn)?;
+                Conn::Sqlite(conn)
+            }
+            Target::Postgres(url) => Conn::Pg(postgres::connect(url)?),
+        })
+    }
+}
+
+impl ManageConnection for Manager {
+    type Connection = Conn;
+    type Error = diesel::r2d2::Error;
+
+    fn connect(&self) -> Result<Conn, Self::Error> {
+        self.open().map_err(|error| match error {
+            StorageError::Connect(e) => diesel::r2d2::Error::ConnectionError(e),
+            StorageError::Query(e) => diesel::r2d2::Error::QueryError(e),
+            other => diesel::r2d2::Error::ConnectionError(diesel::ConnectionError::BadConnection(
+                other.to_string(),
+            )),
+        })
+    }
+
+    fn is_valid(&self, conn: &mut Conn) -> Result<(), Self::Error> {
+        conn.ping().map_err(diesel::r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, conn: &mut Conn) -> bool {
+        std::thread::panicking() || conn.is_broken()
+    }
+}
+
+/// A pooled connection.
+pub type PooledConn = PooledConnection<Manager>;
+
+/// Handle to the connection pool (and, on SQLite, the writer connection); cheap to clone.
+#[derive(Clone)]
+pub struct Db {
+    pool: Pool<Manager>,
+    /// One permit per pooled connection: callers wait here, on the executor, instead of each
+    /// holding a blocking thread that waits for a connection (threads piled up under load).
+    permits: Arc<Semaphore>,
+    /// SQLite's writer thread; `None` on PostgreSQL, where writes take pooled connections.
+    writer: Option<Arc<writer::Writer>>,
 }
 
 impl std::fmt::Debug for Db {
@@ -156,25 +209,42 @@ impl std::fmt::Debug for Db {
 }
 
 impl Db {
-    /// Opens (creating if needed) the database file and its folder, and builds the pool.
-    pub fn open(path: &Path, pool_size: u32) -> Result<Self, StorageError> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                StorageError::Task(format!("cannot create folder {}: {e}", dir.display()))
-            })?;
-        }
-        let path = path.to_string_lossy();
-        // The writer connects first, so a new database is switched to WAL once, before the
-        // pool opens its connections together.
-        let writer = Arc::new(Writer::start(Self::connect(&path)?)?);
-        let manager = ConnectionManager::<SqliteConnection>::new(path.as_ref());
-        let pool = Pool::builder()
+    /// Opens the database at `url` (see [`Target::parse`]) and builds the pool: a SQLite file is
+    /// created with its folder if needed; a PostgreSQL server must answer now.
+    pub fn open(url: &str, pool_size: u32) -> Result<Self, StorageError> {
+        let target = Target::parse(url).map_err(StorageError::Task)?;
+        let manager = Manager {
+            target: target.clone(),
+        };
+        let builder = Pool::builder()
             .max_size(pool_size)
-            .connection_timeout(Duration::from_secs(10))
-            // Connections to a local file do not go stale; skip the `SELECT 1` per checkout.
-            .test_on_check_out(false)
-            .connection_customizer(Box::new(ConnectionSettings))
-            .build(manager)?;
+            .connection_timeout(CONNECTION_TIMEOUT);
+        let (pool, writer) = match &target {
+            Target::Sqlite(path) => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(|e| {
+                        StorageError::Task(format!("cannot create folder {}: {e}", dir.display()))
+                    })?;
+                }
+                // The writer connects first, so a new database is switched to WAL once, before
+                // the pool opens its connections together.
+                let writer = writer::Writer::start(manager.open()?)?;
+                // Connections to a local file do not go stale; skip the `SELECT 1` per checkout.
+                let pool = builder.test_on_check_out(false).build(manager)?;
+                (pool, Some(Arc::new(writer)))
+            }
+            Target::Postgres(_) => {
+                // One connection now, so an unreachable server is reported at once with libpq's
+                // reason; the rest are opened as needed. Checked out connections are tested, so
+                // the pool recovers when the server comes back.
+                drop(manager.open()?);
+                let pool = builder
+                    .min_idle(Some(1))
+                    .test_on_check_out(true)
+                    .build_unchecked(manager);
+                (pool, None)
+            }
+        };
         Ok(Self {
             pool,
             permits: Arc::new(Semaphore::new(pool_size.max(1) as usize)),
@@ -182,40 +252,59 @@ impl Db {
         })
     }
 
+    /// Whether the database is PostgreSQL.
+    pub fn is_postgres(&self) -> bool {
+        self.writer.is_none()
+    }
+
     /// Applies pending migrations; called at start, before the port accepts requests.
     pub fn migrate(&self) -> Result<(), StorageError> {
         let mut conn = self.pool.get()?;
+        // The user keys need rows checked before (a clear error for collisions) and keys
+        // computed after (NFKC is beyond SQL); a fresh database has no rows to check.
+        let before = |conn: &mut Conn, pending: &[String]| {
+            if adds_user_keys_to_rows(pending) {
+                users::check_keys_before_migration(conn)?;
+            }
+            Ok(())
+        };
+        let after = |conn: &mut Conn, pending: &[String]| {
+            if adds_user_keys_to_rows(pending) {
+                users::fill_keys_after_migration(conn)?;
+            }
+            Ok(())
+        };
+        let Conn::Sqlite(_) = &mut *conn else {
+            return postgres::migrate(&mut conn, before, after);
+        };
         // Under the write lock, so two processes starting on a fresh database do not both
         // try to create the tables.
-        conn.immediate_transaction(|conn| {
+        write_transaction(&mut conn, |conn| {
             let migration = |e: Box<dyn std::error::Error + Send + Sync>| {
                 StorageError::Migration(e.to_string())
             };
-            let pending: Vec<String> = conn
+            let Conn::Sqlite(sqlite) = conn else {
+                unreachable!("matched above");
+            };
+            let pending: Vec<String> = sqlite
                 .pending_migrations(MIGRATIONS)
                 .map_err(migration)?
                 .iter()
                 .map(|m| m.name().to_string())
                 .collect();
-            // The user keys need rows checked before (a clear error for collisions) and keys
-            // computed after (NFKC is beyond SQL); a fresh database has no rows to check.
-            let adds_user_keys = pending.iter().any(|m| m.ends_with(USER_KEYS_MIGRATION));
-            let fresh = pending.iter().any(|m| m.ends_with(INITIAL_MIGRATION));
-            if adds_user_keys && !fresh {
-                users::check_keys_before_migration(conn)?;
-            }
-            conn.run_pending_migrations(MIGRATIONS).map_err(migration)?;
-            if adds_user_keys && !fresh {
-                users::fill_keys_after_migration(conn)?;
-            }
-            Ok(())
+            before(conn, &pending)?;
+            let Conn::Sqlite(sqlite) = conn else {
+                unreachable!("matched above");
+            };
+            sqlite
+                .run_pending_migrations(MIGRATIONS)
+                .map_err(migration)?;
+            after(conn, &pending)
         })
     }
 
     /// A pooled connection for synchronous callers (the CLI, start-up).
-    pub fn conn(
-        &self,
-    ) -> Result<PooledConnection<ConnectionManager<SqliteConnection>>, StorageError> {
+    pub fn conn(&self) -> Result<PooledConn, StorageError> {
         Ok(self.pool.get()?)
     }
 
@@ -240,61 +329,68 @@ impl Db {
         .map_err(|e| StorageError::Task(e.to_string()))?
     }
 
-    /// Runs `f` in a write transaction on the writer thread; it returns once the transaction
-    /// has committed.
+    /// Runs `f` in a write transaction; it returns once the transaction has committed.
     ///
-    /// The transaction starts with `BEGIN IMMEDIATE`: it takes the write lock up front (waiting
-    /// up to the busy timeout), so it can never fail half-way with `database is locked` the
-    /// way a read transaction upgraded to a write does. `f` runs in a savepoint of it: when `f`
-    /// fails, its changes are rolled back and the writes batched with it still commit.
+    /// On SQLite, on the writer thread: the transaction starts with `BEGIN IMMEDIATE`, taking
+    /// the write lock up front, so it can never fail half-way with `database is locked` the way
+    /// a read transaction upgraded to a write does; `f` runs in a savepoint of it, so when `f`
+    /// fails its changes are rolled back and the writes batched with it still commit. On
+    /// PostgreSQL, in a transaction on a pooled connection. Writes there run concurrently,
+    /// with other replicas too: a check-then-act in `f` must lock or update conditionally.
     pub async fn write<F, T, E>(&self, f: F) -> Result<T, E>
     where
         F: FnOnce(&mut Conn) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
         E: From<StorageError> + From<diesel::result::Error> + Send + 'static,
     {
-        let (reply, result) = tokio::sync::oneshot::channel::<Result<T, E>>();
-        let job: Job = Box::new(move |conn| {
-            // A panic must not take the writer thread, or the batch, with it: the savepoint is
-            // rolled back and the caller gets an error (its reply channel is dropped).
-            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                conn.transaction::<T, E, _>(f)
-            }));
-            let outcome = match outcome {
-                Ok(outcome) => Some(outcome),
-                Err(_) => {
-                    let _ =
-                        <AnsiTransactionManager as TransactionManager<Conn>>::rollback_transaction(
-                            conn,
-                        );
-                    None
-                }
-            };
-            Box::new(move |commit: Option<&diesel::result::Error>| {
-                if let Some(outcome) = outcome {
-                    let _ = reply.send(match (outcome, commit) {
-                        (Ok(_), Some(error)) => Err(commit_error(error).into()),
-                        (outcome, _) => outcome,
-                    });
-                }
-            })
-        });
-        self.writer
-            .jobs
-            .send(job)
-            .map_err(|_| StorageError::Task("the database writer has stopped".into()))?;
-        result
-            .await
-            .map_err(|_| StorageError::Task("the write transaction panicked".into()))?
+        match &self.writer {
+            Some(writer) => writer.write(f).await,
+            None => self.run(move |conn| postgres::write(conn, f)).await,
+        }
     }
+}
 
-    /// A connection with this module's settings, outside the pool.
-    fn connect(path: &str) -> Result<SqliteConnection, StorageError> {
-        let mut conn = SqliteConnection::establish(path)?;
-        ConnectionSettings
-            .on_acquire(&mut conn)
-            .map_err(|e| StorageError::Task(e.to_string()))?;
-        Ok(conn)
+/// Whether the pending migrations add the user keys to a database that already has rows.
+fn adds_user_keys_to_rows(pending: &[String]) -> bool {
+    let adds_user_keys = pending.iter().any(|m| m.ends_with(USER_KEYS_MIGRATION));
+    let fresh = pending.iter().any(|m| m.ends_with(INITIAL_MIGRATION));
+    adds_user_keys && !fresh
+}
+
+/// Runs `f` in a write transaction, or inside the caller's transaction when there already is
+/// one (as under [`Db::write`]). On SQLite it begins `IMMEDIATE` (taking the write lock up front,
+/// so it cannot fail half-way with "database is locked"); on PostgreSQL it is a plain `BEGIN`.
+pub fn write_transaction<T, E>(
+    conn: &mut Conn,
+    f: impl FnOnce(&mut Conn) -> Result<T, E>,
+) -> Result<T, E>
+where
+    E: From<diesel::result::Error>,
+{
+    let depth =
+        <Conn as diesel::Connection>::TransactionManager::transaction_manager_status_mut(conn)
+            .transaction_depth()?;
+    if depth.is_some() {
+        return f(conn);
+    }
+    match conn {
+        Conn::Sqlite(sqlite) => {
+            AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE")?;
+        }
+        Conn::Pg(pg) => AnsiTransactionManager::begin_transaction(pg)?,
+    }
+    type Manager = <Conn as diesel::Connection>::TransactionManager;
+    match f(conn) {
+        Ok(value) => {
+            Manager::commit_transaction(conn)?;
+            Ok(value)
+        }
+        Err(error) => {
+            // The caller's error is what matters; a failed rollback leaves the connection
+            // marked broken, and the pool drops it.
+            let _ = Manager::rollback_transaction(conn);
+            Err(error)
+        }
     }
 }
 
@@ -334,7 +430,7 @@ mod tests {
     /// A database with a scratch table, in a temporary folder.
     fn scratch_db() -> (tempfile::TempDir, Db) {
         let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(&dir.path().join("db.sqlite3"), 2).unwrap();
+        let db = Db::open(dir.path().join("db.sqlite3").to_str().unwrap(), 2).unwrap();
         db.conn()
             .unwrap()
             .batch_execute("CREATE TABLE scratch (x INTEGER PRIMARY KEY)")

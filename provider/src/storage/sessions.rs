@@ -61,7 +61,7 @@ pub fn insert(
     if !beyond.is_empty() {
         let ended: Vec<SessionRow> =
             diesel::delete(sessions::table.filter(sessions::id_hash.eq_any(&beyond)))
-                .returning(SessionRow::as_returning())
+                .returning(sessions::all_columns)
                 .load(conn)?;
         for session in &ended {
             after_end(conn, session, row.created_at)?;
@@ -124,7 +124,7 @@ fn after_end(conn: &mut Conn, session: &SessionRow, at: i64) -> QueryResult<()> 
 /// Deletes the session; the row it deleted, if there was one.
 fn delete(conn: &mut Conn, id_hash: &str) -> QueryResult<Option<SessionRow>> {
     diesel::delete(sessions::table.find(id_hash))
-        .returning(SessionRow::as_returning())
+        .returning(sessions::all_columns)
         .get_result(conn)
         .optional()
 }
@@ -160,7 +160,7 @@ pub fn sweep_batch(conn: &mut Conn, cutoff: i64, limit: usize) -> QueryResult<us
     }
     let ended: Vec<SessionRow> =
         diesel::delete(sessions::table.filter(sessions::id_hash.eq_any(&ended)))
-            .returning(SessionRow::as_returning())
+            .returning(sessions::all_columns)
             .load(conn)?;
     for session in &ended {
         after_end(conn, session, cutoff)?;
@@ -179,7 +179,7 @@ pub fn end_everything_for_user(
 ) -> QueryResult<Vec<SessionRow>> {
     use super::schema::{access_tokens, grants, refresh_tokens};
     let ended = diesel::delete(sessions::table.filter(sessions::user_id.eq(user_id)))
-        .returning(SessionRow::as_returning())
+        .returning(sessions::all_columns)
         .load(conn)?;
     super::logout_deliveries::record_for_user(conn, user_id, &ended, at)?;
     // Through the user's grants (indexed by user and by grant), not a scan of the token tables.
@@ -220,7 +220,7 @@ pub fn end_for_user(conn: &mut Conn, user_id: &str, public_id: &str, at: i64) ->
             .filter(sessions::user_id.eq(user_id))
             .filter(sessions::public_id.eq(public_id)),
     )
-    .returning(SessionRow::as_returning())
+    .returning(sessions::all_columns)
     .get_result(conn)
     .optional()?;
     if let Some(session) = &ended {

@@ -158,7 +158,7 @@ pub fn has_active(conn: &mut Conn, alg: Algorithm) -> Result<bool, StorageError>
 /// may have been first); returns whether it was stored.
 pub fn insert_if_no_active(conn: &mut Conn, key: &SigningKey) -> Result<bool, StorageError> {
     let row = row_for(key, KeyStatus::Active)?;
-    conn.immediate_transaction(|conn| -> Result<bool, StorageError> {
+    crate::storage::write_transaction(conn, |conn| -> Result<bool, StorageError> {
         if has_active(conn, row.alg)? {
             return Ok(false);
         }
@@ -173,7 +173,7 @@ pub fn insert_if_no_active(conn: &mut Conn, key: &SigningKey) -> Result<bool, St
 pub fn rotate(conn: &mut Conn, key: &SigningKey) -> Result<(), StorageError> {
     let row = row_for(key, KeyStatus::Active)?;
     let at = row.created_at;
-    conn.immediate_transaction(|conn| -> Result<(), StorageError> {
+    crate::storage::write_transaction(conn, |conn| -> Result<(), StorageError> {
         diesel::update(
             signing_keys::table
                 .filter(signing_keys::alg.eq(AlgorithmColumn::from(row.alg)))
@@ -206,7 +206,7 @@ pub enum RetireOutcome {
 
 /// Removes a published key from the JWKS; tokens it signed stop verifying.
 pub fn retire(conn: &mut Conn, kid: &str) -> Result<RetireOutcome, StorageError> {
-    conn.immediate_transaction(|conn| -> Result<RetireOutcome, StorageError> {
+    crate::storage::write_transaction(conn, |conn| -> Result<RetireOutcome, StorageError> {
         let status: Option<KeyStatus> = signing_keys::table
             .find(kid)
             .select(signing_keys::status)

@@ -214,7 +214,7 @@ pub fn sweep_blocking(conn: &mut Conn, at: i64) -> QueryResult<Swept> {
     for kind in Kind::ALL {
         loop {
             let batch =
-                conn.immediate_transaction(|conn| sweep_batch(conn, kind, cutoff, BATCH_ROWS))?;
+                super::write_transaction(conn, |conn| sweep_batch(conn, kind, cutoff, BATCH_ROWS))?;
             swept.add(kind, batch);
             if batch.rows < BATCH_ROWS {
                 break;
@@ -222,8 +222,9 @@ pub fn sweep_blocking(conn: &mut Conn, at: i64) -> QueryResult<Swept> {
         }
     }
     loop {
-        let rows = conn
-            .immediate_transaction(|conn| super::sessions::sweep_batch(conn, cutoff, BATCH_ROWS))?;
+        let rows = super::write_transaction(conn, |conn| {
+            super::sessions::sweep_batch(conn, cutoff, BATCH_ROWS)
+        })?;
         swept.sessions += rows as u64;
         if rows < BATCH_ROWS {
             break;
@@ -273,7 +274,7 @@ mod tests {
     /// A database with one user and one client.
     fn db() -> (tempfile::TempDir, Db) {
         let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(&dir.path().join("db.sqlite3"), 2).unwrap();
+        let db = Db::open(dir.path().join("db.sqlite3").to_str().unwrap(), 2).unwrap();
         db.migrate().unwrap();
         db.conn()
             .unwrap()
@@ -373,9 +374,10 @@ mod tests {
             grant(conn, &format!("old-{i}"), T - 1);
         }
         grant(conn, "live", T);
-        let batch = conn
-            .immediate_transaction(|c| sweep_batch(c, Kind::AuthorizationCodes, T, 2))
-            .unwrap();
+        let batch = crate::storage::write_transaction(conn, |c| {
+            sweep_batch(c, Kind::AuthorizationCodes, T, 2)
+        })
+        .unwrap();
         assert_eq!(batch, Batch { rows: 2, grants: 2 });
         assert_eq!(counts(conn), (4, 0, 0, 4));
         let swept = sweep_blocking(conn, T + EXPIRY_MARGIN_SECS).unwrap();
@@ -462,7 +464,7 @@ mod tests {
         {
             let conn = &mut *db.conn().unwrap();
             grant(conn, "g", T);
-            conn.immediate_transaction(|conn| {
+            crate::storage::write_transaction(conn, |conn| {
                 for i in 0..(BATCH_ROWS * 2 + 7) {
                     access(conn, "g", &format!("a{i}"), T);
                 }

@@ -61,10 +61,11 @@ impl SharedDatabase {
                     _dir: Some(dir),
                 })
             }
-            Backend::Postgres => anyhow::bail!(
-                "this build of testkit starts no PostgreSQL cluster (testkit::postgres is \
-                 missing): run the replicas on Backend::Sqlite"
-            ),
+            Backend::Postgres => Ok(Self {
+                backend,
+                url: crate::postgres::fresh_database().await?,
+                _dir: None,
+            }),
         }
     }
 }

@@ -3,7 +3,8 @@
 //! Each test proves which replica served which step by talking to one of them directly, or by
 //! haproxy's `X-Served-By` header.
 //!
-//! [`BACKEND`] is the database they share.
+//! [`BACKEND`] is the database they share; `TEST_REPLICAS_BACKEND=sqlite` or `postgres` runs the
+//! same tests on the other one.
 
 mod chromium;
 mod keys;
@@ -19,12 +20,21 @@ use testkit::replicas::{Backend, Replicas, ReplicasOptions};
 use testkit::{Browser, Page, is_consent_page, login_form, query_param};
 use url::Url;
 
-/// The database the replicas share in these tests.
+/// The database the replicas share in these tests, unless `TEST_REPLICAS_BACKEND` names one.
 pub const BACKEND: Backend = Backend::Sqlite;
 
-/// Two replicas on a fresh database of [`BACKEND`] with `env` added to their settings.
+fn backend() -> Backend {
+    match std::env::var("TEST_REPLICAS_BACKEND").as_deref() {
+        Err(_) | Ok("") => BACKEND,
+        Ok("sqlite") => Backend::Sqlite,
+        Ok("postgres") => Backend::Postgres,
+        Ok(other) => panic!("TEST_REPLICAS_BACKEND is sqlite or postgres, not {other:?}"),
+    }
+}
+
+/// Two replicas on a fresh database of [`backend()`] with `env` added to their settings.
 async fn two_replicas(env: &[(&str, &str)]) -> Replicas {
-    let mut options = ReplicasOptions::new(BACKEND, 2);
+    let mut options = ReplicasOptions::new(backend(), 2);
     for (name, value) in env {
         options = options.env(name, *value);
     }

@@ -83,6 +83,9 @@ async fn ensure_client(state: &AppState, client: BootstrapClient) -> anyhow::Res
     state
         .db
         .write(move |conn| -> Result<(), clients::ClientError> {
+            // Replicas starting together: one creates the client, the others update it.
+            crate::storage::serialize(conn, crate::storage::Serialized::BootstrapClient)
+                .map_err(crate::storage::StorageError::from)?;
             let secret = ClientSecret::new(client.client_secret);
             match clients::find(conn, &client.client_id)? {
                 None => {

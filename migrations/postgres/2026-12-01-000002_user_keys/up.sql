@@ -11,5 +11,7 @@
 ALTER TABLE users ADD COLUMN username_key TEXT NOT NULL DEFAULT '';
 ALTER TABLE users ADD COLUMN email_key TEXT;
 UPDATE users SET username_key = lower(username), email_key = NULLIF(lower(trim(email)), '');
-CREATE UNIQUE INDEX users_username_key ON users (username_key);
-CREATE UNIQUE INDEX users_email_key ON users (email_key);
+-- Named apart from SQLite's: PostgreSQL already calls the UNIQUE constraint of the username
+-- column users_username_key. The provider tells the two apart by "email_key" in the name.
+CREATE UNIQUE INDEX users_username_key_unique ON users (username_key);
+CREATE UNIQUE INDEX users_email_key_unique ON users (email_key);

@@ -199,11 +199,14 @@ pub(super) async fn issue_code(
     let outcome = state
         .db
         .write(move |conn| -> Result<Option<Issue>, Stop> {
+            // The user's row is locked first (on PostgreSQL): a deactivation at the same time
+            // comes wholly before or after, and two consents of the user merge in turn.
+            let user = grants::find_claims_user_for_update(conn, &grant.user_id)?;
             let previous = grants::find_consent(conn, &grant.user_id, &grant.client_id)?;
             let previous = previous.map(|c| c.scope).unwrap_or_default();
+            let mut remember = None;
             match check {
                 Some(check) => {
-                    let user = grants::find_claims_user(conn, &grant.user_id)?;
                     let Some(user) = user.filter(|u| u.is_active) else {
                         return Ok(Some(Issue::NoUser));
                     };
@@ -221,7 +224,6 @@ pub(super) async fn issue_code(
                 None => {
                     // The consent form may be posted long after it was shown: the account must
                     // still be usable, or nothing is issued or remembered.
-                    let user = grants::find_claims_user(conn, &grant.user_id)?;
                     if !user.is_some_and(|u| u.is_active) {
                         return Ok(Some(Issue::NoUser));
                     }
@@ -230,8 +232,17 @@ pub(super) async fn issue_code(
                     for s in previous.iter() {
                         agreed.insert(s.clone());
                     }
-                    grants::upsert_consent(conn, &grant.user_id, &grant.client_id, &agreed, at)?;
+                    remember = Some(agreed);
                 }
+            }
+            // A session ended meanwhile (logout elsewhere) takes no new grant with it.
+            if let Some(sid) = &grant.session_id
+                && !crate::storage::sessions::hold(conn, sid)?
+            {
+                return Ok(Some(Issue::NoUser));
+            }
+            if let Some(agreed) = remember {
+                grants::upsert_consent(conn, &grant.user_id, &grant.client_id, &agreed, at)?;
             }
             grants::insert_grant_with_code(conn, grant, row)?;
             Ok(None)

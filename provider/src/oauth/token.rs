@@ -195,15 +195,19 @@ fn redeem_code(
             "code_verifier does not match the code_challenge",
         )));
     }
-    let Some(grant) = grants::find_grant(conn, &row.grant_id)?.filter(|g| g.revoked_at.is_none())
+    // The user's row, then the grant's: the order every write that ends them locks them in.
+    let Some(user) =
+        grants::find_claims_user_for_update(conn, &row.user_id)?.filter(|u| u.is_active)
+    else {
+        return Ok(Err(OAuthError::invalid_grant(
+            "the user is no longer active",
+        )));
+    };
+    let Some(grant) =
+        grants::find_grant_for_update(conn, &row.grant_id)?.filter(|g| g.revoked_at.is_none())
     else {
         return Ok(Err(OAuthError::invalid_grant(
             "the authorization was revoked",
-        )));
-    };
-    let Some(user) = grants::find_claims_user(conn, &row.user_id)?.filter(|u| u.is_active) else {
-        return Ok(Err(OAuthError::invalid_grant(
-            "the user is no longer active",
         )));
     };
     let scope = row.scope;
@@ -279,15 +283,19 @@ fn refresh(
         Some(requested) => requested,
         None => granted.clone(),
     };
-    let Some(grant) = grants::find_grant(conn, &row.grant_id)?.filter(|g| g.revoked_at.is_none())
+    // The user's row, then the grant's: the order every write that ends them locks them in.
+    let Some(user) =
+        grants::find_claims_user_for_update(conn, &row.user_id)?.filter(|u| u.is_active)
+    else {
+        return Ok(Err(OAuthError::invalid_grant(
+            "the user is no longer active",
+        )));
+    };
+    let Some(grant) =
+        grants::find_grant_for_update(conn, &row.grant_id)?.filter(|g| g.revoked_at.is_none())
     else {
         return Ok(Err(OAuthError::invalid_grant(
             "the authorization was revoked",
-        )));
-    };
-    let Some(user) = grants::find_claims_user(conn, &row.user_id)?.filter(|u| u.is_active) else {
-        return Ok(Err(OAuthError::invalid_grant(
-            "the user is no longer active",
         )));
     };
     // Rotate only once every check passed, so a client mistake (say, too wide a scope) does not

@@ -161,6 +161,39 @@ pub fn find_grant(conn: &mut Conn, grant_id: &str) -> QueryResult<Option<Grant>>
         .optional()
 }
 
+/// A grant by id, locked until the end of the caller's transaction on PostgreSQL (SQLite's
+/// write transactions hold the whole database): tokens issued from it cannot race its
+/// revocation, which locks the same row first.
+pub fn find_grant_for_update(conn: &mut Conn, grant_id: &str) -> QueryResult<Option<Grant>> {
+    match conn {
+        Conn::Sqlite(_) => find_grant(conn, grant_id),
+        Conn::Pg(pg) => grants::table
+            .find(grant_id)
+            .select(Grant::as_select())
+            .for_update()
+            .get_result(pg)
+            .optional(),
+    }
+}
+
+/// The user columns needed for claims, by id, the row locked until the end of the caller's
+/// transaction on PostgreSQL: deactivation and deletion update that row first, so what is
+/// issued for an active user is either seen and ended by them or refused after them.
+pub fn find_claims_user_for_update(
+    conn: &mut Conn,
+    user_id: &str,
+) -> QueryResult<Option<ClaimsUser>> {
+    match conn {
+        Conn::Sqlite(_) => find_claims_user(conn, user_id),
+        Conn::Pg(pg) => users::table
+            .find(user_id)
+            .select(ClaimsUser::as_select())
+            .for_no_key_update()
+            .get_result(pg)
+            .optional(),
+    }
+}
+
 /// An authorization code by hash.
 pub fn find_code(conn: &mut Conn, code_hash: &str) -> QueryResult<Option<AuthorizationCodeRow>> {
     authorization_codes::table

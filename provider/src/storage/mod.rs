@@ -350,6 +350,33 @@ impl Db {
     }
 }
 
+/// Writes that check, then act, on rows that may not exist yet (so no row can be locked):
+/// on PostgreSQL each takes a transaction-level advisory lock of its own; on SQLite every write
+/// transaction holds the database's one write lock already.
+#[derive(Debug, Clone, Copy)]
+pub enum Serialized {
+    /// Changes to the signing keys (one active key per algorithm).
+    SigningKeys = 1,
+    /// The bootstrap client, created by whichever replica starts first.
+    BootstrapClient = 2,
+}
+
+/// Waits for, and holds until the end of the caller's transaction, the lock of `what`.
+pub fn serialize(conn: &mut Conn, what: Serialized) -> diesel::QueryResult<()> {
+    use diesel::RunQueryDsl as _;
+    match conn {
+        Conn::Sqlite(_) => Ok(()),
+        Conn::Pg(pg) => {
+            // Keys below the migration lock's; the high word says "oidcprov" lock space.
+            let key = 0x6f69_6463_0000_0000_i64 + what as i64;
+            diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
+                .bind::<diesel::sql_types::BigInt, _>(key)
+                .execute(pg)
+                .map(|_| ())
+        }
+    }
+}
+
 /// Whether the pending migrations add the user keys to a database that already has rows.
 fn adds_user_keys_to_rows(pending: &[String]) -> bool {
     let adds_user_keys = pending.iter().any(|m| m.ends_with(USER_KEYS_MIGRATION));

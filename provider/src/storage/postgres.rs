@@ -18,9 +18,20 @@ pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/post
 /// a fresh database take turns instead of both creating the tables.
 const MIGRATION_LOCK: i64 = 0x6f69_6463_7072_6f76;
 
-/// A new connection to `url`.
+/// A new connection to `url`. libpq's reasons span lines (one per address tried): they are
+/// joined into one, for a one-line start-up error and log line.
 pub(super) fn connect(url: &str) -> Result<PgConnection, diesel::ConnectionError> {
-    PgConnection::establish(url)
+    PgConnection::establish(url).map_err(|error| match error {
+        diesel::ConnectionError::BadConnection(reason) => {
+            let lines: Vec<&str> = reason
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect();
+            diesel::ConnectionError::BadConnection(lines.join("; "))
+        }
+        other => other,
+    })
 }
 
 /// Runs `f` in a transaction. A serialization failure or deadlock fails the write (it is

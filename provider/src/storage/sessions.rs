@@ -129,6 +129,20 @@ fn delete(conn: &mut Conn, id_hash: &str) -> QueryResult<Option<SessionRow>> {
         .optional()
 }
 
+/// Whether the session with this public id still exists, and on PostgreSQL holds it (shared)
+/// until the end of the caller's transaction: a grant recorded in it then cannot slip past
+/// the end of the session, which deletes the row before it revokes the session's grants.
+pub fn hold(conn: &mut Conn, public_id: &str) -> QueryResult<bool> {
+    let query = sessions::table
+        .filter(sessions::public_id.eq(public_id))
+        .select(sessions::id_hash);
+    let found: Option<String> = match conn {
+        Conn::Sqlite(sqlite) => query.get_result(sqlite).optional()?,
+        Conn::Pg(pg) => query.for_share().get_result(pg).optional()?,
+    };
+    Ok(found.is_some())
+}
+
 /// The sessions of a user, newest first.
 pub fn for_user(conn: &mut Conn, user_id: &str) -> QueryResult<Vec<SessionRow>> {
     sessions::table
@@ -178,6 +192,10 @@ pub fn end_everything_for_user(
     at: i64,
 ) -> QueryResult<Vec<SessionRow>> {
     use super::schema::{access_tokens, grants, refresh_tokens};
+    // The user's row first (on PostgreSQL), as the code and token endpoints lock it before the
+    // grant: what they issue at the same time either commits first, and is ended here, or
+    // finds the user's grants revoked; and the two never wait for each other in a circle.
+    super::grants::find_claims_user_for_update(conn, user_id)?;
     let ended = diesel::delete(sessions::table.filter(sessions::user_id.eq(user_id)))
         .returning(sessions::all_columns)
         .load(conn)?;

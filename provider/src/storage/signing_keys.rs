@@ -159,6 +159,8 @@ pub fn has_active(conn: &mut Conn, alg: Algorithm) -> Result<bool, StorageError>
 pub fn insert_if_no_active(conn: &mut Conn, key: &SigningKey) -> Result<bool, StorageError> {
     let row = row_for(key, KeyStatus::Active)?;
     crate::storage::write_transaction(conn, |conn| -> Result<bool, StorageError> {
+        // Replicas starting together on a fresh database each try: one key per algorithm.
+        crate::storage::serialize(conn, crate::storage::Serialized::SigningKeys)?;
         if has_active(conn, row.alg)? {
             return Ok(false);
         }
@@ -174,6 +176,8 @@ pub fn rotate(conn: &mut Conn, key: &SigningKey) -> Result<(), StorageError> {
     let row = row_for(key, KeyStatus::Active)?;
     let at = row.created_at;
     crate::storage::write_transaction(conn, |conn| -> Result<(), StorageError> {
+        // Two rotations at once must not leave two active keys.
+        crate::storage::serialize(conn, crate::storage::Serialized::SigningKeys)?;
         diesel::update(
             signing_keys::table
                 .filter(signing_keys::alg.eq(AlgorithmColumn::from(row.alg)))
@@ -207,6 +211,8 @@ pub enum RetireOutcome {
 /// Removes a published key from the JWKS; tokens it signed stop verifying.
 pub fn retire(conn: &mut Conn, kid: &str) -> Result<RetireOutcome, StorageError> {
     crate::storage::write_transaction(conn, |conn| -> Result<RetireOutcome, StorageError> {
+        // Not the key a concurrent rotation is making active (or demoting) mid-way.
+        crate::storage::serialize(conn, crate::storage::Serialized::SigningKeys)?;
         let status: Option<KeyStatus> = signing_keys::table
             .find(kid)
             .select(signing_keys::status)

@@ -284,15 +284,15 @@ async fn the_new_admin_posts_need_the_csrf_token() {
 /// Runs the provider binary's command line on the app's database.
 pub async fn cli(app: &TestApp, args: &[&str], stdin: Option<&str>) -> std::process::Output {
     use std::io::Write as _;
-    let db = app.state.settings.database_url.clone();
+    let database = crate::helpers::database_env(&app.state.settings);
+    let dir = app.dir.path().to_owned();
     let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
     let stdin = stdin.map(str::to_owned);
     tokio::task::spawn_blocking(move || {
-        let dir = std::path::Path::new(&db).parent().unwrap().to_owned();
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_provider"))
             .args(&args)
             .env_clear()
-            .env("PROVIDER_DATABASE_URL", &db)
+            .envs(database)
             .env("PROVIDER_BCRYPT_COST", "4")
             .env("PROVIDER_LOG", "off")
             .current_dir(dir)

@@ -289,7 +289,9 @@ async fn operator_commands_work_end_to_end() {
 #[tokio::test]
 async fn a_running_server_picks_up_keys_rotated_by_the_cli() {
     let app = spawn_app().await;
-    let db = app.settings.database_path();
+    let db = app.dir.path().join("provider.db");
+    let database = crate::helpers::database_env(&app.settings);
+    let database: Vec<(&str, &str)> = database.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let before = app
         .state
         .keys
@@ -297,7 +299,7 @@ async fn a_running_server_picks_up_keys_rotated_by_the_cli() {
         .expect("key")
         .kid()
         .to_owned();
-    stdout(&provider_async(&db, &["keys", "rotate", "--algorithm", "ES256"], &[]).await);
+    stdout(&provider_async(&db, &["keys", "rotate", "--algorithm", "ES256"], &database).await);
     let mut changed = false;
     for _ in 0..50 {
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -316,9 +318,12 @@ async fn a_running_server_picks_up_keys_rotated_by_the_cli() {
 #[tokio::test]
 async fn healthcheck_reports_the_server_state() {
     let app = spawn_app().await;
-    let db = app.settings.database_path();
+    let db = app.dir.path().join("provider.db");
     let addr = format!("127.0.0.1:{}", app.port);
-    let out = provider_async(&db, &["healthcheck"], &[("PROVIDER_ADDR", &addr)]).await;
+    let mut database = crate::helpers::database_env(&app.settings);
+    database.push(("PROVIDER_ADDR", addr));
+    let env: Vec<(&str, &str)> = database.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let out = provider_async(&db, &["healthcheck"], &env).await;
     stdout(&out);
     let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let closed_addr = closed.local_addr().expect("addr").to_string();
@@ -358,10 +363,28 @@ async fn bad_configuration_refuses_to_start_naming_the_setting() {
 async fn a_database_url_of_another_kind_refuses_to_start_and_creates_no_file() {
     let dir = tempfile::tempdir().expect("dir");
     let db = dir.path().join("unused.db");
-    for (url, expected) in [
-        ("postgres://user@127.0.0.1:5432/provider", "PostgreSQL"),
-        ("postgresql://user@127.0.0.1:5432/provider", "PostgreSQL"),
-        ("mysql://user@127.0.0.1:3306/provider", "not supported"),
+    for (url, setting, expected) in [
+        (
+            "mysql://user@127.0.0.1:3306/provider",
+            "PROVIDER_DATABASE_URL",
+            "not supported",
+        ),
+        (
+            "sqlite3://provider.db",
+            "PROVIDER_DATABASE_URL",
+            "not supported",
+        ),
+        // PostgreSQL is supported, but only with the cookie key every replica shares.
+        (
+            "postgres://user@127.0.0.1:9/provider",
+            "PROVIDER_SECRET_KEY",
+            "PostgreSQL",
+        ),
+        (
+            "postgresql://user@127.0.0.1:9/provider",
+            "PROVIDER_SECRET_KEY",
+            "PostgreSQL",
+        ),
     ] {
         for args in [&["serve"][..], &["user", "list"][..]] {
             // An unusable address as well: should the URL pass, `serve` still stops at once.
@@ -371,9 +394,43 @@ async fn a_database_url_of_another_kind_refuses_to_start_and_creates_no_file() {
             ];
             let out = provider_with_env(&db, args, None, &env);
             let err = one_line_error(&out);
-            assert!(err.contains("PROVIDER_DATABASE_URL"), "{err}");
+            assert!(err.contains(setting), "{err}");
             assert!(err.contains(expected), "{err}");
         }
+    }
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("read dir")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert!(left.is_empty(), "nothing is created: {left:?}");
+}
+
+#[tokio::test]
+async fn an_unreachable_postgres_database_refuses_to_start_naming_the_url_without_its_password() {
+    let dir = tempfile::tempdir().expect("dir");
+    let db = dir.path().join("unused.db");
+    // A loopback port nothing listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = closed.local_addr().expect("addr").port();
+    drop(closed);
+    let url = format!("postgres://provider:hunter2@127.0.0.1:{port}/provider");
+    let key = provider::config::CookieSecret::generate().to_base64();
+    for args in [&["serve"][..], &["user", "list"][..]] {
+        let env = [
+            ("PROVIDER_DATABASE_URL", url.as_str()),
+            ("PROVIDER_SECRET_KEY", key.as_str()),
+            ("PROVIDER_ADDR", "127.0.0.1:0"),
+        ];
+        let out = provider_with_env(&db, args, None, &env);
+        let err = one_line_error(&out);
+        assert!(
+            err.contains(&format!(
+                "PROVIDER_DATABASE_URL=postgres://provider:***@127.0.0.1:{port}/provider"
+            )),
+            "{err}"
+        );
+        assert!(!err.contains("hunter2"), "{err}");
+        assert!(err.contains("Connection refused"), "{err}");
     }
     let left: Vec<_> = std::fs::read_dir(dir.path())
         .expect("read dir")

@@ -19,4 +19,5 @@ mod oauth_parsers;
 mod oauth_resources;
 mod oauth_token;
 mod offline_access;
+mod races;
 mod sessions;

@@ -251,7 +251,7 @@ async fn the_sweeper_deletes_ended_sessions_only() {
     sql(
         &app,
         &format!(
-            "UPDATE sessions SET idle_expires_at = {} WHERE created_at = (SELECT MIN(created_at) FROM sessions) AND rowid = (SELECT MIN(rowid) FROM sessions)",
+            "UPDATE sessions SET idle_expires_at = {} WHERE id_hash = (SELECT MIN(id_hash) FROM sessions)",
             now - 3600
         ),
     );

@@ -97,7 +97,9 @@ async fn many_concurrent_writers_never_see_database_is_locked() {
 #[tokio::test]
 async fn restart_keeps_users_applications_keys_and_sessions() {
     // No cookie key configured: it is generated next to the database and must survive too.
-    let app = spawn_app_with(|s| s.secret_key = None).await;
+    let dir = Arc::new(tempfile::tempdir().expect("dir"));
+    let path = dir.path().to_owned();
+    let app = spawn_app_in(Arc::clone(&dir), |s| crate::helpers::use_sqlite(s, &path)).await;
     assert!(app.dir.path().join("provider.secret_key").exists());
     let admin = app.admin_browser().await;
     let response = admin
@@ -119,7 +121,8 @@ async fn restart_keeps_users_applications_keys_and_sessions() {
     let old_address = app.address.clone();
     let dir = app.stop().await;
 
-    let app = spawn_app_in(Arc::clone(&dir), |s| s.secret_key = None).await;
+    let path = dir.path().to_owned();
+    let app = spawn_app_in(Arc::clone(&dir), |s| crate::helpers::use_sqlite(s, &path)).await;
     assert_ne!(app.address, old_address);
     assert_eq!(
         app.new_browser()
@@ -228,9 +231,12 @@ async fn invalid_settings_refuse_to_start_naming_the_setting() {
 #[tokio::test]
 async fn two_providers_start_together_on_one_fresh_database() {
     let dir = Arc::new(tempfile::tempdir().expect("dir"));
+    // On SQLite the cookie key is generated next to the database; PostgreSQL needs it given,
+    // the same to both.
+    let key = crate::helpers::on_postgres().then(provider::config::CookieSecret::generate);
     let (a, b) = tokio::join!(
-        spawn_app_in(Arc::clone(&dir), |s| s.secret_key = None),
-        spawn_app_in(Arc::clone(&dir), |s| s.secret_key = None)
+        spawn_app_in(Arc::clone(&dir), |s| s.secret_key = key.clone()),
+        spawn_app_in(Arc::clone(&dir), |s| s.secret_key = key.clone())
     );
     // One set of keys, one cookie key, one copy of the bootstrap accounts.
     assert_eq!(a.state.keys.jwks_json(), b.state.keys.jwks_json());
@@ -315,7 +321,8 @@ async fn an_old_database_with_colliding_usernames_or_emails_refuses_to_start_nam
             ("frank", ""),
         ],
     );
-    let settings = crate::helpers::test_settings(dir.path());
+    let mut settings = crate::helpers::test_settings(dir.path());
+    crate::helpers::use_sqlite(&mut settings, dir.path());
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let error = provider::startup::Application::from_listener(settings, listener)
         .await
@@ -340,7 +347,8 @@ async fn an_old_database_without_collisions_is_migrated_and_keeps_its_users() {
             ("\u{c9}mile", "\u{c9}MILE@example.com"),
         ],
     );
-    let app = spawn_app_in(Arc::clone(&dir), |_| {}).await;
+    let path = dir.path().to_owned();
+    let app = spawn_app_in(Arc::clone(&dir), |s| crate::helpers::use_sqlite(s, &path)).await;
     for typed in ["carol", "CAROL", "\u{e9}MILE"] {
         let response = app.new_browser().login(typed, "old-password-123").await;
         assert_eq!(response.status(), StatusCode::SEE_OTHER, "{typed:?}");

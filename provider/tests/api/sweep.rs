@@ -332,14 +332,19 @@ async fn cleanup_removes_expired_rows_and_prints_how_many_of_each() {
         StatusCode::OK
     );
     expire_everything(&app.state.db);
-    let db = app.state.settings.database_path();
+    let db = app.dir.path().join("provider.db");
+    let database = crate::helpers::database_env(&app.state.settings);
 
     // Next to the running server, on the same database.
     let output = {
         let db = db.clone();
-        tokio::task::spawn_blocking(move || provider_command(&db, &["cleanup"], &[]))
-            .await
-            .unwrap()
+        let database = database.clone();
+        tokio::task::spawn_blocking(move || {
+            let env: Vec<(&str, &str)> = database.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            provider_command(&db, &["cleanup"], &env)
+        })
+        .await
+        .unwrap()
     };
     assert!(
         output.status.success(),
@@ -362,7 +367,8 @@ async fn cleanup_removes_expired_rows_and_prints_how_many_of_each() {
     );
 
     // Nothing left: it says so, and still succeeds.
-    let output = provider_command(&db, &["cleanup"], &[]);
+    let env: Vec<(&str, &str)> = database.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let output = provider_command(&db, &["cleanup"], &env);
     assert!(output.status.success());
     assert_eq!(
         String::from_utf8_lossy(&output.stdout),

@@ -7,6 +7,10 @@
 
 mod browser;
 mod pages;
+// The throwaway cluster of the test kit, included rather than depended on: the test kit
+// depends on this crate, and these tests need only this module of it.
+#[path = "../../../../crates/testkit/src/postgres.rs"]
+pub mod postgres;
 
 use std::net::TcpListener;
 use std::path::Path;
@@ -39,12 +43,61 @@ pub const REDIRECT_URI: &str = "http://127.0.0.1:3000/api/auth/callback/provider
 pub const SECOND_REDIRECT_URI: &str = "http://localhost:3000/callback";
 pub const POST_LOGOUT_REDIRECT_URI: &str = "http://127.0.0.1:3000/api/auth/signin";
 
-/// Settings for a test provider with its database in `dir`: bcrypt cost 4, two workers, keys
-/// checked every second, an admin, a user and the confidential client `webapp` (two redirect
-/// URIs, one post-logout redirect URI).
+/// Whether the tests run on PostgreSQL (`PROVIDER_TEST_DATABASE=postgres`) rather than SQLite.
+pub fn on_postgres() -> bool {
+    std::env::var("PROVIDER_TEST_DATABASE").is_ok_and(|v| v.eq_ignore_ascii_case("postgres"))
+}
+
+/// The database of the provider whose folder is `dir`: with [`on_postgres`], a fresh database
+/// in the test process's throwaway cluster, its URL kept in `dir` so that a provider restarted
+/// on `dir` finds it again; else the SQLite file `dir/provider.db`.
+pub fn database_url_for(dir: &Path) -> String {
+    if !on_postgres() {
+        return sqlite_url_for(dir);
+    }
+    // Two providers started together on one folder share one database.
+    static CREATING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _creating = CREATING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let kept = dir.join("postgres-url");
+    if let Ok(url) = std::fs::read_to_string(&kept) {
+        return url;
+    }
+    let url = postgres::fresh_database_blocking().expect("a PostgreSQL test database");
+    std::fs::write(&kept, &url).expect("keeping the database URL");
+    url
+}
+
+/// The SQLite file in `dir`, for the tests about SQLite itself (files, permissions, upgrades).
+pub fn sqlite_url_for(dir: &Path) -> String {
+    dir.join("provider.db").to_string_lossy().into_owned()
+}
+
+/// Makes `settings` use the SQLite file in `dir` whatever the test database, with the cookie
+/// key generated next to it: for the tests about SQLite files themselves.
+pub fn use_sqlite(settings: &mut Settings, dir: &Path) {
+    settings.database_url = sqlite_url_for(dir);
+    settings.secret_key = None;
+}
+
+/// The environment that points the provider binary at the database of `settings`.
+pub fn database_env(settings: &Settings) -> Vec<(&'static str, String)> {
+    let mut env = vec![("PROVIDER_DATABASE_URL", settings.database_url.clone())];
+    if let Some(key) = &settings.secret_key {
+        env.push(("PROVIDER_SECRET_KEY", key.to_base64()));
+    }
+    env
+}
+
+/// Settings for a test provider with its database in `dir` (see [`database_url_for`]): bcrypt
+/// cost 4, two workers, keys checked every second, an admin, a user and the confidential client
+/// `webapp` (two redirect URIs, one post-logout redirect URI).
 pub fn test_settings(dir: &Path) -> Settings {
     let mut settings = Settings {
-        database_url: dir.join("provider.db").to_string_lossy().into_owned(),
+        database_url: database_url_for(dir),
+        // PostgreSQL requires the key (replicas share it); SQLite would generate one.
+        secret_key: on_postgres().then(provider::config::CookieSecret::generate),
         bcrypt_cost: 4,
         log: "off".to_owned(),
         workers: Some(2),

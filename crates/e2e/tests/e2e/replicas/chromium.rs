@@ -4,18 +4,20 @@
 
 use anyhow::{Context, ensure};
 
+use testkit::replicas::Backend;
+
 use crate::webdriver::{self, Driver, Session};
 
 use super::two_replicas;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn chromium_signs_in_and_out_through_haproxy_in_front_of_two_replicas() {
+async fn chromium_signs_in_and_out_through_haproxy_in_front_of_two_replicas_on_postgres() {
     let (driver_path, chromium) = webdriver::locate().unwrap_or_else(|webdriver::Missing(why)| {
         panic!(
             "{why}: install Debian's chromium and chromium-driver with scripts/install-test-deps"
         )
     });
-    let replicas = two_replicas(&[]).await;
+    let replicas = two_replicas(Backend::Postgres, &[]).await;
     let webapp = replicas.start_webapp().await.expect("the web app starts");
     let driver = Driver::start(&driver_path, chromium)
         .await

@@ -5,8 +5,9 @@ use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use testkit::Browser;
+use testkit::replicas::Backend;
 
-use super::{field, id_token_kid, refresh_at, tokens_via, two_replicas};
+use super::{field, id_token_kid, on_each_backend, refresh_at, tokens_via, two_replicas};
 
 /// How often the replicas look for changed keys in these tests.
 const RELOAD_SECS: u64 = 1;
@@ -27,10 +28,14 @@ async fn published_kids(base: &str) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test]
-async fn a_key_rotated_by_the_cli_signs_id_tokens_at_both_replicas_within_the_reload_interval() {
+on_each_backend!(
+    a_key_rotated_by_the_cli_signs_id_tokens_at_both_replicas_within_the_reload_interval
+);
+async fn a_key_rotated_by_the_cli_signs_id_tokens_at_both_replicas_within_the_reload_interval(
+    backend: Backend,
+) {
     let reload = RELOAD_SECS.to_string();
-    let replicas = two_replicas(&[("PROVIDER_KEYS_RELOAD_SECS", &reload)]).await;
+    let replicas = two_replicas(backend, &[("PROVIDER_KEYS_RELOAD_SECS", &reload)]).await;
     let (a, b) = (&replicas.processes[0].url, &replicas.processes[1].url);
     let browser = Browser::new();
     let tokens = tokens_via(&browser, &replicas, a, b).await;

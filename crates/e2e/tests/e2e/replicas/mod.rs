@@ -3,8 +3,8 @@
 //! Each test proves which replica served which step by talking to one of them directly, or by
 //! haproxy's `X-Served-By` header.
 //!
-//! [`BACKEND`] is the database they share; `TEST_REPLICAS_BACKEND=sqlite` or `postgres` runs the
-//! same tests on the other one.
+//! Each scenario runs on PostgreSQL and on SQLite (one file shared by both processes); the
+//! browser sign-in on PostgreSQL.
 
 mod chromium;
 mod keys;
@@ -20,21 +20,28 @@ use testkit::replicas::{Backend, Replicas, ReplicasOptions};
 use testkit::{Browser, Page, is_consent_page, login_form, query_param};
 use url::Url;
 
-/// The database the replicas share in these tests, unless `TEST_REPLICAS_BACKEND` names one.
-pub const BACKEND: Backend = Backend::Sqlite;
+/// Runs the scenario `async fn $name(backend: Backend)` as two tests, `$name::on_postgres` and
+/// `$name::on_sqlite`.
+macro_rules! on_each_backend {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test]
+            async fn on_postgres() {
+                super::$name(testkit::replicas::Backend::Postgres).await
+            }
 
-fn backend() -> Backend {
-    match std::env::var("TEST_REPLICAS_BACKEND").as_deref() {
-        Err(_) | Ok("") => BACKEND,
-        Ok("sqlite") => Backend::Sqlite,
-        Ok("postgres") => Backend::Postgres,
-        Ok(other) => panic!("TEST_REPLICAS_BACKEND is sqlite or postgres, not {other:?}"),
-    }
+            #[tokio::test]
+            async fn on_sqlite() {
+                super::$name(testkit::replicas::Backend::Sqlite).await
+            }
+        }
+    };
 }
+use on_each_backend;
 
-/// Two replicas on a fresh database of [`backend()`] with `env` added to their settings.
-async fn two_replicas(env: &[(&str, &str)]) -> Replicas {
-    let mut options = ReplicasOptions::new(backend(), 2);
+/// Two replicas on a fresh database of `backend` with `env` added to their settings.
+async fn two_replicas(backend: Backend, env: &[(&str, &str)]) -> Replicas {
+    let mut options = ReplicasOptions::new(backend, 2);
     for (name, value) in env {
         options = options.env(name, *value);
     }

@@ -2,8 +2,9 @@
 
 use reqwest::StatusCode;
 use testkit::Browser;
+use testkit::replicas::Backend;
 
-use super::{login_page_at, two_replicas};
+use super::{login_page_at, on_each_backend, two_replicas};
 use testkit::login_form;
 
 /// Failed logins an account may have within the window, in these tests.
@@ -23,14 +24,17 @@ async fn attempt(browser: &Browser, base: &str, username: &str, password: &str) 
     answer.status
 }
 
-#[tokio::test]
-async fn password_guesses_spread_over_both_replicas_are_throttled_as_one() {
+on_each_backend!(password_guesses_spread_over_both_replicas_are_throttled_as_one);
+async fn password_guesses_spread_over_both_replicas_are_throttled_as_one(backend: Backend) {
     let limit = LIMIT.to_string();
-    let replicas = two_replicas(&[
-        ("PROVIDER_LOGIN_MAX_FAILURES_PER_ACCOUNT", &limit),
-        // Every request comes from 127.0.0.1: only the account's limit is under test.
-        ("PROVIDER_LOGIN_MAX_FAILURES_PER_ADDRESS", "1000"),
-    ])
+    let replicas = two_replicas(
+        backend,
+        &[
+            ("PROVIDER_LOGIN_MAX_FAILURES_PER_ACCOUNT", &limit),
+            // Every request comes from 127.0.0.1: only the account's limit is under test.
+            ("PROVIDER_LOGIN_MAX_FAILURES_PER_ADDRESS", "1000"),
+        ],
+    )
     .await;
     let (a, b) = (&replicas.processes[0].url, &replicas.processes[1].url);
     let username = &replicas.user.username;

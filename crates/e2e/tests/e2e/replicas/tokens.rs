@@ -4,15 +4,20 @@ use std::collections::BTreeSet;
 
 use reqwest::StatusCode;
 use testkit::Browser;
+use testkit::replicas::Backend;
 
 use super::{
-    Pkce, at, code_at, field, jwt_part, redeem_at, refresh_at, tokens_via, two_replicas,
-    userinfo_at,
+    Pkce, at, code_at, field, jwt_part, on_each_backend, redeem_at, refresh_at, tokens_via,
+    two_replicas, userinfo_at,
 };
 
-#[tokio::test]
-async fn a_code_from_one_replica_is_redeemed_once_at_the_other_and_flows_run_through_haproxy() {
-    let replicas = std::sync::Arc::new(two_replicas(&[]).await);
+on_each_backend!(
+    a_code_from_one_replica_is_redeemed_once_at_the_other_and_flows_run_through_haproxy
+);
+async fn a_code_from_one_replica_is_redeemed_once_at_the_other_and_flows_run_through_haproxy(
+    backend: Backend,
+) {
+    let replicas = std::sync::Arc::new(two_replicas(backend, &[]).await);
     let (a, b) = (&replicas.processes[0].url, &replicas.processes[1].url);
 
     // Both replicas publish the same keys.
@@ -104,9 +109,9 @@ async fn a_code_from_one_replica_is_redeemed_once_at_the_other_and_flows_run_thr
     }
 }
 
-#[tokio::test]
-async fn a_refresh_token_reused_at_the_other_replica_revokes_the_grant() {
-    let replicas = two_replicas(&[]).await;
+on_each_backend!(a_refresh_token_reused_at_the_other_replica_revokes_the_grant);
+async fn a_refresh_token_reused_at_the_other_replica_revokes_the_grant(backend: Backend) {
+    let replicas = two_replicas(backend, &[]).await;
     let (a, b) = (&replicas.processes[0].url, &replicas.processes[1].url);
     let browser = Browser::new();
     let tokens = tokens_via(&browser, &replicas, a, a).await;

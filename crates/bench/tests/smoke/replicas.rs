@@ -105,3 +105,24 @@ async fn scenarios_complete_against_two_replicas_on_sqlite_behind_haproxy() -> a
     })
     .await
 }
+
+#[tokio::test]
+async fn scenarios_complete_against_two_replicas_on_postgres_behind_haproxy() -> anyhow::Result<()>
+{
+    scenarios_complete_on(Layout {
+        database: Database::Postgres,
+        replicas: 2,
+        balanced: true,
+    })
+    .await
+}
+
+#[tokio::test]
+async fn scenarios_complete_against_one_process_on_postgres() -> anyhow::Result<()> {
+    scenarios_complete_on(Layout {
+        database: Database::Postgres,
+        replicas: 1,
+        balanced: false,
+    })
+    .await
+}

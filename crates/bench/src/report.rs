@@ -370,7 +370,11 @@ impl Report {
                 verdict(t.pass)
             );
         }
-        let _ = writeln!(out, "\nProvider: {}.", self.deployment);
+        let _ = writeln!(
+            out,
+            "\nProvider: {}. With several processes, the runs' provider CPU and memory are theirs together and the memory figures below are the largest process's; a database server's and haproxy's CPU count as other CPU.",
+            self.deployment
+        );
         let _ = writeln!(
             out,
             "\nLimits measured in the same run ({} threads): bcrypt cost {}: {:.1} hashes/s ({:.0} ms CPU each); RS256 (2048-bit key, the provider's signer): {} signatures/s ({:.0} µs CPU each).\n",

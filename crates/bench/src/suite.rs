@@ -256,10 +256,13 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         deployment.pids()
     );
     settle(options).await;
+    // The memory targets are per process: the largest of the replicas is reported.
     let rss = |pids: &[u32]| -> Option<u64> {
         pids.iter()
             .map(|&pid| procfs::memory(pid).map(|m| m.rss_kib))
-            .sum()
+            .collect::<Option<Vec<_>>>()?
+            .into_iter()
+            .max()
     };
     let idle_rss_after_bootstrap_kib = rss(&deployment.pids());
 
@@ -318,7 +321,8 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         .pids()
         .iter()
         .map(|&pid| procfs::memory(pid).map(|m| m.hwm_kib))
-        .sum();
+        .collect::<Option<Vec<_>>>()
+        .and_then(|peaks| peaks.into_iter().max());
     settle(options).await;
     let idle_rss_after_load_kib = rss(&deployment.pids());
     let provider_env = deployment.first_env.clone();

@@ -264,7 +264,7 @@ async fn operator_commands_work_end_to_end() {
         .and_then(|l| l.split('\t').next())
         .expect("rs256 kid")
         .to_owned();
-    let err = one_line_error(&provider(&db, &["keys", "retire", &old_rs], None));
+    let err = one_line_error(&provider(&db, &["keys", "retire", "--", &old_rs], None));
     assert!(err.contains("rotate first"), "{err}");
     stdout(&provider(
         &db,
@@ -276,7 +276,7 @@ async fn operator_commands_work_end_to_end() {
         keys.contains(&format!("{old_rs}\tRS256\tpublished")),
         "{keys}"
     );
-    stdout(&provider(&db, &["keys", "retire", &old_rs], None));
+    stdout(&provider(&db, &["keys", "retire", "--", &old_rs], None));
     let keys = stdout(&provider(&db, &["keys", "list"], None));
     assert!(
         keys.contains(&format!("{old_rs}\tRS256\tretired")),

@@ -19,5 +19,6 @@ mod oauth_parsers;
 mod oauth_resources;
 mod oauth_token;
 mod offline_access;
+mod pg_connections;
 mod races;
 mod sessions;

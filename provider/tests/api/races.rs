@@ -140,7 +140,8 @@ async fn a_due_logout_delivery_claimed_by_two_replicas_at_once_goes_to_one() {
     let app = spawn_postgres_app().await;
     // A second process on the same database: a pool of its own.
     let other = Db::open(&app.settings.database_url, 4).expect("second pool");
-    let at = oidc_core::unix_now();
+    // Due in the future, so the app's own worker leaves it to the claims below.
+    let at = oidc_core::unix_now() + 3600;
     let delivery = Delivery {
         id: "d1".to_owned(),
         client_id: CLIENT_ID.to_owned(),

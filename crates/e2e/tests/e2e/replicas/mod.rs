@@ -7,6 +7,7 @@
 //! browser sign-in on PostgreSQL.
 
 mod chromium;
+mod failover;
 mod keys;
 mod throttle;
 mod tokens;
@@ -75,6 +76,8 @@ struct Code {
     issued_by: Url,
     /// `X-Served-By` of every response on the way (only through the balancer).
     served_by: Vec<String>,
+    /// The provider asked for the password on the way.
+    saw_login: bool,
 }
 
 /// The authorization request of the web app's client at `base` (a replica or the balancer).
@@ -102,6 +105,7 @@ async fn code_at(
 ) -> anyhow::Result<Code> {
     let mut page = browser.get(authorize_url(replicas, base, pkce)).await?;
     let mut served_by = Vec::new();
+    let mut saw_login = false;
     for _ in 0..20 {
         served_by.extend(page.header(testkit::haproxy::SERVED_BY).map(str::to_owned));
         if let Some(next) = page.location()? {
@@ -116,10 +120,12 @@ async fn code_at(
                     code,
                     issued_by: page.url,
                     served_by,
+                    saw_login,
                 });
             }
             page = browser.get(next.as_str()).await?;
         } else if let Ok(mut form) = login_form(&page) {
+            saw_login = true;
             form.set("username", &replicas.user.username)
                 .set("password", &replicas.user.password);
             page = browser.submit_once(&form).await?;

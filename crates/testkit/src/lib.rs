@@ -14,6 +14,10 @@
 //!
 //! Services run on the calling test's tokio runtime and stop when their handle is dropped.
 //! Logs are silent unless `TEST_LOG` is set (to a tracing filter such as `debug`, or `1`).
+//!
+//! For deployments with several processes: [`replicas::Replicas`] runs `provider serve`
+//! processes (the binary from [`provider_binary`]) on one database behind [`haproxy::Haproxy`],
+//! on SQLite or on a database of the throwaway [`postgres`] cluster.
 
 pub mod browser;
 pub mod haproxy;

@@ -163,7 +163,11 @@ impl Deployment {
         out: &Path,
         timeout: Duration,
     ) -> anyhow::Result<Self> {
-        let issuer_port = free_port()?;
+        // Held while the processes start, so none of them is given it; then haproxy's.
+        let issuer_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let issuer_port = issuer_listener.local_addr()?.port();
+        // Without a balancer the one process binds it itself.
+        let issuer_listener = layout.balanced.then_some(issuer_listener);
         let issuer = format!("http://127.0.0.1:{issuer_port}");
         let mut providers = Vec::with_capacity(layout.replicas);
         let mut first_env = Vec::new();
@@ -187,6 +191,7 @@ impl Deployment {
                 first_env = env;
             }
         }
+        drop(issuer_listener);
         let balancer = if layout.balanced {
             let backends: Vec<SocketAddr> = providers.iter().map(|p| p.addr).collect();
             // One thread: it shares the cores with the providers and the generator.

@@ -151,8 +151,9 @@ impl Replicas {
         let webapp_listener = bind_loopback()?;
         let webapp_url = format!("http://127.0.0.1:{}", webapp_listener.local_addr()?.port());
         // The issuer must be known before the processes start, and haproxy needs their ports:
-        // a port is reserved for haproxy, which then gets it after the processes are up.
-        let issuer_port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        // the issuer's port is held while they start, then handed to haproxy.
+        let issuer_listener = TcpListener::bind("127.0.0.1:0")?;
+        let issuer_port = issuer_listener.local_addr()?.port();
         let issuer = format!("http://127.0.0.1:{issuer_port}");
         let client_secret = random_secret();
         let env = replica_env(&issuer, &database.url, &webapp_url, &client_secret)
@@ -175,6 +176,7 @@ impl Replicas {
             health_check: options.health_checks.then(|| "/healthz".to_owned()),
             threads: Some(1),
         };
+        drop(issuer_listener);
         let balancer = Haproxy::start_on(issuer_port, &backends, &haproxy_options)
             .await
             .context("starting haproxy on the issuer's port")?;

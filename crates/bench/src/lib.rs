@@ -2,6 +2,7 @@
 //! run at several concurrencies against a provider on loopback, next to this machine's limits.
 
 pub mod clientcost;
+pub mod deployment;
 pub mod flows;
 pub mod http;
 pub mod limits;

@@ -70,6 +70,8 @@ pub struct TargetCheck {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
+    /// The provider processes measured, e.g. "PostgreSQL ×2 behind haproxy".
+    pub deployment: String,
     pub command: String,
     pub machine: Machine,
     pub limits: Limits,
@@ -254,6 +256,7 @@ impl Report {
     /// The table printed at the end of a run.
     pub fn human(&self) -> String {
         let mut out = String::new();
+        let _ = writeln!(out, "\nprovider: {}", self.deployment);
         let _ = writeln!(
             out,
             "\n{:<15} {:>4} {:>8} {:>6} {:>10} {:>9} {:>9} {:>6} {:>6} {:>6} {:>9} {:>8} {:>8}",
@@ -367,6 +370,11 @@ impl Report {
                 verdict(t.pass)
             );
         }
+        let _ = writeln!(
+            out,
+            "\nProvider: {}. With several processes, the runs' provider CPU and memory are theirs together and the memory figures below are the largest process's; a database server's and haproxy's CPU count as other CPU.",
+            self.deployment
+        );
         let _ = writeln!(
             out,
             "\nLimits measured in the same run ({} threads): bcrypt cost {}: {:.1} hashes/s ({:.0} ms CPU each); RS256 (2048-bit key, the provider's signer): {} signatures/s ({:.0} µs CPU each).\n",

@@ -241,7 +241,7 @@ pub async fn run(
     scenario: Scenario,
     concurrency: usize,
     bounds: Bounds,
-    provider_pid: Option<u32>,
+    provider_pids: &[u32],
 ) -> anyhow::Result<RunResult> {
     // Preparation, untimed and concurrent (logging in costs a bcrypt hash each).
     let mut set = JoinSet::new();
@@ -265,14 +265,20 @@ pub async fn run(
     }
 
     let sampling = Rc::new(Cell::new(true));
-    let sampler = provider_pid.map(|pid| {
+    // With replicas, the provider is every process: their RSS and CPU are summed.
+    let pids = provider_pids.to_vec();
+    let sampler = (!pids.is_empty()).then(|| {
         let sampling = Rc::clone(&sampling);
+        let pids = pids.clone();
         tokio::task::spawn_local(async move {
             let mut max = 0;
             while sampling.get() {
-                if let Some(memory) = procfs::memory(pid) {
-                    max = max.max(memory.rss_kib);
-                }
+                let rss: u64 = pids
+                    .iter()
+                    .filter_map(|&pid| procfs::memory(pid))
+                    .map(|m| m.rss_kib)
+                    .sum();
+                max = max.max(rss);
                 tokio::time::sleep(Duration::from_millis(25)).await;
             }
             max
@@ -281,7 +287,9 @@ pub async fn run(
 
     let me = std::process::id();
     let cpu_before = (
-        provider_pid.and_then(procfs::cpu_seconds).unwrap_or(0.0),
+        pids.iter()
+            .filter_map(|&pid| procfs::cpu_seconds(pid))
+            .sum::<f64>(),
         procfs::cpu_seconds(me).unwrap_or(0.0),
         procfs::machine_cpu_seconds().unwrap_or((0.0, 0.0)),
     );
@@ -319,7 +327,9 @@ pub async fn run(
     }
     let seconds = started.elapsed().as_secs_f64();
     let cpu_after = (
-        provider_pid.and_then(procfs::cpu_seconds).unwrap_or(0.0),
+        pids.iter()
+            .filter_map(|&pid| procfs::cpu_seconds(pid))
+            .sum::<f64>(),
         procfs::cpu_seconds(me).unwrap_or(0.0),
         procfs::machine_cpu_seconds().unwrap_or((0.0, 0.0)),
     );

@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::clientcost;
+use crate::deployment::{Database, Deployment, Layout, Seed, Setup};
 use crate::flows::{Ctx, Target, random_token};
 use crate::limits;
 use crate::process::{Service, free_port, sibling_binary};
@@ -32,6 +33,15 @@ pub struct Options {
     /// Skip the web app's memory figure.
     #[arg(long)]
     pub no_webapp: bool,
+    /// The provider's database: a SQLite file, or a PostgreSQL cluster started for the run.
+    #[arg(long, value_enum, default_value_t = Database::Sqlite)]
+    pub database: Database,
+    /// Provider processes on the one database; more than one are put behind haproxy.
+    #[arg(long, default_value_t = 1)]
+    pub replicas: usize,
+    /// Put haproxy in front even of a single provider process (to compare like with like).
+    #[arg(long)]
+    pub haproxy: bool,
     /// Where report.json, report.md and the services' logs go.
     #[arg(long, default_value = "target/bench")]
     pub out: PathBuf,
@@ -66,7 +76,8 @@ pub struct Options {
     #[arg(long, default_value_t = 1.0)]
     pub settle_seconds: f64,
     /// Also run the soak (not part of the default run): signed-in flows for --soak-seconds
-    /// against a provider of its own with short code and token lifetimes.
+    /// against a provider of its own with short code and token lifetimes (one process on
+    /// SQLite, whose row counts it reads).
     #[arg(long)]
     pub soak: bool,
     /// Run only the soak (implies --soak): no other scenario, client comparison or web app.
@@ -124,6 +135,14 @@ impl Options {
         );
         anyhow::ensure!(self.max_ops >= 1, "--max-ops must be at least 1");
         anyhow::ensure!(
+            (1..=16).contains(&self.replicas),
+            "--replicas must be between 1 and 16"
+        );
+        anyhow::ensure!(
+            !(self.soak || self.soak_only) || self.layout() == Layout::SQLITE,
+            "--soak runs one provider on SQLite: leave out --database, --replicas and --haproxy"
+        );
+        anyhow::ensure!(
             (1..=64).contains(&self.limit_threads),
             "--limit-threads must be between 1 and 64"
         );
@@ -135,12 +154,15 @@ impl Options {
     }
 }
 
-/// The credentials and settings the provider is bootstrapped with.
-struct Seed {
-    username: String,
-    password: String,
-    client_id: String,
-    client_secret: String,
+impl Options {
+    /// The provider processes to measure.
+    pub fn layout(&self) -> Layout {
+        Layout {
+            database: self.database,
+            replicas: self.replicas,
+            balanced: self.haproxy || self.replicas > 1,
+        }
+    }
 }
 
 /// Runs the benchmark and returns its report (nothing written).
@@ -195,9 +217,8 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     );
 
     let dir = tempfile::tempdir()?;
-    let provider_port = free_port()?;
+    let layout = options.layout();
     let webapp_port = free_port()?;
-    let issuer = format!("http://127.0.0.1:{provider_port}");
     let webapp_url = format!("http://127.0.0.1:{webapp_port}");
     let redirect_uri = format!("{webapp_url}/api/auth/callback/provider");
     let seed = Seed {
@@ -206,36 +227,44 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         client_id: "bench-client".into(),
         client_secret: random_token(32),
     };
-    let provider_env = provider_env(
-        options,
-        &issuer,
-        provider_port,
-        dir.path(),
-        &seed,
-        &redirect_uri,
-        &webapp_url,
-    );
-    let provider_log = out.join("provider.log");
-    let _ = std::fs::remove_file(&provider_log);
+    let database_url = options.database.fresh(dir.path()).await?;
+    let secret_key = random_token(64);
+    let setup = Setup {
+        bcrypt_cost: options.bcrypt_cost,
+        database_url: &database_url,
+        secret_key: &secret_key,
+        seed: &seed,
+        redirect_uri: &redirect_uri,
+        webapp_url: &webapp_url,
+    };
     let start_timeout = Duration::from_secs(60);
-    let provider_addr = ([127, 0, 0, 1], provider_port).into();
-    let provider = Service::start(
-        "provider",
+    let deployment = Deployment::start(
+        &layout,
+        &setup,
         &provider_bin,
         dir.path(),
-        &provider_env,
-        provider_addr,
-        &provider_log,
+        &out,
         start_timeout,
     )
     .await?;
-    let first_start_ready_ms = ms(provider.ready_after);
+    let issuer = deployment.issuer.clone();
+    let provider_addr = deployment.addr;
+    let first_start_ready_ms = ms(deployment.first_ready_after());
     eprintln!(
-        "provider (pid {}) ready in {first_start_ready_ms:.0} ms (fresh database) on {issuer}",
-        provider.pid()
+        "provider {} (pids {:?}) ready in {first_start_ready_ms:.0} ms (fresh database) on {issuer}",
+        layout.describe(),
+        deployment.pids()
     );
     settle(options).await;
-    let idle_rss_after_bootstrap_kib = procfs::memory(provider.pid()).map(|m| m.rss_kib);
+    // The memory targets are per process: the largest of the replicas is reported.
+    let rss = |pids: &[u32]| -> Option<u64> {
+        pids.iter()
+            .map(|&pid| procfs::memory(pid).map(|m| m.rss_kib))
+            .collect::<Option<Vec<_>>>()?
+            .into_iter()
+            .max()
+    };
+    let idle_rss_after_bootstrap_kib = rss(&deployment.pids());
 
     let webapp = match &webapp_bin {
         Some(binary) => Some(
@@ -265,7 +294,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         scope: "openid profile email offline_access".into(),
     };
     let ctx = Rc::new(Ctx::discover(target).await?);
-    let runs = run_scenarios(&ctx, &scenarios, options, Some(provider.pid())).await?;
+    let runs = run_scenarios(&ctx, &scenarios, options, &deployment.pids()).await?;
     let client_comparison = if options.no_client_comparison || options.soak_only {
         Vec::new()
     } else {
@@ -288,11 +317,20 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         costs
     };
 
-    let peak_rss_kib = procfs::memory(provider.pid()).map(|m| m.hwm_kib);
+    let peak_rss_kib = deployment
+        .pids()
+        .iter()
+        .map(|&pid| procfs::memory(pid).map(|m| m.hwm_kib))
+        .collect::<Option<Vec<_>>>()
+        .and_then(|peaks| peaks.into_iter().max());
     settle(options).await;
-    let idle_rss_after_load_kib = procfs::memory(provider.pid()).map(|m| m.rss_kib);
-    provider.stop()?;
+    let idle_rss_after_load_kib = rss(&deployment.pids());
+    let provider_env = deployment.first_env.clone();
+    let provider_log = out.join("provider.log");
+    let first_addr = deployment.providers[0].addr;
+    deployment.stop()?;
 
+    // The first process alone, on its own port, as it was started.
     eprintln!(
         "timing {} restarts on the existing database",
         options.ready_runs
@@ -305,7 +343,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
             &provider_bin,
             dir.path(),
             &provider_env,
-            provider_addr,
+            first_addr,
             &provider_log,
             start_timeout,
         )
@@ -341,6 +379,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     }
     let fractions = report::fractions(&runs, &limits);
     Ok(Report {
+        deployment: layout.describe(),
         command: std::env::var("BENCH_COMMAND")
             .unwrap_or_else(|_| std::env::args().collect::<Vec<_>>().join(" ")),
         machine: Machine {
@@ -380,15 +419,17 @@ async fn run_soak(
     let webapp_url = redirect_uri
         .strip_suffix("/api/auth/callback/provider")
         .unwrap_or(redirect_uri);
-    let mut env = provider_env(
-        options,
-        &issuer,
-        port,
-        dir.path(),
+    let database_url = Database::Sqlite.fresh(dir.path()).await?;
+    let secret_key = random_token(64);
+    let setup = Setup {
+        bcrypt_cost: options.bcrypt_cost,
+        database_url: &database_url,
+        secret_key: &secret_key,
         seed,
         redirect_uri,
         webapp_url,
-    );
+    };
+    let mut env = setup.env(&issuer, port);
     env.extend(settings.provider_env());
     let log = out.join("provider-soak.log");
     let _ = std::fs::remove_file(&log);
@@ -440,7 +481,7 @@ pub async fn run_scenarios(
     ctx: &Rc<Ctx>,
     scenarios: &[Scenario],
     options: &Options,
-    provider_pid: Option<u32>,
+    provider_pids: &[u32],
 ) -> anyhow::Result<Vec<RunResult>> {
     let local = tokio::task::LocalSet::new();
     local
@@ -458,7 +499,7 @@ pub async fn run_scenarios(
                         duration: Duration::from_secs_f64(seconds),
                         max_ops: options.max_ops,
                     };
-                    let result = runner::run(ctx, &mut pool, scenario, concurrency, bounds, provider_pid)
+                    let result = runner::run(ctx, &mut pool, scenario, concurrency, bounds, provider_pids)
                         .await?;
                     eprintln!(
                         "  {:<15} c={:<3} {:>8} ops {:>10.1}/s p50 {:>8.2} ms p99 {:>8.2} ms errors {} (provider {:.2} cores, generator {:.2})",
@@ -478,58 +519,6 @@ pub async fn run_scenarios(
             Ok(runs)
         })
         .await
-}
-
-fn provider_env(
-    options: &Options,
-    issuer: &str,
-    port: u16,
-    dir: &std::path::Path,
-    seed: &Seed,
-    redirect_uri: &str,
-    webapp_url: &str,
-) -> Vec<(String, String)> {
-    // Everything else (PROVIDER_LOG included) is the provider's default or the caller's environment.
-    [
-        ("PROVIDER_ISSUER", issuer.to_owned()),
-        ("PROVIDER_ADDR", format!("127.0.0.1:{port}")),
-        (
-            "PROVIDER_DATABASE_URL",
-            dir.join("provider.db").display().to_string(),
-        ),
-        ("PROVIDER_BCRYPT_COST", options.bcrypt_cost.to_string()),
-        // Virtual users sign in as one account at once, and in-flight logins count against the
-        // throttle: it is not what is measured.
-        ("PROVIDER_LOGIN_MAX_FAILURES_PER_ACCOUNT", "1000000".into()),
-        ("PROVIDER_LOGIN_MAX_FAILURES_PER_ADDRESS", "1000000".into()),
-        // Every virtual user signs in as the same account, each with its own session.
-        ("PROVIDER_SESSIONS_PER_USER", "100000".into()),
-        ("PROVIDER_BOOTSTRAP_ADMIN_USERNAME", "admin".into()),
-        ("PROVIDER_BOOTSTRAP_ADMIN_PASSWORD", random_token(18)),
-        ("PROVIDER_BOOTSTRAP_ADMIN_EMAIL", "admin@example.com".into()),
-        ("PROVIDER_BOOTSTRAP_USER_USERNAME", seed.username.clone()),
-        ("PROVIDER_BOOTSTRAP_USER_PASSWORD", seed.password.clone()),
-        ("PROVIDER_BOOTSTRAP_USER_EMAIL", "alice@example.com".into()),
-        ("PROVIDER_BOOTSTRAP_USER_GIVEN_NAME", "Alice".into()),
-        ("PROVIDER_BOOTSTRAP_USER_FAMILY_NAME", "Example".into()),
-        ("PROVIDER_BOOTSTRAP_CLIENT_ID", seed.client_id.clone()),
-        (
-            "PROVIDER_BOOTSTRAP_CLIENT_SECRET",
-            seed.client_secret.clone(),
-        ),
-        ("PROVIDER_BOOTSTRAP_CLIENT_NAME", "Bench".into()),
-        (
-            "PROVIDER_BOOTSTRAP_CLIENT_REDIRECT_URIS",
-            redirect_uri.to_owned(),
-        ),
-        (
-            "PROVIDER_BOOTSTRAP_CLIENT_POST_LOGOUT_REDIRECT_URIS",
-            format!("{webapp_url}/api/auth/signin"),
-        ),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect()
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -600,6 +589,11 @@ mod tests {
     #[test]
     fn defaults_are_valid_and_bad_values_name_their_option() {
         parse(&[]).validate().expect("defaults");
+        assert_eq!(parse(&[]).layout(), Layout::SQLITE);
+        let replicas = parse(&["--database", "postgres", "--replicas", "2"]);
+        replicas.validate().expect("two replicas on PostgreSQL");
+        assert!(replicas.layout().balanced);
+        assert!(parse(&["--haproxy"]).layout().balanced);
         for (args, option) in [
             (&["--seconds=-1"][..], "--seconds"),
             (&["--login-seconds", "NaN"][..], "--login-seconds"),
@@ -613,6 +607,9 @@ mod tests {
                 "--soak-sample-seconds",
             ),
             (&["--soak-concurrency", "0"][..], "--soak-concurrency"),
+            (&["--replicas", "0"][..], "--replicas"),
+            (&["--soak", "--replicas", "2"][..], "--soak"),
+            (&["--soak-only", "--database", "postgres"][..], "--soak"),
         ] {
             let error = parse(args).validate().expect_err(option).to_string();
             assert!(error.contains(option), "{error}");

@@ -14,10 +14,17 @@
 //!
 //! Services run on the calling test's tokio runtime and stop when their handle is dropped.
 //! Logs are silent unless `TEST_LOG` is set (to a tracing filter such as `debug`, or `1`).
+//!
+//! For deployments with several processes: [`replicas::Replicas`] runs `provider serve`
+//! processes (the binary from [`provider_binary`]) on one database behind [`haproxy::Haproxy`],
+//! on SQLite or on a database of the throwaway [`postgres`] cluster.
 
 pub mod browser;
+pub mod haproxy;
 pub mod postgres;
+mod process;
 mod provider;
+pub mod replicas;
 mod settings;
 mod stack;
 mod webapp;
@@ -30,6 +37,7 @@ use base64::Engine;
 use rand::RngCore;
 
 pub use browser::{Browser, Button, Form, Page, query_param};
+pub use process::{ProviderProcess, provider_binary};
 pub use provider::{
     ADMIN_EMAIL, ADMIN_PASSWORD, ADMIN_USERNAME, CLIENT_ID, PROVIDER_ID, PROVIDER_NAME,
     TestProvider, USER_EMAIL, USER_FAMILY_NAME, USER_GIVEN_NAME, USER_PASSWORD, USER_USERNAME,
@@ -38,7 +46,7 @@ pub use provider::{
 pub use stack::{
     Stack, decide_consent, is_consent_page, log_in, login_form, sign_in_form, start_sign_in,
 };
-pub use webapp::TestWebapp;
+pub use webapp::{Registration, TestWebapp};
 
 /// A username and password.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -231,6 +231,16 @@ impl TestProvider {
             .context("a confidential client has a secret")
     }
 
+    /// The issuer and the web app's client, for [`crate::TestWebapp`].
+    pub fn registration(&self) -> crate::webapp::Registration {
+        crate::webapp::Registration {
+            issuer: self.issuer.clone(),
+            client_id: self.client_id.clone(),
+            client_secret: self.client_secret.clone(),
+            webapp_url: self.webapp_url.clone(),
+        }
+    }
+
     /// The listener reserved for the web app this provider's client was registered for, once.
     pub(crate) fn take_webapp_listener(&self) -> Option<TcpListener> {
         self.reserved_webapp_listener

@@ -6,6 +6,20 @@ use tokio::task::JoinHandle;
 use crate::provider::{PROVIDER_ID, PROVIDER_NAME};
 use crate::{TestProvider, random_secret, wait_until_healthy};
 
+/// What the web app needs to know of its provider: the issuer it signs in at and the client
+/// registered there for the web app at `webapp_url`.
+#[derive(Debug, Clone)]
+pub struct Registration {
+    /// The provider's issuer (a provider, or a balancer in front of several).
+    pub issuer: String,
+    /// The web app's client id.
+    pub client_id: String,
+    /// The web app's client secret.
+    pub client_secret: String,
+    /// The web app base URL the client is registered for; the web app listens on its port.
+    pub webapp_url: String,
+}
+
 /// A running web app signed in against a [`TestProvider`]; stopped when dropped.
 pub struct TestWebapp {
     /// The base URL, `http://127.0.0.1:{port}` (no trailing slash).
@@ -39,7 +53,20 @@ impl TestWebapp {
         customize: impl FnOnce(&mut webapp::config::Settings),
     ) -> anyhow::Result<Self> {
         let dir = std::sync::Arc::new(tempfile::tempdir()?);
-        Self::launch(provider, random_secret(), dir, customize).await
+        let registration = provider.registration();
+        let listener = provider.take_webapp_listener();
+        Self::launch(&registration, listener, random_secret(), dir, customize).await
+    }
+
+    /// Starts a web app for the client of `registration`, on `listener` or else on the port of
+    /// its `webapp_url`.
+    pub async fn start_registered(
+        registration: &Registration,
+        listener: Option<std::net::TcpListener>,
+        customize: impl FnOnce(&mut webapp::config::Settings),
+    ) -> anyhow::Result<Self> {
+        let dir = std::sync::Arc::new(tempfile::tempdir()?);
+        Self::launch(registration, listener, random_secret(), dir, customize).await
     }
 
     /// Stops this web app and starts it again on the same port, secret and database, as a
@@ -56,21 +83,22 @@ impl TestWebapp {
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
-        Self::launch(provider, secret, dir, |_| {}).await
+        Self::launch(&provider.registration(), None, secret, dir, |_| {}).await
     }
 
     async fn launch(
-        provider: &TestProvider,
+        registration: &Registration,
+        listener: Option<std::net::TcpListener>,
         session_secret: String,
         dir: std::sync::Arc<tempfile::TempDir>,
         customize: impl FnOnce(&mut webapp::config::Settings),
     ) -> anyhow::Result<Self> {
         crate::init_test_logging();
-        let listener = match provider.take_webapp_listener() {
+        let listener = match listener {
             Some(listener) => listener,
             None => {
                 // The provider was started for a given web app URL: listen on that port.
-                let url = url::Url::parse(&provider.webapp_url)
+                let url = url::Url::parse(&registration.webapp_url)
                     .context("the provider's web app URL is not a URL")?;
                 let port = url
                     .port_or_known_default()
@@ -88,9 +116,9 @@ impl TestWebapp {
             url: &url,
             addr: listener.local_addr()?,
             session_secret: &session_secret,
-            issuer: &provider.issuer,
-            client_id: &provider.client_id,
-            client_secret: &provider.client_secret,
+            issuer: &registration.issuer,
+            client_id: &registration.client_id,
+            client_secret: &registration.client_secret,
             provider_id: PROVIDER_ID,
             provider_name: PROVIDER_NAME,
         })?;

@@ -12,6 +12,7 @@ use bench::suite::{Options, run_scenarios};
 use clap::Parser;
 use testkit::TestProvider;
 
+mod replicas;
 mod soak;
 
 #[tokio::test]
@@ -40,7 +41,7 @@ async fn every_scenario_completes_without_errors() -> anyhow::Result<()> {
         "6",
     ]);
     let pid = std::process::id();
-    let runs = run_scenarios(&ctx, &Scenario::ALL, &options, Some(pid)).await?;
+    let runs = run_scenarios(&ctx, &Scenario::ALL, &options, &[pid]).await?;
 
     assert_eq!(runs.len(), Scenario::ALL.len() * 2);
     for run in &runs {
@@ -126,6 +127,7 @@ async fn every_scenario_completes_without_errors() -> anyhow::Result<()> {
     };
     let targets = report::check_targets(&runs, &limits, &provider_figures, None);
     let report = Report {
+        deployment: "SQLite ×1".into(),
         command: "scripts/bench".into(),
         machine: Machine {
             cores: 2,

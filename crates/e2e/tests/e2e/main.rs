@@ -3,4 +3,5 @@
 
 mod browser;
 mod http_flow;
+mod replicas;
 mod webdriver;

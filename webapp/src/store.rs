@@ -68,12 +68,23 @@ pub enum StoreError {
 #[derive(Debug)]
 struct ConnectionSettings;
 
+/// Counts (and logs) the pool's failures to open a connection, which r2d2 otherwise only logs.
+#[derive(Debug, Clone, Default)]
+struct ConnectErrors(std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+impl diesel::r2d2::HandleError<diesel::r2d2::Error> for ConnectErrors {
+    fn handle_error(&self, error: diesel::r2d2::Error) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::error!(%error, "cannot open a database connection");
+    }
+}
+
 impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for ConnectionSettings {
     fn on_acquire(&self, conn: &mut SqliteConnection) -> Result<(), diesel::r2d2::Error> {
-        // busy_timeout first, so that switching to WAL also waits instead of failing.
+        // WAL is set once, before the pool opens (see `Store::open`): switching to it here,
+        // on r2d2's threads opening connections together, could fail with "database is locked".
         conn.batch_execute(&format!(
             "PRAGMA busy_timeout = {};
-             PRAGMA journal_mode = WAL;
              PRAGMA synchronous = NORMAL;",
             BUSY_TIMEOUT.as_millis()
         ))
@@ -109,6 +120,7 @@ pub fn session_id_hash(session_id: &str) -> String {
 pub struct Store {
     pool: Pool<ConnectionManager<SqliteConnection>>,
     metrics: PoolMetrics,
+    connect_errors: ConnectErrors,
 }
 
 impl std::fmt::Debug for Store {
@@ -125,8 +137,19 @@ impl Store {
                 StoreError::Open(format!("cannot create folder {}: {e}", dir.display()))
             })?;
         }
+        // The journal mode is stored in the file: one connection switches it before the pool
+        // opens several at once.
+        SqliteConnection::establish(&path.to_string_lossy())
+            .map_err(|e| StoreError::Open(format!("{}: {e}", path.display())))?
+            .batch_execute(&format!(
+                "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL;",
+                BUSY_TIMEOUT.as_millis()
+            ))
+            .map_err(|e| StoreError::Open(format!("{}: {e}", path.display())))?;
         let manager = ConnectionManager::<SqliteConnection>::new(path.to_string_lossy());
+        let connect_errors = ConnectErrors::default();
         let pool = Pool::builder()
+            .error_handler(Box::new(connect_errors.clone()))
             .max_size(POOL_SIZE)
             .connection_timeout(Duration::from_secs(10))
             .test_on_check_out(false)
@@ -139,7 +162,15 @@ impl Store {
         Ok(Self {
             pool,
             metrics: PoolMetrics::new(POOL_SIZE),
+            connect_errors,
         })
+    }
+
+    /// How many times the pool failed to open a connection since the store was opened.
+    pub fn connect_errors(&self) -> u64 {
+        self.connect_errors
+            .0
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The pool's metrics: connections in use, its size, and the waits for a connection.
@@ -409,6 +440,23 @@ mod tests {
         );
         assert!(parse_database_url("postgres://db/webapp").is_err());
         assert!(parse_database_url("sqlite://").is_err());
+    }
+
+    /// r2d2 opens the pool's connections on several threads at once; none of them may fail on
+    /// a fresh file (switching a new database to WAL while another connection opens it).
+    #[test]
+    fn a_fresh_database_opens_every_pooled_connection_without_an_error() {
+        for _ in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Store::open(&dir.path().join("w.db")).unwrap();
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while store.pool.state().connections < POOL_SIZE && std::time::Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            assert_eq!(store.pool.state().connections, POOL_SIZE);
+            assert_eq!(store.connect_errors(), 0);
+        }
     }
 
     #[tokio::test]

@@ -79,6 +79,7 @@ async fn ensure_client(state: &AppState, client: BootstrapClient) -> anyhow::Res
         can_introspect: client.can_introspect.unwrap_or(false),
         backchannel_logout_uri: client.backchannel_logout_uri.clone(),
         backchannel_logout_session_required: client.backchannel_logout_session_required,
+        requires_mfa: false,
     };
     state
         .db

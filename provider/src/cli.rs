@@ -145,6 +145,9 @@ pub enum ClientCommand {
         /// Logout tokens must name the session (`sid`).
         #[arg(long, requires = "backchannel_logout_uri")]
         backchannel_logout_session_required: bool,
+        /// Sign-ins for the application must use a second factor.
+        #[arg(long)]
+        requires_mfa: bool,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -299,6 +302,7 @@ fn admin_command(settings: &Settings, command: Command) -> anyhow::Result<()> {
             algorithm,
             backchannel_logout_uri,
             backchannel_logout_session_required,
+            requires_mfa,
             json,
         }) => {
             let mut grant_types = vec![GrantType::AuthorizationCode];
@@ -322,6 +326,7 @@ fn admin_command(settings: &Settings, command: Command) -> anyhow::Result<()> {
                 can_introspect: introspect,
                 backchannel_logout_uri,
                 backchannel_logout_session_required,
+                requires_mfa,
             };
             let (client, secret) =
                 clients::create(conn, &input, &settings.allow_http_redirect_hosts)?;

@@ -90,6 +90,8 @@ pub struct ApplicationForm {
     backchannel_logout_uri: String,
     #[serde(default)]
     backchannel_logout_session_required: Option<String>,
+    #[serde(default)]
+    requires_mfa: Option<String>,
 }
 
 admin_forms!(ApplicationForm);
@@ -113,6 +115,7 @@ impl ApplicationForm {
             backchannel_logout_session_required: client
                 .backchannel_logout_session_required
                 .then(|| "on".to_owned()),
+            requires_mfa: client.requires_mfa.then(|| "on".to_owned()),
         }
     }
 
@@ -145,6 +148,7 @@ impl ApplicationForm {
                 .filter(|u| !u.is_empty())
                 .map(str::to_owned),
             backchannel_logout_session_required: self.backchannel_logout_session_required.is_some(),
+            requires_mfa: self.requires_mfa.is_some(),
         })
     }
 }

@@ -5,6 +5,7 @@
 //! statement whose LIMIT binding changes, which defeats the prepared-statement cache (measured:
 //! most of the CPU of a userinfo request went to recompiling the token lookup).
 
+pub mod audit;
 pub mod clients;
 pub mod columns;
 pub mod grants;

@@ -36,6 +36,7 @@ diesel::table! {
         can_introspect -> Bool,
         backchannel_logout_uri -> Nullable<Text>,
         backchannel_logout_session_required -> Bool,
+        requires_mfa -> Bool,
     }
 }
 
@@ -161,7 +162,55 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    totp_credentials (user_id) {
+        user_id -> Text,
+        secret -> Text,
+        confirmed_at -> Nullable<BigInt>,
+        last_used_step -> BigInt,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    recovery_codes (user_id, code_hash) {
+        user_id -> Text,
+        code_hash -> Text,
+        used_at -> Nullable<BigInt>,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    passkeys (id) {
+        id -> Text,
+        user_id -> Text,
+        name -> Text,
+        passkey -> Text,
+        created_at -> BigInt,
+        last_used_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    audit_events (id) {
+        id -> BigInt,
+        at -> BigInt,
+        kind -> Text,
+        outcome -> Text,
+        user_id -> Nullable<Text>,
+        username -> Text,
+        client_id -> Nullable<Text>,
+        client_addr -> Text,
+        actor -> Nullable<Text>,
+        detail -> Text,
+    }
+}
+
 diesel::joinable!(grants -> users (user_id));
+diesel::joinable!(totp_credentials -> users (user_id));
+diesel::joinable!(recovery_codes -> users (user_id));
+diesel::joinable!(passkeys -> users (user_id));
 diesel::joinable!(grants -> clients (client_id));
 diesel::joinable!(authorization_codes -> grants (grant_id));
 diesel::joinable!(access_tokens -> grants (grant_id));
@@ -183,4 +232,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     sessions,
     logout_deliveries,
     login_throttle,
+    totp_credentials,
+    recovery_codes,
+    passkeys,
+    audit_events,
 );

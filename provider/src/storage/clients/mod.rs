@@ -37,6 +37,7 @@ struct ClientRow {
     can_introspect: bool,
     backchannel_logout_uri: Option<String>,
     backchannel_logout_session_required: bool,
+    requires_mfa: bool,
 }
 
 /// A registered application.
@@ -67,6 +68,8 @@ pub struct Client {
     pub backchannel_logout_uri: Option<String>,
     /// Whether the application needs `sid` in logout tokens.
     pub backchannel_logout_session_required: bool,
+    /// Sign-ins for this application must have used a second factor.
+    pub requires_mfa: bool,
     /// Creation time (unix seconds).
     pub created_at: i64,
     /// Last change (unix seconds).
@@ -150,6 +153,7 @@ impl Client {
             can_introspect: row.can_introspect,
             backchannel_logout_uri: row.backchannel_logout_uri,
             backchannel_logout_session_required: row.backchannel_logout_session_required,
+            requires_mfa: row.requires_mfa,
             created_at: row.created_at,
             updated_at: row.updated_at,
         })
@@ -227,6 +231,7 @@ pub fn create_with_secret(
         can_introspect: input.can_introspect,
         backchannel_logout_uri: input.backchannel_logout_uri.clone(),
         backchannel_logout_session_required: input.backchannel_logout_session_required,
+        requires_mfa: input.requires_mfa,
     };
     match diesel::insert_into(clients::table)
         .values(row.clone())
@@ -274,6 +279,7 @@ pub fn update(
             clients::backchannel_logout_uri.eq(&input.backchannel_logout_uri),
             clients::backchannel_logout_session_required
                 .eq(input.backchannel_logout_session_required),
+            clients::requires_mfa.eq(input.requires_mfa),
             clients::updated_at.eq(unix_now()),
         ))
         .execute(conn)?;
@@ -352,6 +358,7 @@ mod tests {
             can_introspect: false,
             backchannel_logout_uri: None,
             backchannel_logout_session_required: false,
+            requires_mfa: false,
             created_at: 0,
             updated_at: 0,
         };

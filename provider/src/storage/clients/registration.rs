@@ -202,6 +202,8 @@ pub struct ClientInput {
     pub backchannel_logout_uri: Option<String>,
     /// Whether the application needs `sid` in logout tokens.
     pub backchannel_logout_session_required: bool,
+    /// Sign-ins for this application must have used a second factor.
+    pub requires_mfa: bool,
 }
 
 impl ClientInput {
@@ -219,6 +221,7 @@ impl ClientInput {
             can_introspect: false,
             backchannel_logout_uri: None,
             backchannel_logout_session_required: false,
+            requires_mfa: false,
         }
     }
 

@@ -284,6 +284,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/", web::get().to(crate::pages::home::home))
         .configure(crate::identity::login::configure)
         .configure(crate::admin::configure)
+        .configure(crate::account::configure)
         .configure(crate::oauth::configure);
 }
 

@@ -319,6 +319,8 @@ pub fn flash(session: &Session, message: &str) {
 pub struct Frame {
     csrf_token: String,
     admin: String,
+    /// Read by the base layout, which links to `/account` for signed-in users.
+    signed_in: bool,
     flash: Option<String>,
     section: &'static str,
 }
@@ -330,6 +332,7 @@ impl Frame {
         Self {
             csrf_token: csrf::token(session),
             admin: admin.username.clone(),
+            signed_in: true,
             flash,
             section,
         }

@@ -246,3 +246,50 @@ pub fn end_for_user(conn: &mut Conn, user_id: &str, public_id: &str, at: i64) ->
     }
     Ok(ended.is_some())
 }
+
+/// Ends every session of a user but the one with public id `keep`, each as [`end`] (the
+/// applications with a grant in it are told, its grants revoked); the sessions ended. Runs in
+/// the caller's transaction.
+pub fn end_others_for_user(
+    conn: &mut Conn,
+    user_id: &str,
+    keep: &str,
+    at: i64,
+) -> QueryResult<Vec<SessionRow>> {
+    let ended: Vec<SessionRow> = diesel::delete(
+        sessions::table
+            .filter(sessions::user_id.eq(user_id))
+            .filter(sessions::public_id.ne(keep)),
+    )
+    .returning(sessions::all_columns)
+    .load(conn)?;
+    for session in &ended {
+        after_end(conn, session, at)?;
+    }
+    Ok(ended)
+}
+
+/// After a password change made in the session `keep`: ends the user's other sessions (as
+/// [`end_others_for_user`]) and revokes every grant not issued in `keep`, `offline_access`
+/// ones included, with their tokens: whoever knew the old password must not keep what it got
+/// them, while the session that changed it goes on. Runs in the caller's transaction.
+pub fn end_everything_else_for_user(
+    conn: &mut Conn,
+    user_id: &str,
+    keep: &str,
+    at: i64,
+) -> QueryResult<Vec<SessionRow>> {
+    // The user's row first, as in `end_everything_for_user`: issuers hold it while they issue.
+    super::grants::find_claims_user_for_update(conn, user_id)?;
+    let ended = end_others_for_user(conn, user_id, keep, at)?;
+    let elsewhere: Vec<String> = grants::table
+        .filter(grants::user_id.eq(user_id))
+        .filter(grants::revoked_at.is_null())
+        .filter(grants::session_id.is_null().or(grants::session_id.ne(keep)))
+        .select(grants::id)
+        .load(conn)?;
+    for grant_id in &elsewhere {
+        super::grants::revoke_grant_family(conn, grant_id, at)?;
+    }
+    Ok(ended)
+}

@@ -1,5 +1,9 @@
 //! Integration tests of the provider over HTTP against the real server.
 
+mod account;
+mod account_applications;
+mod account_password;
+mod account_sessions;
 mod admin;
 mod backchannel;
 mod cascades;

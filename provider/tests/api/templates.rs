@@ -7,6 +7,10 @@ fn frame() -> serde_json::Value {
     json!({"csrf_token": "tok", "admin": "admin", "flash": "Saved.", "section": "home"})
 }
 
+fn account_frame() -> serde_json::Value {
+    json!({"csrf_token": "tok", "username": "alice", "is_admin": true, "signed_in": true, "flash": "Saved.", "section": "profile"})
+}
+
 fn sample(name: &str) -> Option<serde_json::Value> {
     let user_form = json!({
         "username": "alice", "email": "a@example.com", "email_verified": "on",
@@ -61,6 +65,31 @@ fn sample(name: &str) -> Option<serde_json::Value> {
             {"kid": "k1", "alg": "RS256", "status": "active", "created": "x", "rotated": null, "retired": null},
             {"kid": "k2", "alg": "RS256", "status": "published", "created": "x", "rotated": "y", "retired": null},
             {"kid": "k3", "alg": "ES256", "status": "retired", "created": "x", "rotated": "y", "retired": "z"}
+        ]}),
+        "account/layout.html" => json!({"frame": account_frame()}),
+        "account/profile.html" => {
+            json!({"frame": account_frame(), "username": "alice", "email_verified": false,
+            "form": {"given_name": "Alice", "family_name": "Example", "email": "a@example.com"}, "error": "bad"})
+        }
+        "account/password.html" => {
+            json!({"frame": account_frame(), "error": "wrong", "rule": "the password must be 8 to 256 characters"})
+        }
+        "account/applications.html" => json!({"frame": account_frame(), "applications": [
+            {"client_id": "webapp", "name": "Web app", "revoke_path": "/account/applications/webapp/revoke",
+             "consent": [{"name": "openid", "description": "Know who you are"}], "consent_updated": "x",
+             "active_grants": 2, "last_issued": "y"},
+            {"client_id": "other", "name": "Other", "revoke_path": "/account/applications/other/revoke",
+             "consent": [], "consent_updated": null, "active_grants": 1, "last_issued": null}
+        ]}),
+        "account/sessions.html" => json!({"frame": account_frame(), "others": 1, "sessions": [
+            {"id": "s1", "user_agent": "Firefox", "address": "127.0.0.1", "started": "x", "last_seen": "y", "current": true},
+            {"id": "s2", "user_agent": "", "address": "::1", "started": "x", "last_seen": "y", "current": false}
+        ]}),
+        "account/events.html" => json!({"frame": account_frame(), "events": [
+            {"at": "x", "what": "Sign-in", "outcome": "failed", "failed": true, "application": "webapp",
+             "address": "127.0.0.1", "detail": "", "by_admin": false},
+            {"at": "y", "what": "Password reset by an administrator", "outcome": "succeeded", "failed": false,
+             "application": null, "address": "", "detail": "d", "by_admin": true}
         ]}),
         _ => return None,
     })

@@ -145,7 +145,7 @@ pub(super) async fn revoke(
                     .with_user(&user_id, &username)
                     .with_client(&client_id)
                     .with_address(&address)
-                    .with_detail(&format!("{} grants revoked", withdrawn.grants)),
+                    .with_detail(&format!("grants revoked: {}", withdrawn.grants)),
             )?;
             Ok(true)
         })

@@ -151,7 +151,7 @@ pub(super) async fn change(
                 &Event::new(Kind::PasswordChanged, Outcome::Succeeded)
                     .with_user(&user_id, &username)
                     .with_address(&address)
-                    .with_detail(&format!("{} other sessions ended", ended.len())),
+                    .with_detail(&format!("other sessions ended: {}", ended.len())),
             )?;
             Ok(Some(ended.len()))
         })

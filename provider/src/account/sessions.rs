@@ -132,7 +132,7 @@ pub(super) async fn end_others(
                     &Event::new(Kind::SessionEnded, Outcome::Succeeded)
                         .with_user(&user_id, &username)
                         .with_address(&address)
-                        .with_detail(&format!("{} other sessions", ended.len())),
+                        .with_detail(&format!("other sessions ended: {}", ended.len())),
                 )?;
             }
             Ok(ended.len())

@@ -106,8 +106,9 @@ async fn revoking_an_application_revokes_its_tokens_and_forgets_the_consent() {
     assert!(!outcome.saw_login, "still signed in");
     let rows = audit_rows(&app, USER_USERNAME);
     assert!(
-        rows.iter()
-            .any(|(k, o, d)| k == "consent_revoked" && o == "succeeded" && d == "2 grants revoked"),
+        rows.iter().any(|(k, o, d)| k == "consent_revoked"
+            && o == "succeeded"
+            && d == "grants revoked: 2"),
         "{rows:?}"
     );
     // Still signed in at the provider: revoking an application is not a sign-out.

@@ -123,7 +123,7 @@ async fn a_password_change_ends_the_other_sessions_and_their_tokens_and_keeps_th
     assert!(
         rows.iter().any(|(k, o, d)| k == "password_changed"
             && o == "succeeded"
-            && d == "1 other sessions ended"),
+            && d == "other sessions ended: 1"),
         "{rows:?}"
     );
     // The events page lists it.
@@ -230,4 +230,70 @@ async fn a_successful_change_gives_the_attempt_back() {
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     }
     assert!(signed_in(&alice).await);
+}
+
+/// Posts a change with a token read before.
+async fn post_change(browser: &Browser, token: &str, new: &str) -> reqwest::Response {
+    browser
+        .post_form(
+            "/account/password",
+            &[
+                ("csrf_token", token),
+                ("current_password", USER_PASSWORD),
+                ("new_password", new),
+                ("confirm_password", new),
+            ],
+        )
+        .await
+}
+
+#[tokio::test]
+async fn of_two_password_changes_at_once_one_wins() {
+    let app = spawn_app().await;
+    let first = app.user_browser().await;
+    let second = app.user_browser().await;
+    // Both forms are loaded before either is sent.
+    let forms = [
+        (
+            &first,
+            first.csrf_token("/account/password").await,
+            "first-new-password",
+        ),
+        (
+            &second,
+            second.csrf_token("/account/password").await,
+            "second-new-password",
+        ),
+    ];
+    let (a, b) = tokio::join!(
+        post_change(forms[0].0, &forms[0].1, forms[0].2),
+        post_change(forms[1].0, &forms[1].1, forms[1].2),
+    );
+    let responses = [a, b];
+    let won: Vec<bool> = responses
+        .iter()
+        .map(|r| {
+            r.status() == StatusCode::SEE_OTHER
+                && crate::helpers::location(r) == "/account/password"
+        })
+        .collect();
+    assert_eq!(won.iter().filter(|w| **w).count(), 1, "{responses:?}");
+    for (response, won) in responses.iter().zip(&won) {
+        if !won {
+            // Refused as changed meanwhile, as no longer the current password (the winner
+            // committed between the reads of the session and of the user), or signed out by
+            // the winner before it was read.
+            let status = response.status();
+            let refused = [StatusCode::CONFLICT, StatusCode::BAD_REQUEST].contains(&status)
+                || (status == StatusCode::SEE_OTHER
+                    && crate::helpers::location(response).starts_with("/login"));
+            assert!(refused, "{status}");
+        }
+    }
+    let winner = if won[0] { 0 } else { 1 };
+    assert!(password_works(&app, forms[winner].2).await);
+    assert!(!password_works(&app, forms[1 - winner].2).await);
+    assert!(!password_works(&app, USER_PASSWORD).await);
+    assert!(signed_in(forms[winner].0).await);
+    assert!(!signed_in(forms[1 - winner].0).await);
 }

@@ -163,7 +163,7 @@ async fn ending_all_other_sessions_keeps_only_this_one() {
     let rows = audit_rows(&app, USER_USERNAME);
     assert!(
         rows.iter()
-            .any(|(k, _, d)| k == "session_ended" && d == "2 other sessions"),
+            .any(|(k, _, d)| k == "session_ended" && d == "other sessions ended: 2"),
         "{rows:?}"
     );
 }
@@ -198,4 +198,67 @@ async fn another_users_session_cannot_be_ended() {
     assert!(signed_in(&alice).await);
     assert_eq!(audit_count(&app, USER_USERNAME, "session_ended"), 0);
     assert_eq!(audit_count(&app, "bob", "session_ended"), 0);
+}
+
+/// The sessions named by the back-channel logouts recorded for `webapp`.
+fn logouts_recorded_for(app: &TestApp) -> Vec<Option<String>> {
+    use diesel::prelude::*;
+    use provider::storage::schema::logout_deliveries;
+    logout_deliveries::table
+        .filter(logout_deliveries::client_id.eq(crate::helpers::CLIENT_ID))
+        .select(logout_deliveries::sid)
+        .load(&mut *app.state.db.conn().unwrap())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn ending_sessions_tells_their_applications_by_back_channel_logout() {
+    use diesel::prelude::*;
+    use provider::storage::schema::clients;
+    let app = spawn_app().await;
+    // Nothing listens there: the deliveries stay recorded, waiting for their retry.
+    let dead = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!(
+            "http://127.0.0.1:{}/bc",
+            listener.local_addr().unwrap().port()
+        )
+    };
+    diesel::update(clients::table.find(crate::helpers::CLIENT_ID))
+        .set(clients::backchannel_logout_uri.eq(dead))
+        .execute(&mut *app.state.db.conn().unwrap())
+        .unwrap();
+    let laptop = alice_on(&app, "Laptop").await;
+    let phone = alice_on(&app, "Phone").await;
+    let tablet = alice_on(&app, "Tablet").await;
+    token_in_session(&app, &laptop).await;
+    token_in_session(&app, &phone).await;
+    token_in_session(&app, &tablet).await;
+    let phone_id = own_session_id(&app, &phone).await;
+    let tablet_id = own_session_id(&app, &tablet).await;
+    assert!(logouts_recorded_for(&app).is_empty());
+
+    let response = account_post(
+        &laptop,
+        "/account/sessions",
+        &format!("/account/sessions/{phone_id}/end"),
+        &[],
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(logouts_recorded_for(&app), vec![Some(phone_id.clone())]);
+
+    let response = account_post(
+        &laptop,
+        "/account/sessions",
+        "/account/sessions/others/end",
+        &[],
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let mut recorded = logouts_recorded_for(&app);
+    recorded.sort();
+    let mut expected = vec![Some(phone_id), Some(tablet_id)];
+    expected.sort();
+    assert_eq!(recorded, expected, "the laptop's application is not told");
 }

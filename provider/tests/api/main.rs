@@ -13,6 +13,7 @@ mod metrics;
 mod storage;
 mod sweep;
 mod templates;
+mod totp;
 
 mod oauth_authorize;
 mod oauth_discovery;

@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 mod browser;
+pub mod factors;
 mod pages;
 // The throwaway cluster of the test kit, included rather than depended on: the test kit
 // depends on this crate, and these tests need only this module of it.

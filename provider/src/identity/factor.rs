@@ -121,14 +121,12 @@ impl PendingLogin {
     }
 }
 
-/// Keeps `pending` in the session (replacing any other) and answers with the factor page.
+/// Keeps `pending` in the session (replacing any other) and sends the user to the factor page.
 pub fn ask_for_factor(
     session: &Session,
     pending: &PendingLogin,
-) -> Result<HttpResponse, LoginError> {
-    session
-        .insert(PENDING_KEY, pending)
-        .map_err(|e| LoginError::Unexpected(e.into()))?;
+) -> Result<HttpResponse, actix_session::SessionInsertError> {
+    session.insert(PENDING_KEY, pending)?;
     Ok(see_other("/login/factor"))
 }
 

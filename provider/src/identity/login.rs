@@ -257,7 +257,7 @@ async fn login(
         // succeeds: a right password alone must not reset the count wrong codes add to.
         drop(attempt);
         let pending = PendingLogin::after_password(&user.id, &user.username, &next);
-        return ask_for_factor(&session, &pending);
+        return ask_for_factor(&session, &pending).map_err(|e| LoginError::Unexpected(e.into()));
     }
 
     // The throttle's reset, the login time and the audit event share the write that stores

@@ -25,3 +25,4 @@ mod offline_access;
 mod pg_connections;
 mod races;
 mod sessions;
+mod step_up;

@@ -176,3 +176,32 @@ pub fn has_audit(app: &TestApp, username: &str, kind: &str, outcome: &str, detai
         .iter()
         .any(|(k, o, d)| k == kind && o == outcome && d == detail)
 }
+
+/// Walks a flow from `start` like [`Browser::drive`], entering `code` on the factor page when
+/// it is shown; `None` when the flow ended without asking for a factor.
+pub async fn drive_with_code(
+    browser: &Browser,
+    start: &str,
+    credentials: Option<(&str, &str)>,
+    consent: super::Consent,
+    code: &str,
+) -> (super::Outcome, bool) {
+    let outcome = browser.drive(start, credentials, consent).await;
+    if outcome.redirect.is_some() || !outcome.body.contains("action=\"/login/factor\"") {
+        return (outcome, false);
+    }
+    let response = submit_factor(browser, code).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER, "factor accepted");
+    let next = location(&response);
+    let mut after = browser.drive(&next, None, consent).await;
+    after.saw_login |= outcome.saw_login;
+    (after, true)
+}
+
+/// Makes `username` an administrator.
+pub fn make_admin(app: &TestApp, username: &str) {
+    diesel::update(users::table.filter(users::username.eq(username)))
+        .set(users::is_admin.eq(true))
+        .execute(&mut *app.state.db.conn().expect("conn"))
+        .expect("make admin");
+}

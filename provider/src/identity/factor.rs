@@ -17,7 +17,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use oidc_core::unix_now;
 use serde::{Deserialize, Serialize};
 
-use crate::identity::login::{LoginError, client_address, see_other};
+use crate::identity::login::{LoginError, client_address, record_refusal, see_other};
 use crate::identity::session::{self, Login, NewLogin, Origin, current_login};
 use crate::identity::totp;
 use crate::metrics::LoginOutcome;
@@ -358,10 +358,7 @@ async fn factor_submit(
             let event = Event::new(Kind::FactorUsed, Outcome::Throttled)
                 .with_user(&pending.user_id, &pending.username)
                 .with_address(&address);
-            state
-                .db
-                .write(move |conn| Ok::<_, StorageError>(audit::record(conn, &event)?))
-                .await?;
+            record_refusal(&state, event).await?;
             let factors = factors_of(&state, &pending.user_id).await?;
             let mut response = render_factor(
                 &state,
@@ -462,4 +459,41 @@ fn use_code(conn: &mut Conn, user_id: &str, typed: &Typed, at: i64) -> Result<bo
         }
         Typed::Totp(None) | Typed::Recovery(None) => false,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_session::SessionExt as _;
+
+    use super::*;
+
+    #[test]
+    fn a_pending_login_expires_after_five_minutes() {
+        let request = actix_web::test::TestRequest::default().to_srv_request();
+        let session = request.get_session();
+        let mut pending = PendingLogin::after_password("u1", "alice", "/next");
+        session.insert(PENDING_KEY, &pending).expect("insert");
+        assert_eq!(super::pending(&session), Some(pending.clone()));
+        pending.created_at -= PENDING_TTL_SECS;
+        session.insert(PENDING_KEY, &pending).expect("insert");
+        assert_eq!(super::pending(&session), None);
+        assert!(
+            !session.contains_key(PENDING_KEY),
+            "an expired one is dropped"
+        );
+        // One from the future (a clock step back) is not trusted either.
+        pending.created_at = unix_now() + 10;
+        session.insert(PENDING_KEY, &pending).expect("insert");
+        assert_eq!(super::pending(&session), None);
+    }
+
+    #[test]
+    fn acr_follows_the_methods() {
+        let amr = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert_eq!(acr_for(&amr(&["pwd"])), ACR_PASSWORD);
+        assert_eq!(acr_for(&amr(&["pwd", "otp", "mfa"])), ACR_MFA);
+        let pending = PendingLogin::after_password("u1", "alice", "/");
+        assert_eq!(pending.amr_with(&TOTP_AMR), amr(&["pwd", "otp", "mfa"]));
+        assert_eq!(pending.amr_with(&RECOVERY_AMR), amr(&["pwd", "mfa", "otp"]));
+    }
 }

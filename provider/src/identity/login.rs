@@ -183,10 +183,7 @@ async fn login(
             let event = Event::new(Kind::SignIn, Outcome::Throttled)
                 .with_username(&username)
                 .with_address(&address);
-            state
-                .db
-                .write(move |conn| Ok::<_, StorageError>(audit::record(conn, &event)?))
-                .await?;
+            record_refusal(&state, event).await?;
             let mut response = render_login(
                 &state,
                 &session,
@@ -284,6 +281,25 @@ async fn login(
     state.metrics.login(LoginOutcome::Succeeded);
     tracing::info!(user = %user.username, "signed in");
     Ok(see_other(&next))
+}
+
+/// Records a throttled attempt, once per throttle window for one username and address: a
+/// refusal writes nothing else, and a flood of them must not fill the audit log.
+pub(crate) async fn record_refusal(state: &AppState, event: Event) -> Result<(), StorageError> {
+    let window = i64::try_from(state.settings.login_throttle.window_secs).unwrap_or(i64::MAX);
+    let since = unix_now().saturating_sub(window);
+    let check = event.clone();
+    let recorded = state
+        .db
+        .run(move |conn| Ok::<_, StorageError>(audit::recorded_since(conn, &check, since)?))
+        .await?;
+    if !recorded {
+        state
+            .db
+            .write(move |conn| Ok::<_, StorageError>(audit::record(conn, &event)?))
+            .await?;
+    }
+    Ok(())
 }
 
 /// A 303 redirect to a local path.

@@ -390,16 +390,20 @@ async fn disable(
         .with_address(&address)
         .with_detail("totp");
     let id = user.id.clone();
-    state
+    let removed = state
         .db
         .write(move |conn| {
             attempt.succeeded(conn)?;
-            if totp_store::remove(conn, &id)? {
+            let removed = totp_store::remove(conn, &id)?;
+            if removed {
                 audit::record(conn, &event)?;
             }
-            Ok::<_, StorageError>(())
+            Ok::<_, StorageError>(removed)
         })
         .await?;
+    if !removed {
+        return Ok(see_other(PAGE));
+    }
     Ok(see_other("/account/security?notice=totp_removed"))
 }
 

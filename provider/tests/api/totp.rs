@@ -588,3 +588,23 @@ async fn failed_and_successful_password_sign_ins_are_audited() {
     );
     assert!(has_audit(&app, "nobody", "sign_in", "failed", "pwd"));
 }
+
+#[tokio::test]
+async fn throttled_refusals_are_recorded_once_per_window_not_once_per_request() {
+    let app = spawn_app_with(|s| {
+        s.login_throttle.max_failures_per_account = 2;
+        s.login_throttle.max_failures_per_address = 1000;
+    })
+    .await;
+    for _ in 0..8 {
+        app.new_browser().login(USER_USERNAME, "guess").await;
+    }
+    let rows = audit_rows(&app, USER_USERNAME);
+    let count = |outcome: &str| {
+        rows.iter()
+            .filter(|(k, o, _)| k == "sign_in" && o == outcome)
+            .count()
+    };
+    assert_eq!(count("failed"), 2, "{rows:?}");
+    assert_eq!(count("throttled"), 1, "{rows:?}");
+}

@@ -283,6 +283,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(crate::health::healthz)
         .route("/", web::get().to(crate::pages::home::home))
         .configure(crate::identity::login::configure)
+        .configure(crate::identity::factor::configure)
+        .configure(crate::identity::security::configure)
         .configure(crate::admin::configure)
         .configure(crate::account::configure)
         .configure(crate::oauth::configure);

@@ -2,6 +2,7 @@
 //! keys. Administrators only; every form carries a CSRF token; plain server-rendered HTML.
 
 mod applications;
+mod second_factor;
 mod signing_keys;
 mod users;
 
@@ -15,7 +16,8 @@ use actix_web::{FromRequest, Handler, HttpRequest, HttpResponse, Responder, Resp
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::identity::login::{see_other, signed_in_user};
+use crate::identity::login::see_other;
+use crate::identity::session::current_login;
 use crate::pages::{csrf, error_page, render_with_status};
 use crate::state::AppState;
 use crate::storage::StorageError;
@@ -96,6 +98,9 @@ pub enum AdminError {
     /// The form could not be read; answered by the form extractor's own page.
     #[error("unreadable form: {0}")]
     Form(actix_web::Error),
+    /// Somewhere else first (the factor page, or setting up a factor), by 303.
+    #[error("redirect to {0}")]
+    Redirect(String),
     /// Anything else; logged, never shown.
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
@@ -110,7 +115,7 @@ impl From<StorageError> for AdminError {
 impl ResponseError for AdminError {
     fn status_code(&self) -> StatusCode {
         match self {
-            Self::NotSignedIn(_) => StatusCode::SEE_OTHER,
+            Self::NotSignedIn(_) | Self::Redirect(_) => StatusCode::SEE_OTHER,
             Self::Forbidden | Self::Csrf => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -125,6 +130,7 @@ impl ResponseError for AdminError {
                 let query = serde_urlencoded::to_string([("next", next)]).unwrap_or_default();
                 see_other(&format!("/login?{query}"))
             }
+            Self::Redirect(location) => see_other(location),
             Self::Forbidden => error_page(
                 StatusCode::FORBIDDEN,
                 "Administrators only",
@@ -154,28 +160,39 @@ impl ResponseError for AdminError {
     }
 }
 
-/// The signed-in administrator, or the error that sends everyone else away.
+/// The signed-in administrator, or the error that sends everyone else away (to the login page,
+/// or for a second factor when the policy asks for one: see [`second_factor`]).
 async fn require_admin(
     req: &HttpRequest,
     state: &AppState,
     session: &Session,
 ) -> Result<User, AdminError> {
-    match signed_in_user(state, session).await? {
-        None => {
-            let next = req
-                .uri()
-                .path_and_query()
-                .map_or("/admin", |p| p.as_str())
-                .to_owned();
-            // A POST cannot be replayed after login: come back to the page instead.
-            let next = if req.method() == actix_web::http::Method::GET {
-                next
-            } else {
-                "/admin".to_owned()
-            };
-            Err(AdminError::NotSignedIn(next))
+    let next = req
+        .uri()
+        .path_and_query()
+        .map_or("/admin", |p| p.as_str())
+        .to_owned();
+    // A POST cannot be replayed after login: come back to the page instead.
+    let next = if req.method() == actix_web::http::Method::GET {
+        next
+    } else {
+        "/admin".to_owned()
+    };
+    let Some(login) = current_login(state, session).await? else {
+        return Err(AdminError::NotSignedIn(next));
+    };
+    let user_id = login.user_id.clone();
+    let user = state
+        .db
+        .run(move |conn| crate::storage::users::find(conn, &user_id))
+        .await?
+        .filter(|u| u.is_active);
+    match user {
+        None => Err(AdminError::NotSignedIn(next)),
+        Some(user) if user.is_admin => {
+            second_factor::check(state, session, &login, &user, &next).await?;
+            Ok(user)
         }
-        Some(user) if user.is_admin => Ok(user),
         Some(_) => Err(AdminError::Forbidden),
     }
 }

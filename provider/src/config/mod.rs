@@ -41,6 +41,32 @@ impl Default for LoginThrottleSettings {
     }
 }
 
+/// Whether the admin site needs a session with a second factor
+/// (`PROVIDER_REQUIRE_MFA_FOR_ADMINS`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AdminMfa {
+    /// Required once any active administrator has a second factor (the default): turning on
+    /// the first factor protects the site without locking out administrators who have none.
+    #[default]
+    Auto,
+    /// Always required; administrators without a factor are sent to set one up.
+    Required,
+    /// Never required.
+    Off,
+}
+
+impl AdminMfa {
+    /// `auto`, `true` or `false` (case ignored).
+    pub fn parse(value: &str) -> Result<Self, String> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(Self::Auto),
+            "true" => Ok(Self::Required),
+            "false" => Ok(Self::Off),
+            _ => Err("must be auto, true or false".to_owned()),
+        }
+    }
+}
+
 /// Every setting of the provider.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -105,6 +131,9 @@ pub struct Settings {
     /// (`PROVIDER_TRUST_FORWARDED_FOR`); only behind a reverse proxy that appends it, since
     /// clients can send the header themselves.
     pub trust_forwarded_for: bool,
+    /// Whether the admin site needs a second factor (`PROVIDER_REQUIRE_MFA_FOR_ADMINS`:
+    /// `auto`, the default, `true` or `false`).
+    pub require_mfa_for_admins: AdminMfa,
     /// Login throttling (`PROVIDER_LOGIN_MAX_FAILURES_PER_ACCOUNT`,
     /// `PROVIDER_LOGIN_MAX_FAILURES_PER_ADDRESS`, `PROVIDER_LOGIN_THROTTLE_WINDOW_SECS`).
     pub login_throttle: LoginThrottleSettings,
@@ -139,6 +168,7 @@ impl Default for Settings {
             backchannel_max_attempts: 5,
             offline_access: true,
             trust_forwarded_for: false,
+            require_mfa_for_admins: AdminMfa::Auto,
             login_throttle: LoginThrottleSettings::default(),
             bootstrap: Bootstrap::default(),
         }
@@ -204,6 +234,11 @@ impl Settings {
             ),
             offline_access: r.flag("PROVIDER_OFFLINE_ACCESS", d.offline_access),
             trust_forwarded_for: r.flag("PROVIDER_TRUST_FORWARDED_FOR", d.trust_forwarded_for),
+            require_mfa_for_admins: r.or_default(
+                "PROVIDER_REQUIRE_MFA_FOR_ADMINS",
+                d.require_mfa_for_admins,
+                AdminMfa::parse,
+            ),
             login_throttle: LoginThrottleSettings {
                 max_failures_per_account: r.number(
                     "PROVIDER_LOGIN_MAX_FAILURES_PER_ACCOUNT",

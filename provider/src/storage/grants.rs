@@ -28,6 +28,10 @@ pub struct Grant {
     pub revoked_at: Option<i64>,
     /// The session (its public id) the grant was issued in.
     pub session_id: Option<String>,
+    /// How the user signed in (`amr`, space separated), kept for every ID token of the grant.
+    pub amr: String,
+    /// The `acr` the sign-in reached (`pwd` or `mfa`).
+    pub acr: String,
 }
 
 /// A stored authorization code (only its hash).
@@ -47,6 +51,9 @@ pub struct AuthorizationCodeRow {
     pub expires_at: i64,
     pub used_at: Option<i64>,
     pub created_at: i64,
+    /// As the grant's: how the user signed in.
+    pub amr: String,
+    pub acr: String,
 }
 
 /// A stored access token (only its hash).

@@ -13,10 +13,12 @@ pub mod login_throttle;
 pub mod logout_deliveries;
 pub mod metrics;
 pub mod postgres;
+pub mod recovery_codes;
 pub mod schema;
 pub mod sessions;
 pub mod signing_keys;
 pub mod sweep;
+pub mod totp;
 pub mod users;
 mod writer;
 

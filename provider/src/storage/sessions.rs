@@ -91,6 +91,28 @@ pub fn touch(conn: &mut Conn, id_hash: &str, at: i64, idle_secs: i64) -> QueryRe
         .execute(conn)
 }
 
+/// Raises a live session to a second factor: its methods become `amr` and its cookie secret is
+/// replaced (new hash), keeping its public id, auth time and grants. Only the row that still has
+/// `old_hash`, `public_id` and `user_id` changes, so an ended or replaced session stays ended.
+pub fn elevate(
+    conn: &mut Conn,
+    old_hash: &str,
+    new_hash: &str,
+    public_id: &str,
+    user_id: &str,
+    amr: &str,
+) -> QueryResult<bool> {
+    let updated = diesel::update(
+        sessions::table
+            .filter(sessions::id_hash.eq(old_hash))
+            .filter(sessions::public_id.eq(public_id))
+            .filter(sessions::user_id.eq(user_id)),
+    )
+    .set((sessions::id_hash.eq(new_hash), sessions::amr.eq(amr)))
+    .execute(conn)?;
+    Ok(updated == 1)
+}
+
 /// Ends the session: deletes it and records the back-channel logouts of the applications that
 /// have a grant in it, in the caller's transaction. Of two logouts at once only the one that
 /// deleted the row records them. Returns the row, if there was one.

@@ -328,6 +328,8 @@ mod tests {
             created_at: T,
             revoked_at: None,
             session_id: None,
+            amr: "pwd".into(),
+            acr: "pwd".into(),
         };
         let code = AuthorizationCodeRow {
             code_hash: format!("code-{id}"),
@@ -342,6 +344,8 @@ mod tests {
             expires_at: code_expires,
             used_at: Some(T),
             created_at: T,
+            amr: "pwd".into(),
+            acr: "pwd".into(),
         };
         stored::insert_grant_with_code(conn, grant, code).unwrap();
     }

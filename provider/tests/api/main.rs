@@ -17,6 +17,7 @@ mod metrics;
 mod storage;
 mod sweep;
 mod templates;
+mod totp;
 
 mod oauth_authorize;
 mod oauth_discovery;
@@ -28,3 +29,4 @@ mod offline_access;
 mod pg_connections;
 mod races;
 mod sessions;
+mod step_up;

@@ -28,6 +28,18 @@ fn sample(name: &str) -> Option<serde_json::Value> {
         "login.html" => {
             json!({"csrf_token": "tok", "next": "/", "username": "alice", "error": "Incorrect username or password."})
         }
+        "login_factor.html" => {
+            json!({"csrf_token": "tok", "username": "alice", "totp": true, "passkey": true, "error": "Wrong code."})
+        }
+        "account/security.html" => {
+            json!({"csrf_token": "tok", "username": "alice", "totp_enabled": true, "recovery_codes_left": 8, "passkey": false, "notice": "Note.", "error": null})
+        }
+        "account/totp_setup.html" => {
+            json!({"csrf_token": "tok", "qr_svg": "<svg></svg>", "secret": "JBSWY3DPEHPK3PXP", "otpauth_uri": "otpauth://totp/x:alice?secret=JBSWY3DPEHPK3PXP", "error": null})
+        }
+        "account/recovery_codes.html" => {
+            json!({"codes": ["abcde-fghjk", "mnpqr-stuvw"], "enrolled": true})
+        }
         "logout.html" => json!({"csrf_token": "tok", "signed_in": true}),
         "index.html" => {
             json!({"issuer": "http://localhost:8000", "user": {"username": "alice", "display_name": "Alice", "is_admin": true}})

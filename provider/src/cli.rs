@@ -42,7 +42,8 @@ pub enum Command {
     Keys(KeysCommand),
     /// Exit 0 when the server at PROVIDER_ADDR answers GET /healthz with 200.
     Healthcheck,
-    /// Remove expired codes, tokens and grants now (the server also does it every
+    /// Remove expired codes, tokens and grants, and audit events older than
+    /// PROVIDER_AUDIT_RETENTION_DAYS, now (the server also does it every
     /// PROVIDER_SWEEP_INTERVAL_SECS) and print how many of each went.
     Cleanup,
 }
@@ -222,7 +223,7 @@ fn admin_command(settings: &Settings, command: Command) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     match command {
         Command::Serve | Command::Healthcheck => anyhow::bail!("not an administration command"),
-        Command::Cleanup => cleanup(conn, &mut out)?,
+        Command::Cleanup => cleanup(conn, settings, &mut out)?,
         Command::Createsuperuser(account) => {
             let user = create_user(conn, settings, account, true)?;
             writeln!(out, "Created administrator {}.", user.username)?;
@@ -411,13 +412,22 @@ fn admin_command(settings: &Settings, command: Command) -> anyhow::Result<()> {
 }
 
 /// `provider cleanup`: one full sweep, then the rows removed per kind.
-fn cleanup(conn: &mut crate::storage::Conn, out: &mut impl std::io::Write) -> anyhow::Result<()> {
-    let swept = crate::storage::sweep::sweep_blocking(conn, oidc_core::unix_now())
-        .context("removing expired codes and tokens")?;
+fn cleanup(
+    conn: &mut crate::storage::Conn,
+    settings: &Settings,
+    out: &mut impl std::io::Write,
+) -> anyhow::Result<()> {
+    let swept = crate::storage::sweep::sweep_blocking(
+        conn,
+        oidc_core::unix_now(),
+        settings.audit_retention_days,
+    )
+    .context("removing expired codes and tokens")?;
     writeln!(out, "authorization codes: {}", swept.authorization_codes)?;
     writeln!(out, "access tokens: {}", swept.access_tokens)?;
     writeln!(out, "refresh tokens: {}", swept.refresh_tokens)?;
     writeln!(out, "grants: {}", swept.grants)?;
+    writeln!(out, "audit events: {}", swept.audit_events)?;
     Ok(())
 }
 

@@ -1,7 +1,8 @@
-//! The admin site at `/admin`: applications, users (with their grants and consents) and signing
-//! keys. Administrators only; every form carries a CSRF token; plain server-rendered HTML.
+//! The admin site at `/admin`: applications, users (with their grants and consents), signing
+//! keys and the audit log. Administrators only; every form carries a CSRF token; plain server-rendered HTML.
 
 mod applications;
+mod audit;
 mod signing_keys;
 mod users;
 
@@ -43,7 +44,9 @@ fn all_routes() -> AdminRoutes {
     .get("", dashboard)
     .get("/", dashboard)
     .get("/logout-deliveries", logout_deliveries);
-    signing_keys::routes(users::routes(applications::routes(routes)))
+    audit::routes(signing_keys::routes(users::routes(applications::routes(
+        routes,
+    ))))
 }
 
 /// The admin routes being mounted, and their list.

@@ -6,6 +6,7 @@
 //! most of the CPU of a userinfo request went to recompiling the token lookup).
 
 pub mod audit;
+pub mod audit_query;
 pub mod clients;
 pub mod columns;
 pub mod grants;

@@ -1,6 +1,7 @@
 //! Integration tests of the provider over HTTP against the real server.
 
 mod admin;
+mod audit;
 mod backchannel;
 mod cascades;
 mod cli;

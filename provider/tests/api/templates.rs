@@ -56,6 +56,12 @@ fn sample(name: &str) -> Option<serde_json::Value> {
         "admin/logout_deliveries.html" => json!({"frame": frame(), "deliveries": [
             {"client_id": "webapp", "uri": "https://a.example/bc", "attempts": 5, "last_error": "answered 500", "created": "x", "last_tried": "y"}
         ]}),
+        "admin/audit.html" => json!({"frame": frame(),
+            "query": {"user": "alice", "kind": "sign_in", "outcome": "", "client": "", "since": "", "until": "", "before_id": "", "limit": ""},
+            "kinds": ["sign_in", "user_created"], "outcomes": ["succeeded", "failed"],
+            "events": [{"id": 7, "at": "x", "kind": "sign_in", "outcome": "failed", "user_id": "u1", "username": "alice",
+                "client_id": "webapp", "address": "127.0.0.1", "actor": "", "detail": "password"}],
+            "older": "before_id=7"}),
         "admin/user_delete.html" => json!({"frame": frame(), "id": "1", "username": "alice"}),
         "admin/keys.html" => json!({"frame": frame(), "keys": [
             {"kid": "k1", "alg": "RS256", "status": "active", "created": "x", "rotated": null, "retired": null},

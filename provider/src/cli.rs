@@ -1,5 +1,7 @@
 //! The command line of the `provider` binary: serving, and what an operator scripts.
 
+mod security;
+
 use std::io::{IsTerminal as _, Read as _, Write as _};
 use std::net::{TcpStream, ToSocketAddrs as _};
 use std::time::Duration;
@@ -11,6 +13,7 @@ use oidc_core::jose::Algorithm;
 use crate::config::Settings;
 use crate::identity::password::hash_blocking;
 use crate::storage::Db;
+use crate::storage::audit::{self, Event, Kind, Outcome};
 use crate::storage::clients::{self, ClientInput, ClientType, GrantType};
 use crate::storage::signing_keys::{self as stored_keys, RetireOutcome};
 use crate::storage::users::{self, Profile, Username, validate_password};
@@ -40,6 +43,9 @@ pub enum Command {
     /// Manage signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Read the audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Exit 0 when the server at PROVIDER_ADDR answers GET /healthz with 200.
     Healthcheck,
     /// Remove expired codes, tokens and grants, and audit events older than
@@ -105,6 +111,19 @@ pub enum UserCommand {
         /// The user's username.
         username: String,
     },
+    /// Remove a user's second factors (authenticator app, recovery codes, passkeys); ends
+    /// every session, grant and token of the user.
+    ResetFactors {
+        /// The user's username.
+        username: String,
+    },
+}
+
+/// Audit log subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Print audit events, newest first: a table, or JSON Lines with --json.
+    List(security::AuditListArgs),
 }
 
 /// Client subcommands.
@@ -244,8 +263,12 @@ fn admin_command(settings: &Settings, command: Command) -> anyhow::Result<()> {
             let password = read_password(password_stdin)?;
             validate_password(&password).map_err(|e| anyhow::anyhow!("{e}"))?;
             let hash = hash_blocking(&password, settings.bcrypt_cost)?;
-            crate::storage::write_transaction(conn, |conn| {
-                users::reset_password(conn, &user.id, &hash)
+            crate::storage::write_transaction(conn, |conn| -> anyhow::Result<()> {
+                users::reset_password(conn, &user.id, &hash)?;
+                record(
+                    conn,
+                    cli_event(Kind::PasswordReset).with_user(&user.id, &user.username),
+                )
             })?;
             writeln!(
                 out,
@@ -255,7 +278,11 @@ fn admin_command(settings: &Settings, command: Command) -> anyhow::Result<()> {
         }
         Command::User(UserCommand::Deactivate { username }) => {
             let user = existing_user(conn, &username)?;
-            crate::storage::write_transaction(conn, |conn| users::deactivate(conn, &user.id))?;
+            crate::storage::write_transaction(conn, |conn| -> anyhow::Result<()> {
+                users::deactivate(conn, &user.id)?;
+                let event = cli_event(Kind::UserUpdated).with_user(&user.id, &user.username);
+                record(conn, event.with_detail("deactivated"))
+            })?;
             writeln!(
                 out,
                 "Deactivated {}; every session and token of the user ended.",
@@ -264,9 +291,19 @@ fn admin_command(settings: &Settings, command: Command) -> anyhow::Result<()> {
         }
         Command::User(UserCommand::Delete { username }) => {
             let user = existing_user(conn, &username)?;
-            crate::storage::write_transaction(conn, |conn| users::delete(conn, &user.id))?;
+            crate::storage::write_transaction(conn, |conn| -> anyhow::Result<()> {
+                users::delete(conn, &user.id)?;
+                record(
+                    conn,
+                    cli_event(Kind::UserDeleted).with_user(&user.id, &user.username),
+                )
+            })?;
             writeln!(out, "Deleted {}.", user.username)?;
         }
+        Command::User(UserCommand::ResetFactors { username }) => {
+            security::reset_factors(conn, &username, &mut out)?;
+        }
+        Command::Audit(AuditCommand::List(args)) => security::audit_list(conn, args, &mut out)?,
         Command::User(UserCommand::List { json }) => {
             let list = users::list(conn)?;
             if json {
@@ -330,7 +367,15 @@ fn admin_command(settings: &Settings, command: Command) -> anyhow::Result<()> {
                 requires_mfa,
             };
             let (client, secret) =
-                clients::create(conn, &input, &settings.allow_http_redirect_hosts)?;
+                crate::storage::write_transaction(conn, |conn| -> anyhow::Result<_> {
+                    let created =
+                        clients::create(conn, &input, &settings.allow_http_redirect_hosts)?;
+                    record(
+                        conn,
+                        cli_event(Kind::ClientCreated).with_client(&created.0.id),
+                    )?;
+                    Ok(created)
+                })?;
             if json {
                 let value = serde_json::json!({
                     "client_id": client.id,
@@ -389,7 +434,7 @@ fn admin_command(settings: &Settings, command: Command) -> anyhow::Result<()> {
                 KeysCommand::Rotate { algorithm } => {
                     let alg = Algorithm::parse(&algorithm)
                         .map_err(|e| anyhow::anyhow!("--algorithm: {e}"))?;
-                    let kid = crate::key_ring::rotate_blocking(conn, alg)?;
+                    let kid = crate::key_ring::rotate_blocking(conn, alg, CLI_ACTOR)?;
                     writeln!(out, "New active {alg} key: {kid}")?;
                     writeln!(
                         out,
@@ -493,7 +538,27 @@ fn create_user(
     let password = read_password(account.password_stdin)?;
     validate_password(&password).map_err(|e| anyhow::anyhow!("{e}"))?;
     let hash = hash_blocking(&password, settings.bcrypt_cost)?;
-    Ok(users::create(conn, &username, &hash, &profile)?)
+    crate::storage::write_transaction(conn, |conn| -> anyhow::Result<users::User> {
+        let user = users::create(conn, &username, &hash, &profile)?;
+        record(
+            conn,
+            cli_event(Kind::UserCreated).with_user(&user.id, &user.username),
+        )?;
+        Ok(user)
+    })
+}
+
+/// The actor of the audit events of operator commands.
+pub const CLI_ACTOR: &str = "cli";
+
+/// An operator's successful action of `kind`.
+fn cli_event(kind: Kind) -> Event {
+    Event::new(kind, Outcome::Succeeded).with_actor(CLI_ACTOR)
+}
+
+/// Records `event` in the caller's transaction.
+fn record(conn: &mut crate::storage::Conn, event: Event) -> anyhow::Result<()> {
+    Ok(audit::record(conn, &event)?)
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {

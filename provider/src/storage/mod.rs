@@ -9,6 +9,7 @@ pub mod audit;
 pub mod audit_query;
 pub mod clients;
 pub mod columns;
+pub mod factors;
 pub mod grants;
 pub mod login_throttle;
 pub mod logout_deliveries;

@@ -1,10 +1,12 @@
 //! Integration tests of the provider over HTTP against the real server.
 
 mod admin;
+mod admin_audit;
 mod audit;
 mod backchannel;
 mod cascades;
 mod cli;
+mod cli_audit;
 mod health;
 mod helpers;
 mod http_limits;

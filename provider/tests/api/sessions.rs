@@ -24,7 +24,7 @@ fn copy_cookies(app: &TestApp, browser: &Browser) -> Browser {
 }
 
 /// Where a `prompt=none` request of `browser` ends: the `error` or `code` parameter.
-async fn prompt_none(app: &TestApp, browser: &Browser) -> (Option<String>, Option<String>) {
+pub async fn prompt_none(app: &TestApp, browser: &Browser) -> (Option<String>, Option<String>) {
     let response = browser
         .get(&app.authorize_url(&Pkce::new(), &[("prompt", "none")]))
         .await;

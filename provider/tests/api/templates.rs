@@ -51,7 +51,9 @@ fn sample(name: &str) -> Option<serde_json::Value> {
             "created": "2026-11-27 10:00 UTC", "last_login": null, "error": null,
             "grants": [{"id": "g", "client_id": "webapp", "client_name": "Web app", "scope": "openid", "created": "x", "revoked": null}],
             "consents": [{"client_id": "webapp", "client_name": "Web app", "scope": "openid", "updated": "x"}],
-            "sessions": [{"id": "s", "user_agent": "Firefox", "address": "127.0.0.1", "created": "x", "last_seen": "y"}]})
+            "sessions": [{"id": "s", "user_agent": "Firefox", "address": "127.0.0.1", "created": "x", "last_seen": "y"}],
+            "factors": {"any": true, "totp": true, "totp_since": "x", "recovery_codes": 9,
+                "passkeys": [{"name": "YubiKey", "created": "x", "last_used": null}]}})
         }
         "admin/logout_deliveries.html" => json!({"frame": frame(), "deliveries": [
             {"client_id": "webapp", "uri": "https://a.example/bc", "attempts": 5, "last_error": "answered 500", "created": "x", "last_tried": "y"}

@@ -137,15 +137,21 @@ async fn end_session(
 ) -> Result<HttpResponse, AdminError> {
     let (user_id, session_id) = path.into_inner();
     let owner = user_id.clone();
+    let actor = admin.username.clone();
     let ended = state
         .db
         .write(move |conn| -> Result<bool, StorageError> {
-            Ok(sessions::end_for_user(
-                conn,
-                &owner,
-                &session_id,
-                oidc_core::unix_now(),
-            )?)
+            let ended = sessions::end_for_user(conn, &owner, &session_id, oidc_core::unix_now())?;
+            if ended {
+                let username = crate::storage::users::find(conn, &owner)?
+                    .map(|u| u.username)
+                    .unwrap_or_default();
+                let event = admin_event(Kind::SessionEnded, &actor)
+                    .with_user(&owner, &username)
+                    .with_detail("one session");
+                audit::record(conn, &event)?;
+            }
+            Ok(ended)
         })
         .await?;
     if !ended {

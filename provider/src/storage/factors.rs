@@ -110,8 +110,10 @@ pub fn reset_and_end_sessions(
     event: super::audit::Event,
     at: i64,
 ) -> QueryResult<Removed> {
-    let removed = reset(conn, user_id)?;
+    // Sessions first: ending them locks the user's row (on PostgreSQL) before any factor row,
+    // in the order sign-ins take them, so the two never wait for each other in a circle.
     super::sessions::end_everything_for_user(conn, user_id, at)?;
+    let removed = reset(conn, user_id)?;
     super::audit::record(conn, &event.with_detail(&removed.describe()))?;
     Ok(removed)
 }

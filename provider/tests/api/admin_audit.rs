@@ -242,6 +242,28 @@ async fn admin_actions_on_users_applications_and_keys_are_recorded_with_the_admi
         .to_owned();
     assert!(rotated[0].detail.contains(&kid), "{:?}", rotated[0]);
 
+    // Sessions: one ended, then all.
+    let alice = user_id(&app, USER_USERNAME);
+    signed_in_alice(&app).await;
+    let sessions = {
+        let conn = &mut *app.state.db.conn().expect("connection");
+        provider::storage::sessions::for_user(conn, &alice).expect("sessions")
+    };
+    let user_page = format!("/admin/users/{alice}");
+    let one = format!("{user_page}/sessions/{}/end", sessions[0].public_id);
+    let response = admin.submit(&user_page, &one, &[]).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let all = format!("{user_page}/sessions/end");
+    let response = admin.submit(&user_page, &all, &[]).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let ended = events(&app, Kind::SessionEnded);
+    assert_eq!(
+        ended.iter().map(|e| e.detail.as_str()).collect::<Vec<_>>(),
+        ["all sessions", "one session"]
+    );
+    ended.iter().for_each(assert_by_admin);
+    assert!(ended.iter().all(|e| e.username == USER_USERNAME));
+
     // And the audit page shows them, with the actor.
     let (status, html) = admin.get_html("/admin/audit?kind=client_deleted").await;
     assert_eq!(status, StatusCode::OK);

@@ -72,6 +72,7 @@ impl Application {
         let sweeper = crate::storage::sweep::spawn(
             state.db.clone(),
             std::time::Duration::from_secs(state.settings.sweep_interval_secs),
+            state.settings.audit_retention_days,
         );
         let backchannel = crate::backchannel::spawn(state.clone());
         let server = serve(state.clone(), listener, secret)?;

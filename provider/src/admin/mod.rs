@@ -1,9 +1,11 @@
-//! The admin site at `/admin`: applications, users (with their grants and consents) and signing
-//! keys. Administrators only; every form carries a CSRF token; plain server-rendered HTML.
+//! The admin site at `/admin`: applications, users (with their grants and consents), signing
+//! keys and the audit log. Administrators only; every form carries a CSRF token; plain server-rendered HTML.
 
 mod applications;
+mod audit;
 mod second_factor;
 mod signing_keys;
+mod user_security;
 mod users;
 
 use std::future::Future;
@@ -45,7 +47,8 @@ fn all_routes() -> AdminRoutes {
     .get("", dashboard)
     .get("/", dashboard)
     .get("/logout-deliveries", logout_deliveries);
-    signing_keys::routes(users::routes(applications::routes(routes)))
+    let routes = user_security::routes(users::routes(applications::routes(routes)));
+    audit::routes(signing_keys::routes(routes))
 }
 
 /// The admin routes being mounted, and their list.
@@ -315,6 +318,13 @@ fn form_page(
         StatusCode::OK
     };
     render_with_status(&state.templates, status, name, context)
+}
+
+/// An administrator's successful action of `kind`, with the admin (username) as actor; the
+/// caller adds what it was done to and records it in the write of the action.
+pub fn admin_event(kind: crate::storage::audit::Kind, admin: &str) -> crate::storage::audit::Event {
+    crate::storage::audit::Event::new(kind, crate::storage::audit::Outcome::Succeeded)
+        .with_actor(admin)
 }
 
 /// Percent-encodes a path segment.

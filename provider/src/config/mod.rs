@@ -112,6 +112,9 @@ pub struct Settings {
     /// Seconds between two sweeps of expired codes, tokens and grants
     /// (`PROVIDER_SWEEP_INTERVAL_SECS`, 1 to 86400).
     pub sweep_interval_secs: u64,
+    /// Days audit events are kept before the sweep removes them
+    /// (`PROVIDER_AUDIT_RETENTION_DAYS`, 0 to 36500, default 180; 0 keeps them forever).
+    pub audit_retention_days: u32,
     /// Seconds a browser session lasts without being used (`PROVIDER_SESSION_IDLE_SECS`,
     /// 60 up to the absolute lifetime).
     pub session_idle_secs: i64,
@@ -162,6 +165,7 @@ impl Default for Settings {
             keys_reload_secs: 10,
             body_timeout_secs: 10,
             sweep_interval_secs: 60,
+            audit_retention_days: 180,
             session_idle_secs: 14 * 24 * 3600,
             session_max_secs: 30 * 24 * 3600,
             sessions_per_user: 32,
@@ -223,6 +227,11 @@ impl Settings {
                 "PROVIDER_SWEEP_INTERVAL_SECS",
                 ..,
                 d.sweep_interval_secs,
+            ),
+            audit_retention_days: r.number(
+                "PROVIDER_AUDIT_RETENTION_DAYS",
+                0..=36_500,
+                d.audit_retention_days,
             ),
             session_idle_secs: r.number("PROVIDER_SESSION_IDLE_SECS", .., d.session_idle_secs),
             session_max_secs: r.number("PROVIDER_SESSION_MAX_SECS", .., d.session_max_secs),

@@ -6,8 +6,10 @@
 //! most of the CPU of a userinfo request went to recompiling the token lookup).
 
 pub mod audit;
+pub mod audit_query;
 pub mod clients;
 pub mod columns;
+pub mod factors;
 pub mod grants;
 pub mod login_throttle;
 pub mod logout_deliveries;

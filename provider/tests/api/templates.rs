@@ -67,11 +67,19 @@ fn sample(name: &str) -> Option<serde_json::Value> {
             "created": "2026-11-27 10:00 UTC", "last_login": null, "error": null,
             "grants": [{"id": "g", "client_id": "webapp", "client_name": "Web app", "scope": "openid", "created": "x", "revoked": null}],
             "consents": [{"client_id": "webapp", "client_name": "Web app", "scope": "openid", "updated": "x"}],
-            "sessions": [{"id": "s", "user_agent": "Firefox", "address": "127.0.0.1", "created": "x", "last_seen": "y"}]})
+            "sessions": [{"id": "s", "user_agent": "Firefox", "address": "127.0.0.1", "created": "x", "last_seen": "y"}],
+            "factors": {"any": true, "totp": true, "totp_since": "x", "recovery_codes": 9,
+                "passkeys": [{"name": "YubiKey", "created": "x", "last_used": null}]}})
         }
         "admin/logout_deliveries.html" => json!({"frame": frame(), "deliveries": [
             {"client_id": "webapp", "uri": "https://a.example/bc", "attempts": 5, "last_error": "answered 500", "created": "x", "last_tried": "y"}
         ]}),
+        "admin/audit.html" => json!({"frame": frame(),
+            "query": {"user": "alice", "kind": "sign_in", "outcome": "", "client": "", "since": "", "until": "", "before_id": "", "limit": ""},
+            "kinds": ["sign_in", "user_created"], "outcomes": ["succeeded", "failed"],
+            "events": [{"id": 7, "at": "x", "kind": "sign_in", "outcome": "failed", "user_id": "u1", "username": "alice",
+                "client_id": "webapp", "address": "127.0.0.1", "actor": "", "detail": "password"}],
+            "older": "before_id=7"}),
         "admin/user_delete.html" => json!({"frame": frame(), "id": "1", "username": "alice"}),
         "admin/keys.html" => json!({"frame": frame(), "keys": [
             {"kid": "k1", "alg": "RS256", "status": "active", "created": "x", "rotated": null, "retired": null},

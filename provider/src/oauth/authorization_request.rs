@@ -224,6 +224,11 @@ impl AuthorizationRequest {
                 })
             })
             .transpose()?;
+        // Refused rather than dropped when too long: dropping it could drop a required factor.
+        let acr_values = params.take("acr_values").filter(|v| !v.trim().is_empty());
+        if acr_values.as_ref().is_some_and(|v| v.len() > MAX_VALUE_LEN) {
+            return Err(back.fail(ErrorCode::InvalidRequest, "acr_values is too long"));
+        }
         let id_token_hint_subject = match params.take("id_token_hint") {
             Some(hint) => Some(
                 id_token::verify_hint(state, &hint, Some(&client.id))
@@ -250,9 +255,7 @@ impl AuthorizationRequest {
             max_age,
             login_hint: params.take("login_hint"),
             id_token_hint_subject,
-            acr_values: params
-                .take("acr_values")
-                .filter(|v| !v.trim().is_empty() && v.len() <= MAX_VALUE_LEN),
+            acr_values,
         })
     }
 

@@ -435,3 +435,18 @@ async fn admins_policy_false_never_asks() {
     root.log_in("root", "root-password-123").await;
     assert_eq!(root.get("/admin").await.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn an_overlong_acr_values_is_refused_not_dropped() {
+    let app = spawn_app().await;
+    let browser = app.user_browser().await;
+    let long = "mfa ".repeat(300);
+    let outcome = browser
+        .drive(
+            &app.authorize_url(&Pkce::new(), &[("acr_values", long.as_str())]),
+            None,
+            Consent::Unexpected,
+        )
+        .await;
+    assert_eq!(outcome.param("error").as_deref(), Some("invalid_request"));
+}

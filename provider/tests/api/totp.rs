@@ -608,3 +608,44 @@ async fn throttled_refusals_are_recorded_once_per_window_not_once_per_request() 
     assert_eq!(count("failed"), 2, "{rows:?}");
     assert_eq!(count("throttled"), 1, "{rows:?}");
 }
+
+#[tokio::test]
+async fn one_code_sent_to_two_replicas_at_once_succeeds_once() {
+    let settings = |s: &mut provider::config::Settings| {
+        s.login_throttle.max_failures_per_account = 100;
+        s.login_throttle.max_failures_per_address = 1000;
+    };
+    let first = spawn_app_with(settings).await;
+    let second = crate::helpers::spawn_app_in(std::sync::Arc::clone(&first.dir), settings).await;
+    let secret = add_confirmed_totp(&first, USER_USERNAME);
+    let mut browsers = Vec::new();
+    for i in 0..6 {
+        let app = if i % 2 == 0 { &first } else { &second };
+        let browser = app.new_browser();
+        password_step(&browser, USER_USERNAME, USER_PASSWORD).await;
+        let token = browser.csrf_token("/login/factor").await;
+        browsers.push((browser, token));
+    }
+    let code = code_at(&secret, settled_step().await);
+    let handles: Vec<_> = browsers
+        .into_iter()
+        .map(|(browser, token)| {
+            let code = code.clone();
+            tokio::spawn(async move {
+                browser
+                    .post_form("/login/factor", &[("code", code), ("csrf_token", token)])
+                    .await
+                    .status()
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for handle in handles {
+        statuses.push(handle.await.expect("request task"));
+    }
+    let accepted = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::SEE_OTHER)
+        .count();
+    assert_eq!(accepted, 1, "{statuses:?}");
+}

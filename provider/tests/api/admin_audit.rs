@@ -292,9 +292,10 @@ async fn the_admin_user_page_shows_second_factors_and_a_reset_ends_them_and_ever
     assert!(html.contains(r#"<dd id="factor-recovery-codes">0</dd>"#));
     assert!(!html.contains("/factors/reset"), "nothing to reset");
 
-    enrol_factors(&app, &alice);
+    // Signed in before the factors exist: with them, a password alone no longer signs in.
     let browser = signed_in_alice(&app).await;
     let tokens = app.tokens_for_alice().await;
+    enrol_factors(&app, &alice);
     let userinfo = |token: String| {
         let request = app.http.get(app.url("/oauth/userinfo")).bearer_auth(token);
         async move { request.send().await.unwrap().status() }
@@ -347,8 +348,8 @@ async fn the_admin_user_page_shows_second_factors_and_a_reset_ends_them_and_ever
 async fn a_factor_reset_needs_an_admin_the_csrf_token_and_the_confirmation() {
     let app = spawn_app().await;
     let alice = user_id(&app, USER_USERNAME);
-    enrol_factors(&app, &alice);
     let browser = signed_in_alice(&app).await;
+    enrol_factors(&app, &alice);
     let path = format!("/admin/users/{alice}/factors/reset");
     let admin = app.admin_browser().await;
 

@@ -203,9 +203,9 @@ async fn operator_commands_are_recorded_with_the_actor_cli() {
 async fn reset_factors_from_the_cli_deletes_them_ends_sessions_and_records_it() {
     let app = spawn_app().await;
     let alice = user_id(&app, USER_USERNAME);
-    enrol_factors(&app, &alice);
     let browser = app.new_browser();
     app.code_for_alice(&browser).await;
+    enrol_factors(&app, &alice);
 
     let out = run(&app, &["user", "reset-factors", USER_USERNAME], None).await;
     let message = stdout(&out);

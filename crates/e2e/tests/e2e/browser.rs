@@ -26,7 +26,7 @@ fn workspace_root() -> PathBuf {
 }
 
 /// Where failure screenshots and page sources go: `target/e2e-artifacts/`.
-fn artifacts_dir() -> PathBuf {
+pub(crate) fn artifacts_dir() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace_root().join("target"));
@@ -34,12 +34,12 @@ fn artifacts_dir() -> PathBuf {
 }
 
 /// Where the README's screenshots go when `SAVE_SCREENSHOTS=1`.
-fn screenshots_dir() -> Option<PathBuf> {
+pub(crate) fn screenshots_dir() -> Option<PathBuf> {
     let wanted = std::env::var("SAVE_SCREENSHOTS").is_ok_and(|v| v == "1" || v == "true");
     wanted.then(|| workspace_root().join("docs").join("screenshots"))
 }
 
-fn in_ci() -> bool {
+pub(crate) fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false")
 }
 
@@ -150,7 +150,7 @@ async fn run(driver: &Driver, stack: &Stack, scenario: Scenario) -> Result<(), S
     result
 }
 
-async fn screenshot(session: &Session, name: &str) -> anyhow::Result<()> {
+pub(crate) async fn screenshot(session: &Session, name: &str) -> anyhow::Result<()> {
     if let Some(dir) = screenshots_dir() {
         let path = dir.join(format!("{name}.png"));
         session.screenshot(&path).await?;
@@ -160,7 +160,7 @@ async fn screenshot(session: &Session, name: &str) -> anyhow::Result<()> {
 }
 
 /// From a gated page to the provider's login page through "Sign in with …".
-async fn to_login_page(
+pub(crate) async fn to_login_page(
     session: &Session,
     stack: &Stack,
     path: &str,
@@ -185,7 +185,11 @@ async fn to_login_page(
 }
 
 /// Types the credentials into the provider's login form and submits it with Enter.
-async fn log_in(session: &Session, username: &str, password: &str) -> anyhow::Result<()> {
+pub(crate) async fn log_in(
+    session: &Session,
+    username: &str,
+    password: &str,
+) -> anyhow::Result<()> {
     session.fill("username", username).await?;
     session
         .fill("password", &format!("{password}\u{E007}"))

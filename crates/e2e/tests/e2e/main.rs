@@ -4,4 +4,5 @@
 mod browser;
 mod http_flow;
 mod replicas;
+mod second_factor;
 mod webdriver;

@@ -140,7 +140,7 @@ pub struct LoginForm {
 /// The client address used for throttling: the TCP peer, or, behind a trusted reverse proxy,
 /// the last `X-Forwarded-For` entry (the one that proxy appended; earlier ones are the
 /// client's word).
-fn client_address(req: &HttpRequest, trust_forwarded_for: bool) -> String {
+pub(crate) fn client_address(req: &HttpRequest, trust_forwarded_for: bool) -> String {
     if trust_forwarded_for {
         let forwarded = req
             .headers()

@@ -1,7 +1,8 @@
-//! Who is signed in: password hashing, the browser session, login and logout pages, and login
-//! throttling.
+//! Who is signed in: password hashing, passkeys, the browser session, login and logout pages,
+//! and login throttling.
 
 pub mod login;
+pub mod passkeys;
 pub mod password;
 pub mod session;
 pub mod throttle;

@@ -238,6 +238,24 @@ pub async fn log_in(
     auth_time: i64,
     origin: Origin,
 ) -> anyhow::Result<()> {
+    log_in_with(state, session, user_id, auth_time, origin, &["pwd"], |_| {
+        Ok(())
+    })
+    .await
+}
+
+/// Like [`log_in`] for a login by the methods `amr` (e.g. `["hwk", "mfa"]`), with `also` run in
+/// the same write as the new session row (the factor's bookkeeping, the audit event): if either
+/// fails, neither happens, and the error of `also` is returned as it was (for a downcast).
+pub async fn log_in_with(
+    state: &AppState,
+    session: &Session,
+    user_id: &str,
+    auth_time: i64,
+    origin: Origin,
+    amr: &[&str],
+    also: impl FnOnce(&mut crate::storage::Conn) -> anyhow::Result<()> + Send + 'static,
+) -> anyhow::Result<()> {
     let secret = new_secret();
     let previous = start_fresh(session, &secret)?;
     let at = unix_now();
@@ -246,7 +264,7 @@ pub async fn log_in(
         public_id: new_id(),
         user_id: user_id.to_owned(),
         auth_time,
-        amr: "pwd".to_owned(),
+        amr: amr.join(" "),
         created_at: at,
         last_seen_at: at,
         client_addr: origin.address,
@@ -257,12 +275,11 @@ pub async fn log_in(
     let max_per_user = state.settings.sessions_per_user;
     state
         .db
-        .write(move |conn| {
-            sessions::insert(conn, &row, previous.as_deref(), max_per_user)
-                .map_err(StorageError::from)
+        .write(move |conn| -> anyhow::Result<()> {
+            sessions::insert(conn, &row, previous.as_deref(), max_per_user)?;
+            also(conn)
         })
-        .await?;
-    Ok(())
+        .await
 }
 
 /// Ends the session: its row is deleted and the cookie removed.

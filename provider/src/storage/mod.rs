@@ -12,6 +12,7 @@ pub mod grants;
 pub mod login_throttle;
 pub mod logout_deliveries;
 pub mod metrics;
+pub mod passkeys;
 pub mod postgres;
 pub mod schema;
 pub mod sessions;

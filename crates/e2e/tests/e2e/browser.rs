@@ -26,7 +26,7 @@ fn workspace_root() -> PathBuf {
 }
 
 /// Where failure screenshots and page sources go: `target/e2e-artifacts/`.
-fn artifacts_dir() -> PathBuf {
+pub(crate) fn artifacts_dir() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace_root().join("target"));
@@ -39,7 +39,7 @@ fn screenshots_dir() -> Option<PathBuf> {
     wanted.then(|| workspace_root().join("docs").join("screenshots"))
 }
 
-fn in_ci() -> bool {
+pub(crate) fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false")
 }
 

@@ -3,5 +3,7 @@
 
 mod browser;
 mod http_flow;
+mod passkeys;
 mod replicas;
+mod virtual_authenticator;
 mod webdriver;

@@ -5,6 +5,7 @@
 // Shared by every module of this binary; not each uses every helper.
 #![allow(dead_code)]
 
+mod authenticator;
 mod browser;
 mod pages;
 // The throwaway cluster of the test kit, included rather than depended on: the test kit
@@ -30,6 +31,7 @@ use sha2::Digest as _;
 use tempfile::TempDir;
 use url::Url;
 
+pub use authenticator::SoftAuthenticator;
 pub use browser::{Browser, Consent};
 pub use pages::{csrf_token, element_text, hidden_fields, input_value, page_text, without_csrf};
 

@@ -1,0 +1,119 @@
+//! A passkey as the second factor after a password: the ceremony is restricted to the
+//! credentials of the user who entered the password (`start_passkey_authentication`), and its
+//! success adds `hwk` or `swk` to that login's methods.
+//!
+//! The factor prompt owns the pending login (`identity::factor`); these functions need only its
+//! user id: [`start_for_user`] answers `POST /login/passkey/options?mode=factor` and
+//! [`finish_for_user`] checks `POST /login/passkey/finish?mode=factor` before the prompt
+//! completes the login with the returned methods.
+
+use actix_session::Session;
+use actix_web::web;
+use oidc_core::unix_now;
+use webauthn_rs::prelude::{Passkey, PasskeyAuthentication, RequestChallengeResponse};
+
+use super::ceremony::{self, Purpose};
+use super::sign_in::{AlreadyUsed, FinishBody, amr_for, updated_json};
+use super::{PasskeyError, credential_key, relying_party};
+use crate::state::AppState;
+use crate::storage::audit::{self, Event, Kind, Outcome};
+use crate::storage::passkeys;
+
+/// Mounts nothing yet: the routes come with the factor prompt, which owns the pending login.
+pub fn configure(_cfg: &mut web::ServiceConfig) {}
+
+/// The request options for the pending user's passkeys; `Ok(None)` when the user has none.
+pub async fn start_for_user(
+    state: &AppState,
+    session: &Session,
+    user_id: &str,
+) -> Result<Option<RequestChallengeResponse>, PasskeyError> {
+    let rp = relying_party(&state.settings)?;
+    let owner = user_id.to_owned();
+    let rows = state
+        .db
+        .run(move |conn| passkeys::list_for_user(conn, &owner).map_err(PasskeyError::from))
+        .await?;
+    let keys: Vec<Passkey> = rows
+        .iter()
+        .filter_map(|row| serde_json::from_str(&row.passkey).ok())
+        .collect();
+    if keys.is_empty() {
+        return Ok(None);
+    }
+    let (options, authentication) = rp
+        .start_passkey_authentication(&keys)
+        .map_err(|e| PasskeyError::Unexpected(anyhow::anyhow!("authentication options: {e}")))?;
+    ceremony::begin(
+        session,
+        Purpose::SecondFactor {
+            user_id: user_id.to_owned(),
+        },
+        &authentication,
+        unix_now(),
+    )?;
+    Ok(Some(options))
+}
+
+/// Checks the answer to [`start_for_user`]'s ceremony for `user_id` and records the use (the
+/// passkey's counter and last use, conditional on it not having been used since the ceremony
+/// was issued, and a `factor_used` event) in one write. Returns the methods to add to the
+/// login's `amr`, e.g. `["hwk", "mfa"]`.
+pub async fn finish_for_user(
+    state: &AppState,
+    session: &Session,
+    user_id: &str,
+    username: &str,
+    address: &str,
+    body: &FinishBody,
+) -> Result<[&'static str; 2], PasskeyError> {
+    let now = unix_now();
+    let (authentication, issued_at): (PasskeyAuthentication, i64) = ceremony::take(
+        session,
+        &Purpose::SecondFactor {
+            user_id: user_id.to_owned(),
+        },
+        now,
+    )?;
+    let rp = relying_party(&state.settings)?;
+    let credential_id = credential_key(body.credential.get_credential_id());
+    let (lookup, owner) = (credential_id.clone(), user_id.to_owned());
+    let row = state
+        .db
+        .run(move |conn| passkeys::find(conn, &lookup).map_err(PasskeyError::from))
+        .await?
+        .filter(|row| row.user_id == owner)
+        .ok_or(PasskeyError::Refused)?;
+    let mut passkey: Passkey = serde_json::from_str(&row.passkey).map_err(anyhow::Error::from)?;
+    let result = rp
+        .finish_passkey_authentication(&body.credential, &authentication)
+        .map_err(|error| {
+            tracing::info!(error = %error, "a passkey second factor was refused");
+            PasskeyError::Refused
+        })?;
+    if !result.user_verified() {
+        return Err(PasskeyError::Refused);
+    }
+    let passkey_json = updated_json(&mut passkey, &result)?;
+    let event = Event::new(Kind::FactorUsed, Outcome::Succeeded)
+        .with_user(user_id, username)
+        .with_address(address)
+        .with_detail("passkey");
+    let recorded = state
+        .db
+        .write(move |conn| -> Result<(), PasskeyError> {
+            if !passkeys::record_use(conn, &row.id, &passkey_json, issued_at, now)? {
+                return Err(PasskeyError::Unexpected(AlreadyUsed.into()));
+            }
+            audit::record(conn, &event)?;
+            Ok(())
+        })
+        .await;
+    match recorded {
+        Ok(()) => Ok(amr_for(body.authenticator_attachment.as_deref())),
+        Err(PasskeyError::Unexpected(error)) if error.is::<AlreadyUsed>() => {
+            Err(PasskeyError::Refused)
+        }
+        Err(error) => Err(error),
+    }
+}

@@ -140,3 +140,115 @@ pub fn record_use(
     .execute(conn)
     .map(|n| n == 1)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::Db;
+    use crate::storage::schema::users;
+
+    fn db() -> (tempfile::TempDir, Db) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("db.sqlite3").to_string_lossy(), 2).unwrap();
+        db.migrate().unwrap();
+        (dir, db)
+    }
+
+    fn add_user(conn: &mut Conn, id: &str) {
+        diesel::insert_into(users::table)
+            .values((
+                users::id.eq(id),
+                users::subject.eq(format!("sub-{id}")),
+                users::username.eq(id),
+                users::username_key.eq(id),
+                users::email.eq(""),
+                users::email_verified.eq(false),
+                users::given_name.eq(""),
+                users::family_name.eq(""),
+                users::password_hash.eq("x"),
+                users::is_admin.eq(false),
+                users::is_active.eq(true),
+                users::created_at.eq(0),
+                users::updated_at.eq(0),
+            ))
+            .execute(conn)
+            .unwrap();
+    }
+
+    fn row(id: &str, user_id: &str) -> PasskeyRow {
+        PasskeyRow {
+            id: id.to_owned(),
+            user_id: user_id.to_owned(),
+            name: format!("key {id}"),
+            passkey: "{}".to_owned(),
+            created_at: 100,
+            last_used_at: None,
+        }
+    }
+
+    #[test]
+    fn names_are_trimmed_clipped_and_never_empty() {
+        assert_eq!(clean_name("  Laptop \n"), Some("Laptop".to_owned()));
+        assert_eq!(clean_name("a\u{0}b\u{7}"), Some("ab".to_owned()));
+        assert_eq!(clean_name(" \t "), None);
+        assert_eq!(
+            clean_name(&"x".repeat(100)).map(|n| n.chars().count()),
+            Some(MAX_NAME_CHARS)
+        );
+    }
+
+    #[test]
+    fn a_user_has_at_most_the_limit_and_a_credential_one_owner() {
+        let (_dir, db) = db();
+        let mut conn = db.conn().unwrap();
+        add_user(&mut conn, "alice");
+        add_user(&mut conn, "bob");
+        for i in 0..MAX_PER_USER {
+            let id = format!("a{i}");
+            assert_eq!(insert(&mut conn, &row(&id, "alice")), Ok(Inserted::Stored));
+        }
+        assert_eq!(insert(&mut conn, &row("more", "alice")), Ok(Inserted::TooMany));
+        assert_eq!(insert(&mut conn, &row("a0", "bob")), Ok(Inserted::Exists));
+        assert_eq!(list_for_user(&mut conn, "alice").unwrap().len(), 10);
+        assert!(list_for_user(&mut conn, "bob").unwrap().is_empty());
+        assert_eq!(find(&mut conn, "a0").unwrap().unwrap().user_id, "alice");
+    }
+
+    #[test]
+    fn only_the_owner_renames_or_removes() {
+        let (_dir, db) = db();
+        let mut conn = db.conn().unwrap();
+        add_user(&mut conn, "alice");
+        add_user(&mut conn, "bob");
+        insert(&mut conn, &row("k", "alice")).unwrap();
+        assert!(!rename(&mut conn, "bob", "k", "mine").unwrap());
+        assert_eq!(remove(&mut conn, "bob", "k").unwrap(), None);
+        assert_eq!(find(&mut conn, "k").unwrap().unwrap().name, "key k");
+        assert!(rename(&mut conn, "alice", "k", "laptop").unwrap());
+        let removed = remove(&mut conn, "alice", "k").unwrap().unwrap();
+        assert_eq!((removed.id.as_str(), removed.name.as_str()), ("k", "laptop"));
+        assert_eq!(find(&mut conn, "k").unwrap(), None);
+    }
+
+    #[test]
+    fn a_use_is_recorded_once_per_ceremony() {
+        let (_dir, db) = db();
+        let mut conn = db.conn().unwrap();
+        add_user(&mut conn, "alice");
+        insert(&mut conn, &row("k", "alice")).unwrap();
+        // A ceremony issued at 200, finished at 210.
+        assert!(record_use(&mut conn, "k", "{\"n\":1}", 200, 210).unwrap());
+        let stored = find(&mut conn, "k").unwrap().unwrap();
+        assert_eq!((stored.passkey.as_str(), stored.last_used_at), ("{\"n\":1}", Some(210)));
+        // The same ceremony again, or one issued before that use: refused, nothing changes.
+        assert!(!record_use(&mut conn, "k", "{\"n\":2}", 200, 220).unwrap());
+        assert!(!record_use(&mut conn, "k", "{\"n\":2}", 205, 220).unwrap());
+        assert!(!record_use(&mut conn, "k", "{\"n\":2}", 210, 220).unwrap());
+        assert_eq!(find(&mut conn, "k").unwrap().unwrap().last_used_at, Some(210));
+        // A later ceremony is fine; a clock behind the ceremony's still moves the use past it.
+        assert!(record_use(&mut conn, "k", "{\"n\":3}", 230, 225).unwrap());
+        assert_eq!(find(&mut conn, "k").unwrap().unwrap().last_used_at, Some(230));
+        assert!(!record_use(&mut conn, "k", "{\"n\":4}", 230, 231).unwrap());
+        assert!(!record_use(&mut conn, "missing", "{}", 0, 1).unwrap());
+    }
+}

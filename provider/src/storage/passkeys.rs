@@ -207,7 +207,10 @@ mod tests {
             let id = format!("a{i}");
             assert_eq!(insert(&mut conn, &row(&id, "alice")), Ok(Inserted::Stored));
         }
-        assert_eq!(insert(&mut conn, &row("more", "alice")), Ok(Inserted::TooMany));
+        assert_eq!(
+            insert(&mut conn, &row("more", "alice")),
+            Ok(Inserted::TooMany)
+        );
         assert_eq!(insert(&mut conn, &row("a0", "bob")), Ok(Inserted::Exists));
         assert_eq!(list_for_user(&mut conn, "alice").unwrap().len(), 10);
         assert!(list_for_user(&mut conn, "bob").unwrap().is_empty());
@@ -226,7 +229,10 @@ mod tests {
         assert_eq!(find(&mut conn, "k").unwrap().unwrap().name, "key k");
         assert!(rename(&mut conn, "alice", "k", "laptop").unwrap());
         let removed = remove(&mut conn, "alice", "k").unwrap().unwrap();
-        assert_eq!((removed.id.as_str(), removed.name.as_str()), ("k", "laptop"));
+        assert_eq!(
+            (removed.id.as_str(), removed.name.as_str()),
+            ("k", "laptop")
+        );
         assert_eq!(find(&mut conn, "k").unwrap(), None);
     }
 
@@ -239,15 +245,24 @@ mod tests {
         // A ceremony issued at 200, finished at 210.
         assert!(record_use(&mut conn, "k", "{\"n\":1}", 200, 210).unwrap());
         let stored = find(&mut conn, "k").unwrap().unwrap();
-        assert_eq!((stored.passkey.as_str(), stored.last_used_at), ("{\"n\":1}", Some(210)));
+        assert_eq!(
+            (stored.passkey.as_str(), stored.last_used_at),
+            ("{\"n\":1}", Some(210))
+        );
         // The same ceremony again, or one issued before that use: refused, nothing changes.
         assert!(!record_use(&mut conn, "k", "{\"n\":2}", 200, 220).unwrap());
         assert!(!record_use(&mut conn, "k", "{\"n\":2}", 205, 220).unwrap());
         assert!(!record_use(&mut conn, "k", "{\"n\":2}", 210, 220).unwrap());
-        assert_eq!(find(&mut conn, "k").unwrap().unwrap().last_used_at, Some(210));
+        assert_eq!(
+            find(&mut conn, "k").unwrap().unwrap().last_used_at,
+            Some(210)
+        );
         // A later ceremony is fine; a clock behind the ceremony's still moves the use past it.
         assert!(record_use(&mut conn, "k", "{\"n\":3}", 230, 225).unwrap());
-        assert_eq!(find(&mut conn, "k").unwrap().unwrap().last_used_at, Some(230));
+        assert_eq!(
+            find(&mut conn, "k").unwrap().unwrap().last_used_at,
+            Some(230)
+        );
         assert!(!record_use(&mut conn, "k", "{\"n\":4}", 230, 231).unwrap());
         assert!(!record_use(&mut conn, "missing", "{}", 0, 1).unwrap());
     }

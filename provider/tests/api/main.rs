@@ -11,6 +11,7 @@ mod login;
 mod login_throttle;
 mod metrics;
 mod passkeys;
+mod passkeys_factor;
 mod storage;
 mod sweep;
 mod templates;

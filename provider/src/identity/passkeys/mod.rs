@@ -119,6 +119,9 @@ pub enum PasskeyError {
     /// verification, a ceremony used already).
     #[error("the passkey was not accepted")]
     Refused,
+    /// A second-factor request without a login waiting for its second factor.
+    #[error("no sign-in is waiting for a second factor; please sign in again")]
+    NotPending,
     /// A rule about the user's passkeys (too many, registered already).
     #[error("{0}")]
     Conflict(&'static str),
@@ -153,7 +156,7 @@ impl ResponseError for PasskeyError {
             Self::BadRequest(_) | Self::Ceremony(_) => StatusCode::BAD_REQUEST,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable => StatusCode::NOT_FOUND,
+            Self::Unavailable | Self::NotPending => StatusCode::NOT_FOUND,
             Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

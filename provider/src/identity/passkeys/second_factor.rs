@@ -1,16 +1,24 @@
 //! A passkey as the second factor after a password: the ceremony is restricted to the
-//! credentials of the user who entered the password (`start_passkey_authentication`), and its
-//! success adds `hwk` or `swk` to that login's methods.
+//! credentials of the user who entered the password, and its success adds `hwk` or `swk` (and
+//! `mfa`) to that login's methods.
+//!
+//! The state kept is that of a discoverable ceremony (challenge and policy only) with the
+//! user's credentials listed in the options and checked at the finish: the state of
+//! `start_passkey_authentication` carries every credential's public key, and ten of them would
+//! not fit in the session cookie.
 //!
 //! The factor prompt owns the pending login (`identity::factor`); these functions need only its
-//! user id: [`start_for_user`] answers `POST /login/passkey/options?mode=factor` and
+//! user: [`start_for_user`] answers `POST /login/passkey/options?mode=factor` and
 //! [`finish_for_user`] checks `POST /login/passkey/finish?mode=factor` before the prompt
 //! completes the login with the returned methods.
 
 use actix_session::Session;
 use actix_web::web;
 use oidc_core::unix_now;
-use webauthn_rs::prelude::{Passkey, PasskeyAuthentication, RequestChallengeResponse};
+use webauthn_rs::prelude::{
+    DiscoverableAuthentication, DiscoverableKey, Passkey, RequestChallengeResponse,
+};
+use webauthn_rs_proto::AllowCredentials;
 
 use super::ceremony::{self, Purpose};
 use super::sign_in::{AlreadyUsed, FinishBody, amr_for, updated_json};
@@ -41,9 +49,18 @@ pub async fn start_for_user(
     if keys.is_empty() {
         return Ok(None);
     }
-    let (options, authentication) = rp
-        .start_passkey_authentication(&keys)
+    let (mut options, authentication) = rp
+        .start_discoverable_authentication()
         .map_err(|e| PasskeyError::Unexpected(anyhow::anyhow!("authentication options: {e}")))?;
+    options.mediation = None;
+    options.public_key.allow_credentials = keys
+        .iter()
+        .map(|key| AllowCredentials {
+            type_: "public-key".to_owned(),
+            id: key.cred_id().as_ref().to_vec().into(),
+            transports: None,
+        })
+        .collect();
     ceremony::begin(
         session,
         Purpose::SecondFactor {
@@ -57,7 +74,8 @@ pub async fn start_for_user(
 
 /// Checks the answer to [`start_for_user`]'s ceremony for `user_id` and records the use (the
 /// passkey's counter and last use, conditional on it not having been used since the ceremony
-/// was issued, and a `factor_used` event) in one write. Returns the methods to add to the
+/// was issued, the throttle's reset and a `factor_used` event) in one write. Failures count
+/// against the login throttle of `username` and `address`. Returns the methods to add to the
 /// login's `amr`, e.g. `["hwk", "mfa"]`.
 pub async fn finish_for_user(
     state: &AppState,
@@ -68,7 +86,7 @@ pub async fn finish_for_user(
     body: &FinishBody,
 ) -> Result<[&'static str; 2], PasskeyError> {
     let now = unix_now();
-    let (authentication, issued_at): (PasskeyAuthentication, i64) = ceremony::take(
+    let (authentication, issued_at): (DiscoverableAuthentication, i64) = ceremony::take(
         session,
         &Purpose::SecondFactor {
             user_id: user_id.to_owned(),
@@ -76,6 +94,15 @@ pub async fn finish_for_user(
         now,
     )?;
     let rp = relying_party(&state.settings)?;
+    // Guessing at a second factor is throttled like guessing passwords, on the same counters.
+    let attempt = match state.throttle.begin(username, address).await? {
+        Ok(attempt) => attempt,
+        Err(throttled) => {
+            return Err(PasskeyError::Throttled {
+                retry_after_secs: throttled.retry_after_secs,
+            });
+        }
+    };
     let credential_id = credential_key(body.credential.get_credential_id());
     let (lookup, owner) = (credential_id.clone(), user_id.to_owned());
     let row = state
@@ -85,8 +112,13 @@ pub async fn finish_for_user(
         .filter(|row| row.user_id == owner)
         .ok_or(PasskeyError::Refused)?;
     let mut passkey: Passkey = serde_json::from_str(&row.passkey).map_err(anyhow::Error::from)?;
+    // Verified against the one credential of this user that it names, and no other.
     let result = rp
-        .finish_passkey_authentication(&body.credential, &authentication)
+        .finish_discoverable_authentication(
+            &body.credential,
+            authentication,
+            &[DiscoverableKey::from(&passkey)],
+        )
         .map_err(|error| {
             tracing::info!(error = %error, "a passkey second factor was refused");
             PasskeyError::Refused
@@ -105,6 +137,7 @@ pub async fn finish_for_user(
             if !passkeys::record_use(conn, &row.id, &passkey_json, issued_at, now)? {
                 return Err(PasskeyError::Unexpected(AlreadyUsed.into()));
             }
+            attempt.succeeded(conn)?;
             audit::record(conn, &event)?;
             Ok(())
         })

@@ -36,6 +36,23 @@ pub fn amr_for(authenticator_attachment: Option<&str>) -> [&'static str; 2] {
     }
 }
 
+/// Query of the sign-in endpoints: `mode=factor` is the second factor after a password.
+#[derive(Deserialize)]
+struct ModeQuery {
+    mode: Option<String>,
+}
+
+/// Refuses a second-factor request here: it must never become a passwordless sign-in. Only the
+/// factor prompt, which holds the pending login, answers those (see [`super::second_factor`]).
+fn passwordless_only(req: &HttpRequest) -> Result<(), PasskeyError> {
+    let query = web::Query::<ModeQuery>::from_query(req.query_string())
+        .map_err(|_| PasskeyError::BadRequest("The address has invalid parameters."))?;
+    match query.mode.as_deref() {
+        None | Some("") => Ok(()),
+        Some(_) => Err(PasskeyError::NotPending),
+    }
+}
+
 /// `POST /login/passkey/options`: a challenge any discoverable passkey of this relying party
 /// may answer (no username asked).
 async fn options(
@@ -44,6 +61,7 @@ async fn options(
     session: Session,
 ) -> Result<HttpResponse, PasskeyError> {
     check_csrf(&req, &session)?;
+    passwordless_only(&req)?;
     let rp = relying_party(&state.settings)?;
     let (mut options, authentication) = rp
         .start_discoverable_authentication()
@@ -93,6 +111,7 @@ async fn finish(
     body: web::Bytes,
 ) -> Result<HttpResponse, PasskeyError> {
     check_csrf(&req, &session)?;
+    passwordless_only(&req)?;
     let body: FinishBody = parse_json(&body)?;
     let now = unix_now();
     let (authentication, issued_at): (DiscoverableAuthentication, i64) =

@@ -11,7 +11,6 @@ mod login;
 mod login_throttle;
 mod metrics;
 mod passkeys;
-mod passkeys_factor;
 mod storage;
 mod sweep;
 mod templates;

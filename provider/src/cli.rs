@@ -1,8 +1,11 @@
 //! The command line of the `provider` binary: serving, and what an operator scripts.
 
-use std::io::{IsTerminal as _, Read as _, Write as _};
-use std::net::{TcpStream, ToSocketAddrs as _};
-use std::time::Duration;
+mod healthcheck;
+mod security;
+
+pub use healthcheck::healthcheck;
+
+use std::io::{IsTerminal as _, Write as _};
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
@@ -11,6 +14,7 @@ use oidc_core::jose::Algorithm;
 use crate::config::Settings;
 use crate::identity::password::hash_blocking;
 use crate::storage::Db;
+use crate::storage::audit::{self, Event, Kind, Outcome};
 use crate::storage::clients::{self, ClientInput, ClientType, GrantType};
 use crate::storage::signing_keys::{self as stored_keys, RetireOutcome};
 use crate::storage::users::{self, Profile, Username, validate_password};
@@ -40,9 +44,13 @@ pub enum Command {
     /// Manage signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Read the audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Exit 0 when the server at PROVIDER_ADDR answers GET /healthz with 200.
     Healthcheck,
-    /// Remove expired codes, tokens and grants now (the server also does it every
+    /// Remove expired codes, tokens and grants, and audit events older than
+    /// PROVIDER_AUDIT_RETENTION_DAYS, now (the server also does it every
     /// PROVIDER_SWEEP_INTERVAL_SECS) and print how many of each went.
     Cleanup,
 }
@@ -104,6 +112,19 @@ pub enum UserCommand {
         /// The user's username.
         username: String,
     },
+    /// Remove a user's second factors (authenticator app, recovery codes, passkeys); ends
+    /// every session, grant and token of the user.
+    ResetFactors {
+        /// The user's username.
+        username: String,
+    },
+}
+
+/// Audit log subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Print audit events, newest first: a table, or JSON Lines with --json.
+    List(security::AuditListArgs),
 }
 
 /// Client subcommands.
@@ -222,7 +243,7 @@ fn admin_command(settings: &Settings, command: Command) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     match command {
         Command::Serve | Command::Healthcheck => anyhow::bail!("not an administration command"),
-        Command::Cleanup => cleanup(conn, &mut out)?,
+        Command::Cleanup => cleanup(conn, settings, &mut out)?,
         Command::Createsuperuser(account) => {
             let user = create_user(conn, settings, account, true)?;
             writeln!(out, "Created administrator {}.", user.username)?;
@@ -243,8 +264,12 @@ fn admin_command(settings: &Settings, command: Command) -> anyhow::Result<()> {
             let password = read_password(password_stdin)?;
             validate_password(&password).map_err(|e| anyhow::anyhow!("{e}"))?;
             let hash = hash_blocking(&password, settings.bcrypt_cost)?;
-            crate::storage::write_transaction(conn, |conn| {
-                users::reset_password(conn, &user.id, &hash)
+            crate::storage::write_transaction(conn, |conn| -> anyhow::Result<()> {
+                users::reset_password(conn, &user.id, &hash)?;
+                record(
+                    conn,
+                    cli_event(Kind::PasswordReset).with_user(&user.id, &user.username),
+                )
             })?;
             writeln!(
                 out,
@@ -254,7 +279,11 @@ fn admin_command(settings: &Settings, command: Command) -> anyhow::Result<()> {
         }
         Command::User(UserCommand::Deactivate { username }) => {
             let user = existing_user(conn, &username)?;
-            crate::storage::write_transaction(conn, |conn| users::deactivate(conn, &user.id))?;
+            crate::storage::write_transaction(conn, |conn| -> anyhow::Result<()> {
+                users::deactivate(conn, &user.id)?;
+                let event = cli_event(Kind::UserUpdated).with_user(&user.id, &user.username);
+                record(conn, event.with_detail("deactivated"))
+            })?;
             writeln!(
                 out,
                 "Deactivated {}; every session and token of the user ended.",
@@ -263,9 +292,19 @@ fn admin_command(settings: &Settings, command: Command) -> anyhow::Result<()> {
         }
         Command::User(UserCommand::Delete { username }) => {
             let user = existing_user(conn, &username)?;
-            crate::storage::write_transaction(conn, |conn| users::delete(conn, &user.id))?;
+            crate::storage::write_transaction(conn, |conn| -> anyhow::Result<()> {
+                users::delete(conn, &user.id)?;
+                record(
+                    conn,
+                    cli_event(Kind::UserDeleted).with_user(&user.id, &user.username),
+                )
+            })?;
             writeln!(out, "Deleted {}.", user.username)?;
         }
+        Command::User(UserCommand::ResetFactors { username }) => {
+            security::reset_factors(conn, &username, &mut out)?;
+        }
+        Command::Audit(AuditCommand::List(args)) => security::audit_list(conn, args, &mut out)?,
         Command::User(UserCommand::List { json }) => {
             let list = users::list(conn)?;
             if json {
@@ -329,7 +368,15 @@ fn admin_command(settings: &Settings, command: Command) -> anyhow::Result<()> {
                 requires_mfa,
             };
             let (client, secret) =
-                clients::create(conn, &input, &settings.allow_http_redirect_hosts)?;
+                crate::storage::write_transaction(conn, |conn| -> anyhow::Result<_> {
+                    let created =
+                        clients::create(conn, &input, &settings.allow_http_redirect_hosts)?;
+                    record(
+                        conn,
+                        cli_event(Kind::ClientCreated).with_client(&created.0.id),
+                    )?;
+                    Ok(created)
+                })?;
             if json {
                 let value = serde_json::json!({
                     "client_id": client.id,
@@ -388,7 +435,7 @@ fn admin_command(settings: &Settings, command: Command) -> anyhow::Result<()> {
                 KeysCommand::Rotate { algorithm } => {
                     let alg = Algorithm::parse(&algorithm)
                         .map_err(|e| anyhow::anyhow!("--algorithm: {e}"))?;
-                    let kid = crate::key_ring::rotate_blocking(conn, alg)?;
+                    let kid = crate::key_ring::rotate_blocking(conn, alg, CLI_ACTOR)?;
                     writeln!(out, "New active {alg} key: {kid}")?;
                     writeln!(
                         out,
@@ -411,13 +458,22 @@ fn admin_command(settings: &Settings, command: Command) -> anyhow::Result<()> {
 }
 
 /// `provider cleanup`: one full sweep, then the rows removed per kind.
-fn cleanup(conn: &mut crate::storage::Conn, out: &mut impl std::io::Write) -> anyhow::Result<()> {
-    let swept = crate::storage::sweep::sweep_blocking(conn, oidc_core::unix_now())
-        .context("removing expired codes and tokens")?;
+fn cleanup(
+    conn: &mut crate::storage::Conn,
+    settings: &Settings,
+    out: &mut impl std::io::Write,
+) -> anyhow::Result<()> {
+    let swept = crate::storage::sweep::sweep_blocking(
+        conn,
+        oidc_core::unix_now(),
+        settings.audit_retention_days,
+    )
+    .context("removing expired codes and tokens")?;
     writeln!(out, "authorization codes: {}", swept.authorization_codes)?;
     writeln!(out, "access tokens: {}", swept.access_tokens)?;
     writeln!(out, "refresh tokens: {}", swept.refresh_tokens)?;
     writeln!(out, "grants: {}", swept.grants)?;
+    writeln!(out, "audit events: {}", swept.audit_events)?;
     Ok(())
 }
 
@@ -483,7 +539,27 @@ fn create_user(
     let password = read_password(account.password_stdin)?;
     validate_password(&password).map_err(|e| anyhow::anyhow!("{e}"))?;
     let hash = hash_blocking(&password, settings.bcrypt_cost)?;
-    Ok(users::create(conn, &username, &hash, &profile)?)
+    crate::storage::write_transaction(conn, |conn| -> anyhow::Result<users::User> {
+        let user = users::create(conn, &username, &hash, &profile)?;
+        record(
+            conn,
+            cli_event(Kind::UserCreated).with_user(&user.id, &user.username),
+        )?;
+        Ok(user)
+    })
+}
+
+/// The actor of the audit events of operator commands.
+pub const CLI_ACTOR: &str = "cli";
+
+/// An operator's successful action of `kind`.
+fn cli_event(kind: Kind) -> Event {
+    Event::new(kind, Outcome::Succeeded).with_actor(CLI_ACTOR)
+}
+
+/// Records `event` in the caller's transaction.
+fn record(conn: &mut crate::storage::Conn, event: Event) -> anyhow::Result<()> {
+    Ok(audit::record(conn, &event)?)
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
@@ -493,42 +569,4 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     tracing::info!(port = app.port(), issuer = %issuer, "provider listening");
     app.run_until_stopped().await?;
     Ok(())
-}
-
-/// GETs `/healthz` on the listen address (a wildcard address is reached on loopback), without
-/// an HTTP client library: the runtime image has no curl.
-pub fn healthcheck(addr: &str) -> anyhow::Result<()> {
-    let port = addr
-        .rsplit_once(':')
-        .map(|(_, p)| p)
-        .context("PROVIDER_ADDR has no port")?;
-    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
-    let host = match host {
-        "0.0.0.0" | "" | "[::]" | "::" => "127.0.0.1",
-        other => other,
-    };
-    let target = format!("{host}:{port}");
-    let socket = target
-        .to_socket_addrs()
-        .with_context(|| format!("cannot resolve {target}"))?
-        .next()
-        .with_context(|| format!("cannot resolve {target}"))?;
-    let timeout = Duration::from_secs(5);
-    let mut stream = TcpStream::connect_timeout(&socket, timeout)
-        .with_context(|| format!("cannot connect to {target}"))?;
-    stream.set_read_timeout(Some(timeout))?;
-    stream.set_write_timeout(Some(timeout))?;
-    write!(
-        stream,
-        "GET /healthz HTTP/1.1\r\nHost: {target}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut response = Vec::new();
-    stream.take(64 * 1024).read_to_end(&mut response)?;
-    let response = String::from_utf8_lossy(&response);
-    let status = response.lines().next().unwrap_or_default();
-    if status.split_whitespace().nth(1) == Some("200") {
-        Ok(())
-    } else {
-        anyhow::bail!("unhealthy: {target} answered {status:?}")
-    }
 }

@@ -10,6 +10,7 @@ use anyhow::Context as _;
 use oidc_core::jose::{Algorithm, SigningKey};
 use oidc_core::jwk::{Jwk, JwkSet};
 
+use crate::storage::audit::{self, Event, Kind, Outcome};
 use crate::storage::signing_keys::{self as stored, KeyRow, KeyStatus, RetireOutcome};
 use crate::storage::{Conn, Db, StorageError};
 
@@ -54,11 +55,20 @@ pub fn ensure_active_keys(conn: &mut Conn) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Generates a key for `alg` and makes it the active one; returns its kid.
-pub fn rotate_blocking(conn: &mut Conn, alg: Algorithm) -> anyhow::Result<String> {
+/// Generates a key for `alg` and makes it the active one, recording who did it (`actor`, an
+/// admin's username or `cli`) in the same transaction; returns its kid. The key is generated
+/// before the transaction, which only swaps the keys.
+pub fn rotate_blocking(conn: &mut Conn, alg: Algorithm, actor: &str) -> anyhow::Result<String> {
     let key =
         SigningKey::generate(alg).with_context(|| format!("generating a {alg} signing key"))?;
-    stored::rotate(conn, &key)?;
+    let event = Event::new(Kind::KeyRotated, Outcome::Succeeded)
+        .with_actor(actor)
+        .with_detail(&format!("{alg} {}", key.kid()));
+    crate::storage::write_transaction(conn, |conn| -> Result<(), StorageError> {
+        stored::rotate(conn, &key)?;
+        audit::record(conn, &event)?;
+        Ok(())
+    })?;
     Ok(key.kid().to_owned())
 }
 
@@ -169,7 +179,16 @@ impl KeyStore {
 
     /// Makes a new key active for `alg`; the old one stays published. Returns the new kid.
     pub async fn rotate(&self, alg: Algorithm) -> anyhow::Result<String> {
-        let kid = self.db.run(move |conn| rotate_blocking(conn, alg)).await?;
+        self.rotate_as(alg, "system").await
+    }
+
+    /// Like [`rotate`](Self::rotate), recording `actor` (an administrator) as who rotated.
+    pub async fn rotate_as(&self, alg: Algorithm, actor: &str) -> anyhow::Result<String> {
+        let actor = actor.to_owned();
+        let kid = self
+            .db
+            .run(move |conn| rotate_blocking(conn, alg, &actor))
+            .await?;
         self.reload().await?;
         Ok(kid)
     }

@@ -1,5 +1,6 @@
 //! The OpenID Connect provider: configuration, storage, accounts, applications, keys, pages and endpoints.
 
+pub mod account;
 pub mod admin;
 pub mod backchannel;
 pub mod bootstrap;

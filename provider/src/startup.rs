@@ -73,6 +73,7 @@ impl Application {
         let sweeper = crate::storage::sweep::spawn(
             state.db.clone(),
             std::time::Duration::from_secs(state.settings.sweep_interval_secs),
+            state.settings.audit_retention_days,
         );
         let backchannel = crate::backchannel::spawn(state.clone());
         let server = serve(state.clone(), listener, secret)?;
@@ -285,7 +286,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/", web::get().to(crate::pages::home::home))
         .configure(crate::identity::login::configure)
         .configure(crate::identity::passkeys::configure)
+        .configure(crate::identity::factor::configure)
+        .configure(crate::identity::security::configure)
         .configure(crate::admin::configure)
+        .configure(crate::account::configure)
         .configure(crate::oauth::configure);
 }
 

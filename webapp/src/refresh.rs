@@ -16,7 +16,7 @@ use crate::oidc::Tokens;
 #[derive(Debug, Clone)]
 pub enum RefreshOutcome {
     /// New tokens.
-    Refreshed(Tokens),
+    Refreshed(Box<Tokens>),
     /// The provider refused the refresh token: the user must sign in again.
     Refused,
 }
@@ -195,6 +195,8 @@ mod tests {
             refresh_token: Some(RefreshToken::new("rt2")),
             id_token: None,
             sid: None,
+            amr: Vec::new(),
+            acr: None,
         }
     }
 
@@ -211,7 +213,7 @@ mod tests {
                     .refresh(&rt("rt1"), Instant::now(), || async {
                         calls.fetch_add(1, Ordering::SeqCst);
                         tokio::time::sleep(Duration::from_millis(50)).await;
-                        Ok::<_, ()>(RefreshOutcome::Refreshed(tokens("at2")))
+                        Ok::<_, ()>(RefreshOutcome::Refreshed(Box::new(tokens("at2"))))
                     })
                     .await
             }));
@@ -235,7 +237,7 @@ mod tests {
             let outcome = coordinator
                 .refresh(&rt("rt1"), Instant::now(), || async {
                     if calls.fetch_add(1, Ordering::SeqCst) == 0 {
-                        Ok::<_, ()>(RefreshOutcome::Refreshed(tokens("at2")))
+                        Ok::<_, ()>(RefreshOutcome::Refreshed(Box::new(tokens("at2"))))
                     } else {
                         Ok(RefreshOutcome::Refused)
                     }
@@ -260,7 +262,7 @@ mod tests {
         let early = Instant::now();
         let refresh = || async {
             calls.fetch_add(1, Ordering::SeqCst);
-            Ok::<_, ()>(RefreshOutcome::Refreshed(tokens("at2")))
+            Ok::<_, ()>(RefreshOutcome::Refreshed(Box::new(tokens("at2"))))
         };
         coordinator
             .refresh(&rt("rt1"), early, refresh)
@@ -324,7 +326,7 @@ mod tests {
             tokio::spawn(async move {
                 coordinator
                     .refresh(&rt("rt1"), Instant::now(), || async {
-                        Ok::<_, ()>(RefreshOutcome::Refreshed(tokens("at2")))
+                        Ok::<_, ()>(RefreshOutcome::Refreshed(Box::new(tokens("at2"))))
                     })
                     .await
             })
@@ -347,7 +349,7 @@ mod tests {
         assert!(first.is_err());
         let second = coordinator
             .refresh(&rt("rt"), Instant::now(), || async {
-                Ok::<_, &str>(RefreshOutcome::Refreshed(tokens("at3")))
+                Ok::<_, &str>(RefreshOutcome::Refreshed(Box::new(tokens("at3"))))
             })
             .await
             .unwrap();
@@ -360,7 +362,7 @@ mod tests {
         for (rt, at) in [("a", "at-a"), ("b", "at-b")] {
             let outcome = coordinator
                 .refresh(&RefreshToken::new(rt), Instant::now(), || async move {
-                    Ok::<_, ()>(RefreshOutcome::Refreshed(tokens(at)))
+                    Ok::<_, ()>(RefreshOutcome::Refreshed(Box::new(tokens(at))))
                 })
                 .await
                 .unwrap();

@@ -45,6 +45,12 @@ pub struct UserSession {
     pub id_token: Option<RawIdToken>,
     /// Set when refreshing failed: the user must sign in again.
     pub error: Option<String>,
+    /// The ID token's `amr` (authentication methods), empty when it had none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub amr: Vec<String>,
+    /// The ID token's `acr` (authentication context class), if it had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acr: Option<String>,
 }
 
 impl UserSession {
@@ -62,6 +68,8 @@ impl UserSession {
             refresh_token: tokens.refresh_token,
             id_token: tokens.id_token,
             error: None,
+            amr: tokens.amr,
+            acr: tokens.acr,
         }
     }
 
@@ -75,6 +83,9 @@ impl UserSession {
         }
         if tokens.id_token.is_some() {
             self.id_token = tokens.id_token;
+            // A refreshed ID token states how the user authenticated again (OIDC Core §12.2).
+            self.amr = tokens.amr;
+            self.acr = tokens.acr;
         }
         if tokens.name.is_some() {
             self.name = tokens.name;
@@ -95,12 +106,21 @@ impl UserSession {
         })
     }
 
-    /// The body of `/api/auth/session`, as NextAuth gives it.
+    /// The body of `/api/auth/session`, as NextAuth gives it, with two fields NextAuth's
+    /// `session` does not have, next to `user` and `expires`, each present only when the ID
+    /// token had the claim: `amr` (an array of strings: how the user authenticated, e.g.
+    /// `["pwd", "otp"]`) and `acr` (a string: the authentication context class satisfied).
     pub fn nextauth_json(&self) -> serde_json::Value {
         let mut session = serde_json::json!({
             "user": { "name": self.name, "email": self.email },
             "expires": iso8601(self.expires),
         });
+        if !self.amr.is_empty() {
+            session["amr"] = serde_json::json!(self.amr);
+        }
+        if let Some(acr) = &self.acr {
+            session["acr"] = serde_json::Value::String(acr.clone());
+        }
         if let Some(error) = &self.error {
             session["error"] = serde_json::Value::String(error.clone());
         }
@@ -230,6 +250,8 @@ mod tests {
             refresh_token: Some(RefreshToken::new("rt")),
             id_token: Some(RawIdToken::new("idt")),
             error: None,
+            amr: Vec::new(),
+            acr: None,
         }
     }
 
@@ -249,6 +271,23 @@ mod tests {
         let text = json.to_string();
         assert!(!text.contains("\"at\"") && !text.contains("rt") && !text.contains("idt"));
         assert!(!text.contains("session-1"));
+    }
+
+    #[test]
+    fn amr_and_acr_are_shown_beside_nextauths_fields_when_the_id_token_had_them() {
+        let mut user = user();
+        user.amr = vec!["pwd".into(), "otp".into()];
+        user.acr = Some("urn:example:mfa".into());
+        let json = user.use_session_json();
+        assert_eq!(json["data"]["amr"], serde_json::json!(["pwd", "otp"]));
+        assert_eq!(json["data"]["acr"], "urn:example:mfa");
+        assert_eq!(json["data"]["user"]["email"], "alice@example.com");
+        // A session stored before these fields existed still reads.
+        let mut stored = serde_json::to_value(user).unwrap();
+        stored.as_object_mut().unwrap().remove("amr");
+        stored.as_object_mut().unwrap().remove("acr");
+        let old: UserSession = serde_json::from_value(stored).unwrap();
+        assert!(old.amr.is_empty() && old.acr.is_none());
     }
 
     #[test]
@@ -272,6 +311,8 @@ mod tests {
                 refresh_token: None,
                 id_token: None,
                 sid: None,
+                amr: Vec::new(),
+                acr: None,
             },
             150,
         );
@@ -333,6 +374,8 @@ mod tests {
             refresh_token: user.refresh_token.clone(),
             id_token: user.id_token.clone(),
             sid: None,
+            amr: Vec::new(),
+            acr: None,
         };
         let verifier = oidc_core::pkce::CodeVerifier::generate();
         let pending = crate::flow::PendingSignIn {

@@ -7,12 +7,13 @@ use oidc_core::types::ClientSecret;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    ActionForm, Admin, AdminError, AdminForm, AdminRoutes, Frame, admin_forms, form_page,
-    format_time, page, urlencode,
+    ActionForm, Admin, AdminError, AdminForm, AdminRoutes, Frame, admin_event, admin_forms,
+    form_page, format_time, page, urlencode,
 };
 use crate::identity::login::see_other;
 use crate::state::AppState;
 use crate::storage::StorageError;
+use crate::storage::audit::{self, Kind};
 use crate::storage::clients::{self, Client, ClientError, ClientInput, ClientType, GrantType};
 
 pub(super) fn routes(routes: AdminRoutes) -> AdminRoutes {
@@ -281,9 +282,15 @@ async fn create(
         }
     };
     let allow = state.settings.allow_http_redirect_hosts.clone();
+    let actor = admin.username.clone();
     let created = state
         .db
-        .run(move |conn| clients::create(conn, &input, &allow))
+        .write(move |conn| {
+            let created = clients::create(conn, &input, &allow)?;
+            let event = admin_event(Kind::ClientCreated, &actor).with_client(&created.0.id);
+            audit::record(conn, &event)?;
+            Ok(created)
+        })
         .await;
     match created {
         Ok((client, secret)) => {
@@ -343,9 +350,17 @@ async fn update(
     };
     let allow = state.settings.allow_http_redirect_hosts.clone();
     let key = id.clone();
+    let event = admin_event(Kind::ClientUpdated, &admin.username).with_client(&id);
     let updated = state
         .db
-        .run(move |conn| clients::update(conn, &key, &input, &allow))
+        .write(move |conn| {
+            let updated = clients::update(conn, &key, &input, &allow)?;
+            if let Some((_, secret)) = &updated {
+                let detail = if secret.is_some() { "new secret" } else { "" };
+                audit::record(conn, &event.with_detail(detail))?;
+            }
+            Ok(updated)
+        })
         .await;
     match updated {
         Ok(None) => Err(AdminError::NotFound),
@@ -381,10 +396,17 @@ async fn regenerate_secret(
             "A public application has no secret.".to_owned(),
         ));
     }
+    let event = admin_event(Kind::ClientSecretRotated, &admin.username).with_client(&client.id);
     let id = client.id.clone();
     let secret = state
         .db
-        .run(move |conn| clients::regenerate_secret(conn, &id))
+        .write(move |conn| -> Result<_, StorageError> {
+            let secret = clients::regenerate_secret(conn, &id)?;
+            if secret.is_some() {
+                audit::record(conn, &event)?;
+            }
+            Ok(secret)
+        })
         .await?
         .ok_or(AdminError::NotFound)?;
     tracing::info!(client_id = %client.id, admin = %admin.username, "client secret regenerated");
@@ -397,10 +419,17 @@ async fn delete(
     path: web::Path<String>,
 ) -> Result<HttpResponse, AdminError> {
     let client = find_client(&state, path.into_inner()).await?;
+    let event = admin_event(Kind::ClientDeleted, &admin.username).with_client(&client.id);
     let id = client.id.clone();
     let deleted = state
         .db
-        .write(move |conn| -> Result<bool, StorageError> { clients::delete(conn, &id) })
+        .write(move |conn| -> Result<bool, StorageError> {
+            let deleted = clients::delete(conn, &id)?;
+            if deleted {
+                audit::record(conn, &event)?;
+            }
+            Ok(deleted)
+        })
         .await?;
     if !deleted {
         return Err(AdminError::NotFound);

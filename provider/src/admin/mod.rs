@@ -1,8 +1,11 @@
-//! The admin site at `/admin`: applications, users (with their grants and consents) and signing
-//! keys. Administrators only; every form carries a CSRF token; plain server-rendered HTML.
+//! The admin site at `/admin`: applications, users (with their grants and consents), signing
+//! keys and the audit log. Administrators only; every form carries a CSRF token; plain server-rendered HTML.
 
 mod applications;
+mod audit;
+mod second_factor;
 mod signing_keys;
+mod user_security;
 mod users;
 
 use std::future::Future;
@@ -15,7 +18,8 @@ use actix_web::{FromRequest, Handler, HttpRequest, HttpResponse, Responder, Resp
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::identity::login::{see_other, signed_in_user};
+use crate::identity::login::see_other;
+use crate::identity::session::current_login;
 use crate::pages::{csrf, error_page, render_with_status};
 use crate::state::AppState;
 use crate::storage::StorageError;
@@ -43,7 +47,8 @@ fn all_routes() -> AdminRoutes {
     .get("", dashboard)
     .get("/", dashboard)
     .get("/logout-deliveries", logout_deliveries);
-    signing_keys::routes(users::routes(applications::routes(routes)))
+    let routes = user_security::routes(users::routes(applications::routes(routes)));
+    audit::routes(signing_keys::routes(routes))
 }
 
 /// The admin routes being mounted, and their list.
@@ -96,6 +101,9 @@ pub enum AdminError {
     /// The form could not be read; answered by the form extractor's own page.
     #[error("unreadable form: {0}")]
     Form(actix_web::Error),
+    /// Somewhere else first (the factor page, or setting up a factor), by 303.
+    #[error("redirect to {0}")]
+    Redirect(String),
     /// Anything else; logged, never shown.
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
@@ -110,7 +118,7 @@ impl From<StorageError> for AdminError {
 impl ResponseError for AdminError {
     fn status_code(&self) -> StatusCode {
         match self {
-            Self::NotSignedIn(_) => StatusCode::SEE_OTHER,
+            Self::NotSignedIn(_) | Self::Redirect(_) => StatusCode::SEE_OTHER,
             Self::Forbidden | Self::Csrf => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -125,6 +133,7 @@ impl ResponseError for AdminError {
                 let query = serde_urlencoded::to_string([("next", next)]).unwrap_or_default();
                 see_other(&format!("/login?{query}"))
             }
+            Self::Redirect(location) => see_other(location),
             Self::Forbidden => error_page(
                 StatusCode::FORBIDDEN,
                 "Administrators only",
@@ -154,28 +163,39 @@ impl ResponseError for AdminError {
     }
 }
 
-/// The signed-in administrator, or the error that sends everyone else away.
+/// The signed-in administrator, or the error that sends everyone else away (to the login page,
+/// or for a second factor when the policy asks for one: see [`second_factor`]).
 async fn require_admin(
     req: &HttpRequest,
     state: &AppState,
     session: &Session,
 ) -> Result<User, AdminError> {
-    match signed_in_user(state, session).await? {
-        None => {
-            let next = req
-                .uri()
-                .path_and_query()
-                .map_or("/admin", |p| p.as_str())
-                .to_owned();
-            // A POST cannot be replayed after login: come back to the page instead.
-            let next = if req.method() == actix_web::http::Method::GET {
-                next
-            } else {
-                "/admin".to_owned()
-            };
-            Err(AdminError::NotSignedIn(next))
+    let next = req
+        .uri()
+        .path_and_query()
+        .map_or("/admin", |p| p.as_str())
+        .to_owned();
+    // A POST cannot be replayed after login: come back to the page instead.
+    let next = if req.method() == actix_web::http::Method::GET {
+        next
+    } else {
+        "/admin".to_owned()
+    };
+    let Some(login) = current_login(state, session).await? else {
+        return Err(AdminError::NotSignedIn(next));
+    };
+    let user_id = login.user_id.clone();
+    let user = state
+        .db
+        .run(move |conn| crate::storage::users::find(conn, &user_id))
+        .await?
+        .filter(|u| u.is_active);
+    match user {
+        None => Err(AdminError::NotSignedIn(next)),
+        Some(user) if user.is_admin => {
+            second_factor::check(state, session, &login, &user, &next).await?;
+            Ok(user)
         }
-        Some(user) if user.is_admin => Ok(user),
         Some(_) => Err(AdminError::Forbidden),
     }
 }
@@ -300,6 +320,13 @@ fn form_page(
     render_with_status(&state.templates, status, name, context)
 }
 
+/// An administrator's successful action of `kind`, with the admin (username) as actor; the
+/// caller adds what it was done to and records it in the write of the action.
+pub fn admin_event(kind: crate::storage::audit::Kind, admin: &str) -> crate::storage::audit::Event {
+    crate::storage::audit::Event::new(kind, crate::storage::audit::Outcome::Succeeded)
+        .with_actor(admin)
+}
+
 /// Percent-encodes a path segment.
 pub fn urlencode(segment: &str) -> String {
     url::form_urlencoded::byte_serialize(segment.as_bytes()).collect()
@@ -319,6 +346,8 @@ pub fn flash(session: &Session, message: &str) {
 pub struct Frame {
     csrf_token: String,
     admin: String,
+    /// Read by the base layout, which links to `/account` for signed-in users.
+    signed_in: bool,
     flash: Option<String>,
     section: &'static str,
 }
@@ -330,6 +359,7 @@ impl Frame {
         Self {
             csrf_token: csrf::token(session),
             admin: admin.username.clone(),
+            signed_in: true,
             flash,
             section,
         }

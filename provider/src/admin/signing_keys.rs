@@ -73,7 +73,7 @@ async fn rotate(
 ) -> Result<HttpResponse, AdminError> {
     let alg = Algorithm::parse(&form.algorithm)
         .map_err(|_| AdminError::BadRequest("Unknown algorithm.".to_owned()))?;
-    let kid = state.keys.rotate(alg).await?;
+    let kid = state.keys.rotate_as(alg, &admin.username).await?;
     tracing::info!(%kid, %alg, admin = %admin.username, "signing key rotated");
     admin.flash(&format!(
         "New {alg} key {kid} is active; the previous one stays published until retired."

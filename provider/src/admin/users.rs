@@ -5,11 +5,12 @@ use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    ActionForm, Admin, AdminError, AdminForm, AdminRoutes, Frame, admin_forms, form_page,
-    format_time, page, urlencode,
+    ActionForm, Admin, AdminError, AdminForm, AdminRoutes, Frame, admin_event, admin_forms,
+    form_page, format_time, page, urlencode,
 };
 use crate::identity::login::see_other;
 use crate::state::AppState;
+use crate::storage::audit::{self, Kind};
 use crate::storage::users::{self, CreateUserError, Profile, User, Username, validate_password};
 use crate::storage::{StorageError, clients, grants, sessions};
 
@@ -24,8 +25,6 @@ pub(super) fn routes(routes: AdminRoutes) -> AdminRoutes {
         .post("/users/{id}/active", set_active)
         .get("/users/{id}/delete", delete_form)
         .post("/users/{id}/delete", delete)
-        .post("/users/{id}/sessions/end", end_all_sessions)
-        .post("/users/{id}/sessions/{session_id}/end", end_session)
         .post("/users/{id}/grants/{grant_id}/revoke", revoke_grant)
         .post("/users/{id}/consents/{client_id}/delete", delete_consent)
 }
@@ -153,9 +152,15 @@ async fn create(
         .await
         .map_err(|e| AdminError::Unexpected(e.into()))?;
     let profile = form.profile();
+    let actor = admin.username.clone();
     let created = state
         .db
-        .run(move |conn| users::create(conn, &username, &hash, &profile))
+        .write(move |conn| {
+            let user = users::create(conn, &username, &hash, &profile)?;
+            let event = admin_event(Kind::UserCreated, &actor).with_user(&user.id, &user.username);
+            audit::record(conn, &event)?;
+            Ok(user)
+        })
         .await;
     match created {
         Ok(user) => {
@@ -198,6 +203,7 @@ struct DetailPage<'a> {
     grants: Vec<GrantRow>,
     consents: Vec<ConsentRow>,
     sessions: Vec<SessionLine>,
+    factors: super::user_security::FactorsView,
     error: Option<String>,
 }
 
@@ -210,7 +216,7 @@ struct SessionLine {
     last_seen: String,
 }
 
-async fn find_user(state: &AppState, id: String) -> Result<User, AdminError> {
+pub(super) async fn find_user(state: &AppState, id: String) -> Result<User, AdminError> {
     state
         .db
         .run(move |conn| users::find(conn, &id))
@@ -226,9 +232,10 @@ async fn detail_page(
     error: Option<String>,
 ) -> Result<HttpResponse, AdminError> {
     let user_id = user.id.clone();
-    let (grant_list, consent_list, names, session_list) = state
+    let (grant_list, consent_list, names, session_list, factors) = state
         .db
         .run(move |conn| -> Result<_, StorageError> {
+            let factors = crate::storage::factors::summary(conn, &user_id)?;
             let session_list = sessions::for_user(conn, &user_id)?;
             let grant_list = grants::list_grants_for_user(conn, &user_id)?;
             let consent_list = grants::list_consents_for_user(conn, &user_id)?;
@@ -236,7 +243,7 @@ async fn detail_page(
                 .into_iter()
                 .map(|c| (c.id, c.name))
                 .collect();
-            Ok((grant_list, consent_list, names, session_list))
+            Ok((grant_list, consent_list, names, session_list, factors))
         })
         .await?;
     let name_of = |id: &str| names.get(id).cloned().unwrap_or_else(|| id.to_owned());
@@ -286,6 +293,7 @@ async fn detail_page(
                 last_seen: format_time(s.last_seen_at),
             })
             .collect(),
+        factors: factors.into(),
         error: error.clone(),
     };
     Ok(form_page(state, "admin/user.html", &context, &error))
@@ -313,10 +321,19 @@ async fn update(
         let error = Some("You cannot remove your own administrator rights.".to_owned());
         return detail_page(&state, &admin, user, Some(form), error).await;
     }
+    let event = admin_event(Kind::UserUpdated, &admin.username)
+        .with_user(&user.id, &user.username)
+        .with_detail("profile");
     let id = user.id.clone();
     let updated = state
         .db
-        .run(move |conn| users::update_profile(conn, &id, &profile))
+        .write(move |conn| {
+            let found = users::update_profile(conn, &id, &profile)?;
+            if found {
+                audit::record(conn, &event)?;
+            }
+            Ok(found)
+        })
         .await;
     match updated {
         Ok(true) => {
@@ -354,10 +371,17 @@ async fn set_password(
         .hash(form.password)
         .await
         .map_err(|e| AdminError::Unexpected(e.into()))?;
+    let event =
+        admin_event(Kind::PasswordReset, &admin.username).with_user(&user.id, &user.username);
     let id = user.id.clone();
     state
         .db
-        .write(move |conn| users::reset_password(conn, &id, &hash))
+        .write(move |conn| -> Result<_, StorageError> {
+            if users::reset_password(conn, &id, &hash)? {
+                audit::record(conn, &event)?;
+            }
+            Ok(())
+        })
         .await?;
     tracing::info!(user = %user.username, admin = %admin.username, "password set");
     admin.flash("Password changed.");
@@ -389,16 +413,23 @@ async fn set_active(
             "You cannot deactivate your own account.".to_owned(),
         ));
     }
+    let event = admin_event(Kind::UserUpdated, &admin.username)
+        .with_user(&user.id, &user.username)
+        .with_detail(if active { "activated" } else { "deactivated" });
     let id = user.id.clone();
     // Deactivation ends every session, grant and token at once; activation restores none.
     state
         .db
-        .write(move |conn| {
-            if active {
-                users::set_active(conn, &id, true)
+        .write(move |conn| -> Result<_, StorageError> {
+            let found = if active {
+                users::set_active(conn, &id, true)?
             } else {
-                users::deactivate(conn, &id)
+                users::deactivate(conn, &id)?
+            };
+            if found {
+                audit::record(conn, &event)?;
             }
+            Ok(())
         })
         .await?;
     tracing::info!(user = %user.username, admin = %admin.username, active, "user activation changed");
@@ -500,62 +531,22 @@ async fn delete(
             "You cannot delete your own account.".to_owned(),
         ));
     }
+    let event = admin_event(Kind::UserDeleted, &admin.username).with_user(&user.id, &user.username);
     let id = user.id.clone();
-    let deleted = state.db.write(move |conn| users::delete(conn, &id)).await?;
+    let deleted = state
+        .db
+        .write(move |conn| -> Result<_, StorageError> {
+            let deleted = users::delete(conn, &id)?;
+            if deleted {
+                audit::record(conn, &event)?;
+            }
+            Ok(deleted)
+        })
+        .await?;
     if !deleted {
         return Err(AdminError::NotFound);
     }
     tracing::info!(user = %user.username, admin = %admin.username, "user deleted");
     admin.flash("User deleted.");
     Ok(see_other("/admin/users"))
-}
-
-/// `POST /admin/users/{id}/sessions/end`: ends every session, grant and token of the user.
-async fn end_all_sessions(
-    AdminForm { admin, .. }: AdminForm<ActionForm>,
-    state: web::Data<AppState>,
-    path: web::Path<String>,
-) -> Result<HttpResponse, AdminError> {
-    let user = find_user(&state, path.into_inner()).await?;
-    let id = user.id.clone();
-    state
-        .db
-        .write(move |conn| -> Result<_, StorageError> {
-            Ok(sessions::end_everything_for_user(
-                conn,
-                &id,
-                oidc_core::unix_now(),
-            )?)
-        })
-        .await?;
-    tracing::info!(user = %user.username, admin = %admin.username, "all sessions ended");
-    admin.flash("Every session ended and every token revoked.");
-    Ok(see_other(&format!("/admin/users/{}", urlencode(&user.id))))
-}
-
-/// `POST /admin/users/{id}/sessions/{session_id}/end`: ends one session.
-async fn end_session(
-    AdminForm { admin, .. }: AdminForm<ActionForm>,
-    state: web::Data<AppState>,
-    path: web::Path<(String, String)>,
-) -> Result<HttpResponse, AdminError> {
-    let (user_id, session_id) = path.into_inner();
-    let owner = user_id.clone();
-    let ended = state
-        .db
-        .write(move |conn| -> Result<bool, StorageError> {
-            Ok(sessions::end_for_user(
-                conn,
-                &owner,
-                &session_id,
-                oidc_core::unix_now(),
-            )?)
-        })
-        .await?;
-    if !ended {
-        return Err(AdminError::NotFound);
-    }
-    tracing::info!(user_id = %user_id, admin = %admin.username, "session ended");
-    admin.flash("Session ended.");
-    Ok(see_other(&format!("/admin/users/{}", urlencode(&user_id))))
 }

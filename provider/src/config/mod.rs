@@ -41,6 +41,32 @@ impl Default for LoginThrottleSettings {
     }
 }
 
+/// Whether the admin site needs a session with a second factor
+/// (`PROVIDER_REQUIRE_MFA_FOR_ADMINS`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AdminMfa {
+    /// Required once any active administrator has a second factor (the default): turning on
+    /// the first factor protects the site without locking out administrators who have none.
+    #[default]
+    Auto,
+    /// Always required; administrators without a factor are sent to set one up.
+    Required,
+    /// Never required.
+    Off,
+}
+
+impl AdminMfa {
+    /// `auto`, `true` or `false` (case ignored).
+    pub fn parse(value: &str) -> Result<Self, String> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(Self::Auto),
+            "true" => Ok(Self::Required),
+            "false" => Ok(Self::Off),
+            _ => Err("must be auto, true or false".to_owned()),
+        }
+    }
+}
+
 /// Every setting of the provider.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -86,6 +112,9 @@ pub struct Settings {
     /// Seconds between two sweeps of expired codes, tokens and grants
     /// (`PROVIDER_SWEEP_INTERVAL_SECS`, 1 to 86400).
     pub sweep_interval_secs: u64,
+    /// Days audit events are kept before the sweep removes them
+    /// (`PROVIDER_AUDIT_RETENTION_DAYS`, 0 to 36500, default 180; 0 keeps them forever).
+    pub audit_retention_days: u32,
     /// Seconds a browser session lasts without being used (`PROVIDER_SESSION_IDLE_SECS`,
     /// 60 up to the absolute lifetime).
     pub session_idle_secs: i64,
@@ -105,6 +134,9 @@ pub struct Settings {
     /// (`PROVIDER_TRUST_FORWARDED_FOR`); only behind a reverse proxy that appends it, since
     /// clients can send the header themselves.
     pub trust_forwarded_for: bool,
+    /// Whether the admin site needs a second factor (`PROVIDER_REQUIRE_MFA_FOR_ADMINS`:
+    /// `auto`, the default, `true` or `false`).
+    pub require_mfa_for_admins: AdminMfa,
     /// Login throttling (`PROVIDER_LOGIN_MAX_FAILURES_PER_ACCOUNT`,
     /// `PROVIDER_LOGIN_MAX_FAILURES_PER_ADDRESS`, `PROVIDER_LOGIN_THROTTLE_WINDOW_SECS`).
     pub login_throttle: LoginThrottleSettings,
@@ -133,12 +165,14 @@ impl Default for Settings {
             keys_reload_secs: 10,
             body_timeout_secs: 10,
             sweep_interval_secs: 60,
+            audit_retention_days: 180,
             session_idle_secs: 14 * 24 * 3600,
             session_max_secs: 30 * 24 * 3600,
             sessions_per_user: 32,
             backchannel_max_attempts: 5,
             offline_access: true,
             trust_forwarded_for: false,
+            require_mfa_for_admins: AdminMfa::Auto,
             login_throttle: LoginThrottleSettings::default(),
             bootstrap: Bootstrap::default(),
         }
@@ -194,6 +228,11 @@ impl Settings {
                 ..,
                 d.sweep_interval_secs,
             ),
+            audit_retention_days: r.number(
+                "PROVIDER_AUDIT_RETENTION_DAYS",
+                0..=36_500,
+                d.audit_retention_days,
+            ),
             session_idle_secs: r.number("PROVIDER_SESSION_IDLE_SECS", .., d.session_idle_secs),
             session_max_secs: r.number("PROVIDER_SESSION_MAX_SECS", .., d.session_max_secs),
             sessions_per_user: r.number("PROVIDER_SESSIONS_PER_USER", .., d.sessions_per_user),
@@ -204,6 +243,11 @@ impl Settings {
             ),
             offline_access: r.flag("PROVIDER_OFFLINE_ACCESS", d.offline_access),
             trust_forwarded_for: r.flag("PROVIDER_TRUST_FORWARDED_FOR", d.trust_forwarded_for),
+            require_mfa_for_admins: r.or_default(
+                "PROVIDER_REQUIRE_MFA_FOR_ADMINS",
+                d.require_mfa_for_admins,
+                AdminMfa::parse,
+            ),
             login_throttle: LoginThrottleSettings {
                 max_failures_per_account: r.number(
                     "PROVIDER_LOGIN_MAX_FAILURES_PER_ACCOUNT",

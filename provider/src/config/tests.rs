@@ -39,10 +39,14 @@ fn errors_name_the_setting() {
         ("PROVIDER_DATABASE_URL", ":memory:"),
         ("PROVIDER_TRUST_FORWARDED_FOR", "maybe"),
         ("PROVIDER_OFFLINE_ACCESS", "sometimes"),
+        ("PROVIDER_REQUIRE_MFA_FOR_ADMINS", "maybe"),
         ("PROVIDER_METRICS_ADDR", "9100"),
         ("PROVIDER_METRICS_ADDR", "metrics.example:9100"),
         ("PROVIDER_SWEEP_INTERVAL_SECS", "0"),
         ("PROVIDER_SWEEP_INTERVAL_SECS", "86401"),
+        ("PROVIDER_AUDIT_RETENTION_DAYS", "-1"),
+        ("PROVIDER_AUDIT_RETENTION_DAYS", "36501"),
+        ("PROVIDER_AUDIT_RETENTION_DAYS", "half a year"),
         ("PROVIDER_SESSION_IDLE_SECS", "59"),
         ("PROVIDER_SESSION_IDLE_SECS", "2592001"),
         ("PROVIDER_SESSION_MAX_SECS", "-1"),
@@ -210,4 +214,22 @@ fn the_log_format_is_text_or_json() {
     assert_eq!(settings(&[]).unwrap().log_format, LogFormat::Text);
     let json = settings(&[("PROVIDER_LOG_FORMAT", "json")]).unwrap();
     assert_eq!(json.log_format, LogFormat::Json);
+}
+
+#[test]
+fn admin_mfa_policy_values() {
+    use super::AdminMfa;
+    assert_eq!(
+        settings(&[]).unwrap().require_mfa_for_admins,
+        AdminMfa::Auto
+    );
+    for (value, expected) in [
+        ("auto", AdminMfa::Auto),
+        ("true", AdminMfa::Required),
+        ("TRUE", AdminMfa::Required),
+        ("false", AdminMfa::Off),
+    ] {
+        let read = settings(&[("PROVIDER_REQUIRE_MFA_FOR_ADMINS", value)]).expect(value);
+        assert_eq!(read.require_mfa_for_admins, expected, "{value}");
+    }
 }

@@ -7,12 +7,14 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use oidc_core::unix_now;
 use serde::{Deserialize, Serialize};
 
-use crate::identity::session::{self, current_login};
+use crate::identity::factor::{PendingLogin, ask_for_factor};
+use crate::identity::session::{self, NewLogin, current_login};
 use crate::metrics::LoginOutcome;
 use crate::pages::{self, csrf, error_page, render_with_status, safe_next};
 use crate::state::AppState;
-use crate::storage::StorageError;
+use crate::storage::audit::{self, Event, Kind, Outcome};
 use crate::storage::users::{self, User};
+use crate::storage::{StorageError, totp};
 
 /// The one message for a wrong password, an unknown user and a deactivated account, so the
 /// form does not tell which usernames exist.
@@ -178,6 +180,10 @@ async fn login(
         Ok(attempt) => attempt,
         Err(throttled) => {
             state.metrics.login(LoginOutcome::Throttled);
+            let event = Event::new(Kind::SignIn, Outcome::Throttled)
+                .with_username(&username)
+                .with_address(&address);
+            record_refusal(&state, event).await?;
             let mut response = render_login(
                 &state,
                 &session,
@@ -196,11 +202,17 @@ async fn login(
     };
 
     let lookup = username.clone();
-    let user = state
+    let (user, factors) = state
         .db
-        .run(move |conn| users::find_by_username(conn, &lookup))
-        .await?
-        .filter(|u| u.is_active);
+        .run(move |conn| {
+            let user = users::find_by_username(conn, &lookup)?.filter(|u| u.is_active);
+            let factors = match &user {
+                Some(user) => totp::factors(conn, &user.id)?,
+                None => totp::Factors::default(),
+            };
+            Ok::<_, StorageError>((user, factors))
+        })
+        .await?;
     let hash = user.as_ref().map(|u| u.password_hash.clone());
     let matched = state
         .hasher
@@ -208,35 +220,86 @@ async fn login(
         .await
         .map_err(|e| LoginError::Unexpected(e.into()))?;
 
-    let Some(user) = user.filter(|_| matched) else {
-        // The attempt stays counted: it already is, in the database.
-        drop(attempt);
-        state.metrics.login(LoginOutcome::Failed);
-        return Ok(render_login(
-            &state,
-            &session,
-            StatusCode::UNAUTHORIZED,
-            &next,
-            &username,
-            Some(LOGIN_FAILED),
-        ));
+    let user = match user {
+        Some(user) if matched => user,
+        user => {
+            // The attempt stays counted: it already is, in the database.
+            drop(attempt);
+            state.metrics.login(LoginOutcome::Failed);
+            let event = match &user {
+                Some(user) => {
+                    Event::new(Kind::SignIn, Outcome::Failed).with_user(&user.id, &user.username)
+                }
+                None => Event::new(Kind::SignIn, Outcome::Failed).with_username(&username),
+            }
+            .with_address(&address)
+            .with_detail("pwd");
+            state
+                .db
+                .write(move |conn| Ok::<_, StorageError>(audit::record(conn, &event)?))
+                .await?;
+            return Ok(render_login(
+                &state,
+                &session,
+                StatusCode::UNAUTHORIZED,
+                &next,
+                &username,
+                Some(LOGIN_FAILED),
+            ));
+        }
     };
 
-    let origin = session::Origin::of(&req, address);
-    session::log_in(&state, &session, &user.id, unix_now(), origin).await?;
-    // The throttle's reset shares the write of the login time: no write of its own. Should the
-    // login fail before it, the attempt stays counted (failing closed).
+    if factors.any() {
+        // No session before the second factor. The attempt stays counted until the factor
+        // succeeds: a right password alone must not reset the count wrong codes add to.
+        drop(attempt);
+        let pending = PendingLogin::after_password(&user.id, &user.username, &next);
+        return ask_for_factor(&session, &pending).map_err(|e| LoginError::Unexpected(e.into()));
+    }
+
+    // The throttle's reset, the login time and the audit event share the write that stores
+    // the session: no write of their own. Should the login fail, the attempt stays counted
+    // (failing closed).
     let user_id = user.id.clone();
-    state
-        .db
-        .write(move |conn| {
-            attempt.succeeded(conn)?;
-            users::touch_last_login(conn, &user_id)
-        })
-        .await?;
+    let event = Event::new(Kind::SignIn, Outcome::Succeeded)
+        .with_user(&user.id, &user.username)
+        .with_address(&address)
+        .with_detail("pwd");
+    let login = NewLogin {
+        user_id: user.id.clone(),
+        auth_time: unix_now(),
+        amr: vec!["pwd".to_owned()],
+        origin: session::Origin::of(&req, address),
+    };
+    session::log_in_with(&state, &session, login, move |conn| {
+        attempt.succeeded(conn)?;
+        users::touch_last_login(conn, &user_id)?;
+        audit::record(conn, &event)?;
+        Ok(Some(()))
+    })
+    .await?;
     state.metrics.login(LoginOutcome::Succeeded);
     tracing::info!(user = %user.username, "signed in");
     Ok(see_other(&next))
+}
+
+/// Records a throttled attempt, once per throttle window for one username and address: a
+/// refusal writes nothing else, and a flood of them must not fill the audit log.
+pub(crate) async fn record_refusal(state: &AppState, event: Event) -> Result<(), StorageError> {
+    let window = i64::try_from(state.settings.login_throttle.window_secs).unwrap_or(i64::MAX);
+    let since = unix_now().saturating_sub(window);
+    let check = event.clone();
+    let recorded = state
+        .db
+        .run(move |conn| Ok::<_, StorageError>(audit::recorded_since(conn, &check, since)?))
+        .await?;
+    if !recorded {
+        state
+            .db
+            .write(move |conn| Ok::<_, StorageError>(audit::record(conn, &event)?))
+            .await?;
+    }
+    Ok(())
 }
 
 /// A 303 redirect to a local path.

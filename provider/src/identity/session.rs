@@ -229,57 +229,124 @@ fn start_fresh(
     Ok(previous)
 }
 
-/// Starts a new session for `user_id` who authenticated at `auth_time` with a password: a new
-/// row (replacing the cookie's previous one) and a fresh cookie naming it.
+/// A login about to start: who, since when (`auth_time`: the password entry) and how (`amr`).
+#[derive(Debug, Clone)]
+pub struct NewLogin {
+    pub user_id: String,
+    pub auth_time: i64,
+    /// Authentication methods (RFC 8176 values), e.g. `["pwd"]` or `["pwd", "otp", "mfa"]`.
+    pub amr: Vec<String>,
+    pub origin: Origin,
+}
+
+/// Starts a new session for `user_id` who authenticated at `auth_time` with the methods `amr`:
+/// a new row (replacing the cookie's previous one) and a fresh cookie naming it.
 pub async fn log_in(
     state: &AppState,
     session: &Session,
     user_id: &str,
     auth_time: i64,
+    amr: &[&str],
     origin: Origin,
 ) -> anyhow::Result<()> {
-    log_in_with(state, session, user_id, auth_time, origin, &["pwd"], |_| {
-        Ok(())
-    })
-    .await
+    let login = NewLogin {
+        user_id: user_id.to_owned(),
+        auth_time,
+        amr: amr.iter().map(|m| (*m).to_owned()).collect(),
+        origin,
+    };
+    log_in_with(state, session, login, |_| Ok(Some(()))).await?;
+    Ok(())
 }
 
-/// Like [`log_in`] for a login by the methods `amr` (e.g. `["hwk", "mfa"]`), with `also` run in
-/// the same write as the new session row (the factor's bookkeeping, the audit event): if either
-/// fails, neither happens, and the error of `also` is returned as it was (for a downcast).
-pub async fn log_in_with(
+/// [`log_in`], with `in_write` run first in the same write transaction (throttle reset, audit,
+/// a factor's single use): when it returns `None`, no session is started and the cookie is left
+/// as it was. Returns what `in_write` returned.
+pub async fn log_in_with<T, F>(
     state: &AppState,
     session: &Session,
-    user_id: &str,
-    auth_time: i64,
-    origin: Origin,
-    amr: &[&str],
-    also: impl FnOnce(&mut crate::storage::Conn) -> anyhow::Result<()> + Send + 'static,
-) -> anyhow::Result<()> {
+    login: NewLogin,
+    in_write: F,
+) -> anyhow::Result<Option<T>>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut crate::storage::Conn) -> Result<Option<T>, StorageError> + Send + 'static,
+{
     let secret = new_secret();
-    let previous = start_fresh(session, &secret)?;
+    let previous = cookie_hash(session);
     let at = unix_now();
     let row = SessionRow {
         id_hash: TokenHash::of(&secret).into_string(),
         public_id: new_id(),
-        user_id: user_id.to_owned(),
-        auth_time,
-        amr: amr.join(" "),
+        user_id: login.user_id,
+        auth_time: login.auth_time,
+        amr: login.amr.join(" "),
         created_at: at,
         last_seen_at: at,
-        client_addr: origin.address,
-        user_agent: origin.user_agent,
+        client_addr: login.origin.address,
+        user_agent: login.origin.user_agent,
         expires_at: at.saturating_add(state.settings.session_max_secs),
         idle_expires_at: at.saturating_add(state.settings.session_idle_secs),
     };
     let max_per_user = state.settings.sessions_per_user;
-    state
+    let outcome = state
         .db
-        .write(move |conn| -> anyhow::Result<()> {
+        .write(move |conn| {
+            let Some(value) = in_write(conn)? else {
+                return Ok::<_, StorageError>(None);
+            };
             sessions::insert(conn, &row, previous.as_deref(), max_per_user)?;
-            also(conn)
+            Ok(Some(value))
         })
-        .await
+        .await?;
+    if outcome.is_some() {
+        start_fresh(session, &secret)?;
+    }
+    Ok(outcome)
+}
+
+/// Raises the signed-in session `login` to the methods `amr` after a second factor, with
+/// `in_write` run first in the same write (as for [`log_in_with`]). The password is not asked
+/// again, so `auth_time` stays and forced logins waiting for a new login are not satisfied; the
+/// cookie secret is renewed. `None` when `in_write` declined or the session ended meanwhile.
+pub async fn step_up_with<T, F>(
+    state: &AppState,
+    session: &Session,
+    login: &Login,
+    amr: &[String],
+    in_write: F,
+) -> anyhow::Result<Option<T>>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut crate::storage::Conn) -> Result<Option<T>, StorageError> + Send + 'static,
+{
+    let Some(old_hash) = cookie_hash(session) else {
+        return Ok(None);
+    };
+    let secret = new_secret();
+    let new_hash = TokenHash::of(&secret).into_string();
+    let (public_id, user_id) = (login.session_id.clone(), login.user_id.clone());
+    let amr = amr.join(" ");
+    let outcome = state
+        .db
+        .write(move |conn| {
+            let Some(value) = in_write(conn)? else {
+                return Ok::<_, StorageError>(None);
+            };
+            if !sessions::elevate(conn, &old_hash, &new_hash, &public_id, &user_id, &amr)? {
+                return Ok(None);
+            }
+            Ok(Some(value))
+        })
+        .await?;
+    if outcome.is_some() {
+        let forced = forced_logins(session);
+        session.clear();
+        session.renew();
+        store_forced_logins(session, forced)?;
+        session.insert(SESSION_SECRET_KEY, secret)?;
+    }
+    Ok(outcome)
 }
 
 /// Ends the session: its row is deleted and the cookie removed.

@@ -13,6 +13,7 @@ use oidc_core::error::{AuthorizationError, ErrorCode};
 use oidc_core::pkce::{CodeChallenge, CodeChallengeMethod};
 use oidc_core::types::{Nonce, RedirectUri, Scopes, State, Subject};
 
+use crate::identity::factor::{ACR_MFA, ACR_PASSWORD};
 use crate::identity::session::{self, Login};
 use crate::pages;
 use crate::state::AppState;
@@ -50,6 +51,19 @@ pub(super) struct AuthorizationRequest {
     pub max_age: Option<i64>,
     pub login_hint: Option<String>,
     pub id_token_hint_subject: Option<Subject>,
+    /// `acr_values` as sent (space separated, most preferred first), echoed in round trips.
+    pub acr_values: Option<String>,
+}
+
+/// What a request needs of the second factor (see [`AuthorizationRequest::second_factor`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum SecondFactor {
+    /// A password is enough.
+    Optional,
+    /// `mfa` is preferred to `pwd`: asked for when the user has a factor, else skipped.
+    Preferred,
+    /// Only `mfa` will do: `acr_values` names it and not `pwd`, or the client requires it.
+    Required,
 }
 
 /// Why a request stops before a code is issued.
@@ -236,6 +250,9 @@ impl AuthorizationRequest {
             max_age,
             login_hint: params.take("login_hint"),
             id_token_hint_subject,
+            acr_values: params
+                .take("acr_values")
+                .filter(|v| !v.trim().is_empty() && v.len() <= MAX_VALUE_LEN),
         })
     }
 
@@ -269,7 +286,28 @@ impl AuthorizationRequest {
         if let Some(hint) = &self.login_hint {
             out.push(("login_hint", hint.clone()));
         }
+        if let Some(acr_values) = &self.acr_values {
+            out.push(("acr_values", acr_values.clone()));
+        }
         out
+    }
+
+    /// Whether this request needs a second factor. `acr_values` lists the acceptable values
+    /// most preferred first (OpenID Connect Core 1.0 §3.1.2.1); unknown values are ignored. A
+    /// client registered with `requires_mfa` always needs one.
+    pub fn second_factor(&self) -> SecondFactor {
+        if self.client.requires_mfa {
+            return SecondFactor::Required;
+        }
+        let values = self.acr_values.as_deref().unwrap_or_default();
+        let mut known = values
+            .split_whitespace()
+            .filter(|v| *v == ACR_MFA || *v == ACR_PASSWORD);
+        match (known.next(), known.next()) {
+            (Some(ACR_MFA), None) => SecondFactor::Required,
+            (Some(ACR_MFA), Some(_)) => SecondFactor::Preferred,
+            _ => SecondFactor::Optional,
+        }
     }
 
     /// Identifies the request across the login round trip and the consent form (both carry

@@ -14,12 +14,13 @@ use oidc_core::error::{AuthorizationResponse, ErrorCode};
 use oidc_core::types::{AuthorizationCode, Subject};
 use oidc_core::unix_now;
 
+use crate::identity::factor::{self, PendingLogin};
 use crate::identity::session::{self, Login, current_login};
 use crate::state::AppState;
 use crate::storage::grants::{self, AuthorizationCodeRow, Grant};
-use crate::storage::new_id;
+use crate::storage::{new_id, totp, users};
 
-use super::authorization_request::{AuthorizationRequest, Stop, encode, redirect};
+use super::authorization_request::{AuthorizationRequest, SecondFactor, Stop, encode, redirect};
 use super::consent;
 use super::params::{Params, ParamsError};
 
@@ -71,6 +72,9 @@ async fn decide(
     else {
         return login_redirect(&request, session);
     };
+    if let Some(response) = require_second_factor(state, session, &request, &login).await? {
+        return Ok(response);
+    }
     // One write transaction looks at the user and the consent and, on the usual path of a
     // signed-in user who agreed before, stores the code: one trip to the database.
     let check = ConsentCheck {
@@ -139,6 +143,61 @@ pub(super) fn login_redirect(
     Ok(redirect(&format!("/login?{}", encode(&login))))
 }
 
+/// Stops a request that needs a second factor the login lacks (`acr_values`, a client's
+/// `requires_mfa`; see [`AuthorizationRequest::second_factor`]). A user with a factor is sent to
+/// the factor page (not the password again) and comes back here; a user without one, when the
+/// factor is required, is sent back to the client with `access_denied`: nothing here could
+/// satisfy the request, and the description says where a factor is set up.
+pub(super) async fn require_second_factor(
+    state: &AppState,
+    session: &Session,
+    request: &AuthorizationRequest,
+    login: &Login,
+) -> Result<Option<HttpResponse>, Stop> {
+    let need = request.second_factor();
+    if need == SecondFactor::Optional || factor::is_mfa(&login.amr) {
+        return Ok(None);
+    }
+    let user_id = login.user_id.clone();
+    let (user, factors) = state
+        .db
+        .run(move |conn| {
+            let user = users::find(conn, &user_id)?;
+            let factors = totp::factors(conn, &user_id)?;
+            Ok::<_, Stop>((user, factors))
+        })
+        .await?;
+    // A missing or disabled user is answered by issuing, which ends the session.
+    let Some(user) = user.filter(|u| u.is_active) else {
+        return Ok(None);
+    };
+    if !factors.any() {
+        if need == SecondFactor::Preferred {
+            return Ok(None);
+        }
+        let description = format!(
+            "this application requires a second factor, and the user has none; it can be set up at {}",
+            state
+                .issuer()
+                .map_err(Stop::Unexpected)?
+                .join_path("account/security")
+                .map_err(|e| Stop::Unexpected(e.into()))?
+        );
+        return Err(request.fail(ErrorCode::AccessDenied, &description));
+    }
+    if request.prompt.none {
+        return Err(request.fail(
+            ErrorCode::InteractionRequired,
+            "a second factor is required",
+        ));
+    }
+    let next = format!("/oauth/authorize?{}", encode(&request.to_params()));
+    let pending = PendingLogin::step_up(login, &user.username, &next);
+    factor::ask_for_factor(session, &pending)
+        .map(Some)
+        .map_err(|e| Stop::Unexpected(e.into()))
+}
+
 /// What [`issue_code`] checks before issuing on its own (no consent form was just submitted).
 pub(super) struct ConsentCheck {
     hint_subject: Option<Subject>,
@@ -180,6 +239,8 @@ pub(super) async fn issue_code(
         created_at: at,
         revoked_at: None,
         session_id: Some(login.session_id.clone()),
+        amr: login.amr.join(" "),
+        acr: factor::acr_for(&login.amr).to_owned(),
     };
     let row = AuthorizationCodeRow {
         code_hash: code.hash().into_string(),
@@ -194,6 +255,8 @@ pub(super) async fn issue_code(
         expires_at: at + state.settings.code_ttl_secs,
         used_at: None,
         created_at: at,
+        amr: grant.amr.clone(),
+        acr: grant.acr.clone(),
     };
     let scope = request.scope.clone();
     let outcome = state

@@ -16,7 +16,7 @@ use crate::pages::{self, csrf};
 use crate::state::AppState;
 
 use super::authorization_request::{AuthorizationRequest, Stop};
-use super::authorize::{finish, issue_code, login_redirect};
+use super::authorize::{finish, issue_code, login_redirect, require_second_factor};
 use super::params::Params;
 use super::scopes;
 
@@ -107,6 +107,9 @@ pub async fn decision(
         };
         if !approve {
             return Err(request.fail(ErrorCode::AccessDenied, "the user denied the request"));
+        }
+        if let Some(response) = require_second_factor(&state, &session, &request, &login).await? {
+            return Ok(response);
         }
         let issued = issue_code(&state, &request, &login, None).await?;
         finish(&state, &session, &request, issued).await

@@ -5,6 +5,7 @@ use actix_web::{HttpResponse, web};
 use oidc_core::discovery::ProviderMetadata;
 use oidc_core::jose::Algorithm;
 
+use crate::identity::factor;
 use crate::state::AppState;
 
 use super::error::OAuthError;
@@ -51,6 +52,7 @@ pub fn metadata(state: &AppState) -> Result<ProviderMetadata, OAuthError> {
         strings(&["client_secret_basic", "client_secret_post"]);
     m.code_challenge_methods_supported = strings(&["S256"]);
     m.claims_supported = strings(&scopes::SUPPORTED_CLAIMS);
+    m.acr_values_supported = strings(&[factor::ACR_MFA, factor::ACR_PASSWORD]);
     m.claim_types_supported = strings(&["normal"]);
     m.claims_parameter_supported = Some(false);
     m.request_parameter_supported = Some(false);

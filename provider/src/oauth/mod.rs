@@ -14,7 +14,7 @@ mod logout;
 mod params;
 mod profile;
 mod revocation;
-mod scopes;
+pub(crate) mod scopes;
 mod token;
 mod userinfo;
 

@@ -9,7 +9,7 @@ use crate::storage::grants::ClaimsUser;
 pub const SUPPORTED_SCOPES: [&str; 4] = ["openid", "profile", "email", "offline_access"];
 
 /// The claims this provider can release, as advertised in discovery.
-pub const SUPPORTED_CLAIMS: [&str; 16] = [
+pub const SUPPORTED_CLAIMS: [&str; 18] = [
     "iss",
     "sub",
     "aud",
@@ -19,6 +19,8 @@ pub const SUPPORTED_CLAIMS: [&str; 16] = [
     "nonce",
     "at_hash",
     "azp",
+    "acr",
+    "amr",
     "name",
     "given_name",
     "family_name",

@@ -87,6 +87,9 @@ struct Issued {
     auth_time: i64,
     /// The session the grant was issued in: the `sid` claim.
     sid: Option<String>,
+    /// How the user signed in (space separated) and the `acr` reached, as the grant recorded.
+    amr: String,
+    acr: String,
 }
 
 /// Lifetimes, copied out of the settings for the blocking closure.
@@ -240,6 +243,8 @@ fn redeem_code(
         nonce: row.nonce,
         auth_time: row.auth_time,
         sid: grant.session_id,
+        amr: row.amr,
+        acr: row.acr,
     }))
 }
 
@@ -333,6 +338,8 @@ fn refresh(
         nonce: None,
         auth_time: grant.auth_time,
         sid: grant.session_id,
+        amr: grant.amr,
+        acr: grant.acr,
     }))
 }
 
@@ -418,6 +425,8 @@ fn id_token(state: &AppState, issued: &Issued) -> Result<String, OAuthError> {
     claims.nonce = issued.nonce.clone().map(Nonce::new);
     claims.azp = Some(client_id);
     claims.sid = issued.sid.clone();
+    claims.acr = Some(issued.acr.clone());
+    claims.amr = Some(issued.amr.split_whitespace().map(str::to_owned).collect());
     claims.profile = scopes::standard_claims(&issued.user, &issued.scope);
     id_token::sign(
         state,

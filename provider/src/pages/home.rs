@@ -18,6 +18,8 @@ struct HomeUser {
 #[derive(Serialize)]
 struct HomePage<'a> {
     issuer: &'a str,
+    /// Read by the base layout, which links to `/account` for signed-in users.
+    signed_in: bool,
     user: Option<HomeUser>,
 }
 
@@ -36,6 +38,7 @@ pub async fn home(state: web::Data<AppState>, session: Session) -> HttpResponse 
     };
     let page = HomePage {
         issuer: &state.settings.issuer,
+        signed_in: user.is_some(),
         user: user.map(|u| HomeUser {
             display_name: u.display_name(),
             username: u.username,

@@ -248,3 +248,18 @@ pub fn recent_for_user(conn: &mut Conn, user_id: &str, limit: i64) -> QueryResul
         .select(EventRow::as_select())
         .load(conn)
 }
+
+/// Whether an event like `event` (same kind, outcome, username and address) was recorded at or
+/// after `since`: refusals repeated from outside are recorded once per window, so they cannot
+/// grow the log without bound.
+pub fn recorded_since(conn: &mut Conn, event: &Event, since: i64) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        audit_events::table
+            .filter(audit_events::kind.eq(event.kind.as_str()))
+            .filter(audit_events::at.ge(since))
+            .filter(audit_events::outcome.eq(event.outcome.as_str()))
+            .filter(audit_events::username.eq(&event.username))
+            .filter(audit_events::client_addr.eq(&event.client_addr)),
+    ))
+    .get_result(conn)
+}

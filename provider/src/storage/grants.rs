@@ -28,6 +28,10 @@ pub struct Grant {
     pub revoked_at: Option<i64>,
     /// The session (its public id) the grant was issued in.
     pub session_id: Option<String>,
+    /// How the user signed in (`amr`, space separated), kept for every ID token of the grant.
+    pub amr: String,
+    /// The `acr` the sign-in reached (`pwd` or `mfa`).
+    pub acr: String,
 }
 
 /// A stored authorization code (only its hash).
@@ -47,6 +51,9 @@ pub struct AuthorizationCodeRow {
     pub expires_at: i64,
     pub used_at: Option<i64>,
     pub created_at: i64,
+    /// As the grant's: how the user signed in.
+    pub amr: String,
+    pub acr: String,
 }
 
 /// A stored access token (only its hash).
@@ -413,7 +420,34 @@ pub fn list_consents_for_user(conn: &mut Conn, user_id: &str) -> QueryResult<Vec
 /// Forgets a consent and revokes the user's grants for that client, since withdrawing consent
 /// means the application loses its access too. Returns whether a consent existed.
 pub fn delete_consent(conn: &mut Conn, user_id: &str, client_id: &str) -> QueryResult<bool> {
-    let at = unix_now();
+    withdraw_client(conn, user_id, client_id, unix_now()).map(|w| w.consent)
+}
+
+/// What [`withdraw_client`] removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Withdrawn {
+    /// Whether a remembered consent was forgotten.
+    pub consent: bool,
+    /// How many active grants were revoked (with their tokens).
+    pub grants: usize,
+}
+
+impl Withdrawn {
+    /// Whether anything was there to withdraw.
+    pub fn any(self) -> bool {
+        self.consent || self.grants > 0
+    }
+}
+
+/// Forgets the consent `user_id` gave `client_id` and revokes the user's active grants of that
+/// client with their tokens. Only that user's rows are touched: another user's client id
+/// withdraws nothing.
+pub fn withdraw_client(
+    conn: &mut Conn,
+    user_id: &str,
+    client_id: &str,
+    at: i64,
+) -> QueryResult<Withdrawn> {
     super::write_transaction(conn, |conn| {
         let deleted = diesel::delete(consents::table.find((user_id, client_id))).execute(conn)?;
         let grant_ids: Vec<String> = grants::table
@@ -422,9 +456,15 @@ pub fn delete_consent(conn: &mut Conn, user_id: &str, client_id: &str) -> QueryR
             .filter(grants::revoked_at.is_null())
             .select(grants::id)
             .load(conn)?;
+        let mut revoked = 0;
         for grant_id in &grant_ids {
-            revoke_grant_family(conn, grant_id, at)?;
+            if revoke_grant_family(conn, grant_id, at)? {
+                revoked += 1;
+            }
         }
-        Ok(deleted == 1)
+        Ok(Withdrawn {
+            consent: deleted == 1,
+            grants: revoked,
+        })
     })
 }

@@ -6,18 +6,22 @@
 //! most of the CPU of a userinfo request went to recompiling the token lookup).
 
 pub mod audit;
+pub mod audit_query;
 pub mod clients;
 pub mod columns;
+pub mod factors;
 pub mod grants;
 pub mod login_throttle;
 pub mod logout_deliveries;
 pub mod metrics;
 pub mod passkeys;
 pub mod postgres;
+pub mod recovery_codes;
 pub mod schema;
 pub mod sessions;
 pub mod signing_keys;
 pub mod sweep;
+pub mod totp;
 pub mod users;
 mod writer;
 

@@ -80,6 +80,8 @@ diesel::table! {
         created_at -> BigInt,
         revoked_at -> Nullable<BigInt>,
         session_id -> Nullable<Text>,
+        amr -> Text,
+        acr -> Text,
     }
 }
 
@@ -113,6 +115,8 @@ diesel::table! {
         expires_at -> BigInt,
         used_at -> Nullable<BigInt>,
         created_at -> BigInt,
+        amr -> Text,
+        acr -> Text,
     }
 }
 

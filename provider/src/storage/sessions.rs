@@ -91,6 +91,28 @@ pub fn touch(conn: &mut Conn, id_hash: &str, at: i64, idle_secs: i64) -> QueryRe
         .execute(conn)
 }
 
+/// Raises a live session to a second factor: its methods become `amr` and its cookie secret is
+/// replaced (new hash), keeping its public id, auth time and grants. Only the row that still has
+/// `old_hash`, `public_id` and `user_id` changes, so an ended or replaced session stays ended.
+pub fn elevate(
+    conn: &mut Conn,
+    old_hash: &str,
+    new_hash: &str,
+    public_id: &str,
+    user_id: &str,
+    amr: &str,
+) -> QueryResult<bool> {
+    let updated = diesel::update(
+        sessions::table
+            .filter(sessions::id_hash.eq(old_hash))
+            .filter(sessions::public_id.eq(public_id))
+            .filter(sessions::user_id.eq(user_id)),
+    )
+    .set((sessions::id_hash.eq(new_hash), sessions::amr.eq(amr)))
+    .execute(conn)?;
+    Ok(updated == 1)
+}
+
 /// Ends the session: deletes it and records the back-channel logouts of the applications that
 /// have a grant in it, in the caller's transaction. Of two logouts at once only the one that
 /// deleted the row records them. Returns the row, if there was one.
@@ -245,4 +267,51 @@ pub fn end_for_user(conn: &mut Conn, user_id: &str, public_id: &str, at: i64) ->
         after_end(conn, session, at)?;
     }
     Ok(ended.is_some())
+}
+
+/// Ends every session of a user but the one with public id `keep`, each as [`end`] (the
+/// applications with a grant in it are told, its grants revoked); the sessions ended. Runs in
+/// the caller's transaction.
+pub fn end_others_for_user(
+    conn: &mut Conn,
+    user_id: &str,
+    keep: &str,
+    at: i64,
+) -> QueryResult<Vec<SessionRow>> {
+    let ended: Vec<SessionRow> = diesel::delete(
+        sessions::table
+            .filter(sessions::user_id.eq(user_id))
+            .filter(sessions::public_id.ne(keep)),
+    )
+    .returning(sessions::all_columns)
+    .load(conn)?;
+    for session in &ended {
+        after_end(conn, session, at)?;
+    }
+    Ok(ended)
+}
+
+/// After a password change made in the session `keep`: ends the user's other sessions (as
+/// [`end_others_for_user`]) and revokes every grant not issued in `keep`, `offline_access`
+/// ones included, with their tokens: whoever knew the old password must not keep what it got
+/// them, while the session that changed it goes on. Runs in the caller's transaction.
+pub fn end_everything_else_for_user(
+    conn: &mut Conn,
+    user_id: &str,
+    keep: &str,
+    at: i64,
+) -> QueryResult<Vec<SessionRow>> {
+    // The user's row first, as in `end_everything_for_user`: issuers hold it while they issue.
+    super::grants::find_claims_user_for_update(conn, user_id)?;
+    let ended = end_others_for_user(conn, user_id, keep, at)?;
+    let elsewhere: Vec<String> = grants::table
+        .filter(grants::user_id.eq(user_id))
+        .filter(grants::revoked_at.is_null())
+        .filter(grants::session_id.is_null().or(grants::session_id.ne(keep)))
+        .select(grants::id)
+        .load(conn)?;
+    for grant_id in &elsewhere {
+        super::grants::revoke_grant_family(conn, grant_id, at)?;
+    }
+    Ok(ended)
 }

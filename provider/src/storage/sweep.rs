@@ -1,7 +1,7 @@
 //! Removal of what has expired: authorization codes, access and refresh tokens past their
 //! expiry, the grants left holding none of them, browser sessions past their idle or absolute
-//! end, and login throttle windows that have ended. Without it the database grows with every
-//! flow for as long as the provider runs.
+//! end, login throttle windows that have ended, and audit events older than their retention.
+//! Without it the database grows with every flow for as long as the provider runs.
 //!
 //! A row goes once its own expiry (plus [`EXPIRY_MARGIN_SECS`]) has passed, never merely because
 //! it was used or revoked: a used code and a rotated refresh token must stay until they expire,
@@ -18,7 +18,7 @@ use diesel::dsl::{exists, not};
 use diesel::prelude::*;
 
 use super::schema::{access_tokens, authorization_codes, grants, refresh_tokens};
-use super::{Conn, Db, StorageError};
+use super::{Conn, Db, StorageError, audit_query};
 
 /// Seconds a row is kept past its expiry. Every check of an expiry uses the clock of the
 /// process doing it; the margin keeps a row that a process whose clock runs behind (another
@@ -47,6 +47,8 @@ pub struct Swept {
     pub sessions: u64,
     /// Login throttle windows that have ended.
     pub login_throttle: u64,
+    /// Audit events older than the retention.
+    pub audit_events: u64,
 }
 
 impl Swept {
@@ -58,6 +60,7 @@ impl Swept {
             + self.grants
             + self.sessions
             + self.login_throttle
+            + self.audit_events
     }
 
     fn add(&mut self, kind: Kind, batch: Batch) {
@@ -175,9 +178,15 @@ pub fn cutoff(at: i64) -> i64 {
     at.saturating_sub(EXPIRY_MARGIN_SECS)
 }
 
-/// Sweeps everything that expired by `at` (less the margin) through the writer thread, one batch
-/// per write, pausing `pause` between batches.
-pub async fn sweep(db: &Db, at: i64, pause: Duration) -> Result<Swept, StorageError> {
+/// Sweeps everything that expired by `at` (less the margin), and audit events older than
+/// `audit_retention_days` (0: kept forever), through the writer thread, one batch per write,
+/// pausing `pause` between batches.
+pub async fn sweep(
+    db: &Db,
+    at: i64,
+    audit_retention_days: u32,
+    pause: Duration,
+) -> Result<Swept, StorageError> {
     let cutoff = cutoff(at);
     let mut swept = Swept::default();
     for kind in Kind::ALL {
@@ -194,37 +203,61 @@ pub async fn sweep(db: &Db, at: i64, pause: Duration) -> Result<Swept, StorageEr
             tokio::time::sleep(pause).await;
         }
     }
-    loop {
-        let rows = db
-            .write(move |conn| {
-                super::sessions::sweep_batch(conn, cutoff, BATCH_ROWS).map_err(StorageError::from)
-            })
-            .await?;
-        swept.sessions += rows as u64;
-        if rows < BATCH_ROWS {
-            break;
-        }
-        tokio::time::sleep(pause).await;
-    }
-    loop {
-        let rows = db
-            .write(move |conn| {
-                super::login_throttle::sweep_batch(conn, cutoff, BATCH_ROWS)
-                    .map_err(StorageError::from)
-            })
-            .await?;
-        swept.login_throttle += rows as u64;
-        if rows < BATCH_ROWS {
-            break;
-        }
-        tokio::time::sleep(pause).await;
+    swept.sessions = drain(db, pause, move |conn| {
+        super::sessions::sweep_batch(conn, cutoff, BATCH_ROWS)
+    })
+    .await?;
+    swept.login_throttle = drain(db, pause, move |conn| {
+        super::login_throttle::sweep_batch(conn, cutoff, BATCH_ROWS)
+    })
+    .await?;
+    if let Some(before) = audit_query::retention_cutoff(at, audit_retention_days) {
+        swept.audit_events = drain(db, pause, move |conn| {
+            audit_query::sweep_batch(conn, before, BATCH_ROWS)
+        })
+        .await?;
     }
     Ok(swept)
 }
 
+/// Runs `batch` as one write after another until one deletes less than [`BATCH_ROWS`];
+/// returns the rows deleted.
+async fn drain<F>(db: &Db, pause: Duration, batch: F) -> Result<u64, StorageError>
+where
+    F: Fn(&mut Conn) -> QueryResult<usize> + Clone + Send + 'static,
+{
+    let mut total = 0;
+    loop {
+        let batch = batch.clone();
+        let rows = db
+            .write(move |conn| batch(conn).map_err(StorageError::from))
+            .await?;
+        total += rows as u64;
+        if rows < BATCH_ROWS {
+            return Ok(total);
+        }
+        tokio::time::sleep(pause).await;
+    }
+}
+
+/// Like [`drain`], on a connection of its own, each batch in its own transaction.
+fn drain_blocking(
+    conn: &mut Conn,
+    batch: impl Fn(&mut Conn) -> QueryResult<usize>,
+) -> QueryResult<u64> {
+    let mut total = 0;
+    loop {
+        let rows = super::write_transaction(conn, &batch)?;
+        total += rows as u64;
+        if rows < BATCH_ROWS {
+            return Ok(total);
+        }
+    }
+}
+
 /// Like [`sweep`], on a connection of its own (the `cleanup` command): each batch in its own
 /// immediate transaction, so a running server's writes interleave with them.
-pub fn sweep_blocking(conn: &mut Conn, at: i64) -> QueryResult<Swept> {
+pub fn sweep_blocking(conn: &mut Conn, at: i64, audit_retention_days: u32) -> QueryResult<Swept> {
     let cutoff = cutoff(at);
     let mut swept = Swept::default();
     for kind in Kind::ALL {
@@ -237,37 +270,31 @@ pub fn sweep_blocking(conn: &mut Conn, at: i64) -> QueryResult<Swept> {
             }
         }
     }
-    loop {
-        let rows = super::write_transaction(conn, |conn| {
-            super::sessions::sweep_batch(conn, cutoff, BATCH_ROWS)
+    swept.sessions = drain_blocking(conn, |conn| {
+        super::sessions::sweep_batch(conn, cutoff, BATCH_ROWS)
+    })?;
+    swept.login_throttle = drain_blocking(conn, |conn| {
+        super::login_throttle::sweep_batch(conn, cutoff, BATCH_ROWS)
+    })?;
+    if let Some(before) = audit_query::retention_cutoff(at, audit_retention_days) {
+        swept.audit_events = drain_blocking(conn, |conn| {
+            audit_query::sweep_batch(conn, before, BATCH_ROWS)
         })?;
-        swept.sessions += rows as u64;
-        if rows < BATCH_ROWS {
-            break;
-        }
-    }
-    loop {
-        let rows = super::write_transaction(conn, |conn| {
-            super::login_throttle::sweep_batch(conn, cutoff, BATCH_ROWS)
-        })?;
-        swept.login_throttle += rows as u64;
-        if rows < BATCH_ROWS {
-            break;
-        }
     }
     Ok(swept)
 }
 
-/// Starts the background sweeper: a sweep every `every`, the first one `every` after start.
-/// A failed sweep is logged and tried again on the next tick. Abort the handle to stop it.
-pub fn spawn(db: Db, every: Duration) -> tokio::task::JoinHandle<()> {
+/// Starts the background sweeper: a sweep every `every`, the first one `every` after start,
+/// keeping audit events `audit_retention_days` (0: forever). A failed sweep is logged and
+/// tried again on the next tick. Abort the handle to stop it.
+pub fn spawn(db: Db, every: Duration, audit_retention_days: u32) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut interval = tokio::time::interval(every);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         interval.tick().await;
         loop {
             interval.tick().await;
-            match sweep(&db, unix_now(), BATCH_PAUSE).await {
+            match sweep(&db, unix_now(), audit_retention_days, BATCH_PAUSE).await {
                 Ok(swept) if swept.total() >= LOG_INFO_FROM_ROWS => {
                     tracing::info!(?swept, "removed expired codes, tokens and grants");
                 }
@@ -328,6 +355,8 @@ mod tests {
             created_at: T,
             revoked_at: None,
             session_id: None,
+            amr: "pwd".into(),
+            acr: "pwd".into(),
         };
         let code = AuthorizationCodeRow {
             code_hash: format!("code-{id}"),
@@ -342,6 +371,8 @@ mod tests {
             expires_at: code_expires,
             used_at: Some(T),
             created_at: T,
+            amr: "pwd".into(),
+            acr: "pwd".into(),
         };
         stored::insert_grant_with_code(conn, grant, code).unwrap();
     }
@@ -405,7 +436,7 @@ mod tests {
         .unwrap();
         assert_eq!(batch, Batch { rows: 2, grants: 2 });
         assert_eq!(counts(conn), (4, 0, 0, 4));
-        let swept = sweep_blocking(conn, T + EXPIRY_MARGIN_SECS).unwrap();
+        let swept = sweep_blocking(conn, T + EXPIRY_MARGIN_SECS, 0).unwrap();
         assert_eq!(
             swept,
             Swept {
@@ -428,11 +459,11 @@ mod tests {
         refresh(conn, "g", "r", T);
         // Expired, but within the margin: a replay of the used code must still be recognised.
         assert_eq!(
-            sweep_blocking(conn, T + EXPIRY_MARGIN_SECS).unwrap(),
+            sweep_blocking(conn, T + EXPIRY_MARGIN_SECS, 0).unwrap(),
             Swept::default()
         );
         assert_eq!(counts(conn), (1, 1, 1, 1));
-        let swept = sweep_blocking(conn, T + EXPIRY_MARGIN_SECS + 1).unwrap();
+        let swept = sweep_blocking(conn, T + EXPIRY_MARGIN_SECS + 1, 0).unwrap();
         assert_eq!(
             swept,
             Swept {
@@ -442,6 +473,7 @@ mod tests {
                 grants: 1,
                 sessions: 0,
                 login_throttle: 0,
+                audit_events: 0,
             }
         );
         assert_eq!(counts(conn), (0, 0, 0, 0));
@@ -460,7 +492,7 @@ mod tests {
         stored::upsert_consent(conn, "u", "c", &openid(), T).unwrap();
 
         let at = T + 100 + EXPIRY_MARGIN_SECS + 1;
-        let swept = sweep_blocking(conn, at).unwrap();
+        let swept = sweep_blocking(conn, at, 0).unwrap();
         assert_eq!(
             swept,
             Swept {
@@ -470,6 +502,7 @@ mod tests {
                 grants: 0,
                 sessions: 0,
                 login_throttle: 0,
+                audit_events: 0,
             }
         );
         // Revoked, but the newest refresh token has not expired: its reuse must still be
@@ -478,7 +511,7 @@ mod tests {
         assert!(kept.revoked_at.is_some());
         assert!(stored::find_grant(conn, "g").unwrap().is_some());
 
-        let swept = sweep_blocking(conn, T + 1000 + EXPIRY_MARGIN_SECS + 1).unwrap();
+        let swept = sweep_blocking(conn, T + 1000 + EXPIRY_MARGIN_SECS + 1, 0).unwrap();
         assert_eq!((swept.refresh_tokens, swept.grants), (1, 1));
         assert_eq!(counts(conn), (0, 0, 0, 0));
         let consents: i64 = consents::table.count().get_result(conn).unwrap();
@@ -500,7 +533,7 @@ mod tests {
             .unwrap();
             grant(conn, "live", T + 10_000);
         }
-        let swept = sweep(&db, T + EXPIRY_MARGIN_SECS + 1, Duration::ZERO)
+        let swept = sweep(&db, T + EXPIRY_MARGIN_SECS + 1, 0, Duration::ZERO)
             .await
             .unwrap();
         assert_eq!(
@@ -512,6 +545,7 @@ mod tests {
                 grants: 1,
                 sessions: 0,
                 login_throttle: 0,
+                audit_events: 0,
             }
         );
         assert_eq!(counts(&mut db.conn().unwrap()), (1, 0, 0, 1));
@@ -537,7 +571,7 @@ mod tests {
             })
             .unwrap();
         }
-        let swept = sweep(&db, T + 60 + EXPIRY_MARGIN_SECS + 1, Duration::ZERO)
+        let swept = sweep(&db, T + 60 + EXPIRY_MARGIN_SECS + 1, 0, Duration::ZERO)
             .await
             .unwrap();
         assert_eq!(

@@ -425,6 +425,8 @@ async fn admin_sees_and_revokes_grants_and_consents() {
                         created_at: at,
                         revoked_at: None,
                         session_id: None,
+                        amr: "pwd".into(),
+                        acr: "pwd".into(),
                     },
                 ),
                 conn,

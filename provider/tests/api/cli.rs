@@ -11,12 +11,12 @@ use crate::helpers::{
     Browser, Consent, Pkce, USER_PASSWORD, USER_USERNAME, authorize_url, spawn_app,
 };
 
-fn provider(db: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+pub fn provider(db: &Path, args: &[&str], stdin: Option<&str>) -> Output {
     provider_with_env(db, args, stdin, &[])
 }
 
 /// Runs the binary on a blocking thread, so a server in this test's runtime keeps serving.
-async fn provider_async(db: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+pub async fn provider_async(db: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let db = db.to_owned();
     let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
     let env: Vec<(String, String)> = env
@@ -32,7 +32,7 @@ async fn provider_async(db: &Path, args: &[&str], env: &[(&str, &str)]) -> Outpu
     .expect("command thread")
 }
 
-fn provider_with_env(
+pub fn provider_with_env(
     db: &Path,
     args: &[&str],
     stdin: Option<&str>,
@@ -63,7 +63,7 @@ fn provider_with_env(
     child.wait_with_output().expect("wait")
 }
 
-fn stdout(output: &Output) -> String {
+pub fn stdout(output: &Output) -> String {
     assert!(
         output.status.success(),
         "failed: {}",
@@ -72,7 +72,7 @@ fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-fn one_line_error(output: &Output) -> String {
+pub fn one_line_error(output: &Output) -> String {
     assert!(!output.status.success(), "should fail");
     let stderr = String::from_utf8_lossy(&output.stderr).trim().to_owned();
     assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");

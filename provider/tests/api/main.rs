@@ -1,9 +1,16 @@
 //! Integration tests of the provider over HTTP against the real server.
 
+mod account;
+mod account_applications;
+mod account_password;
+mod account_sessions;
 mod admin;
+mod admin_audit;
+mod audit;
 mod backchannel;
 mod cascades;
 mod cli;
+mod cli_audit;
 mod health;
 mod helpers;
 mod http_limits;
@@ -14,6 +21,7 @@ mod passkeys;
 mod storage;
 mod sweep;
 mod templates;
+mod totp;
 
 mod oauth_authorize;
 mod oauth_discovery;
@@ -25,3 +33,4 @@ mod offline_access;
 mod pg_connections;
 mod races;
 mod sessions;
+mod step_up;

@@ -24,7 +24,7 @@ fn copy_cookies(app: &TestApp, browser: &Browser) -> Browser {
 }
 
 /// Where a `prompt=none` request of `browser` ends: the `error` or `code` parameter.
-async fn prompt_none(app: &TestApp, browser: &Browser) -> (Option<String>, Option<String>) {
+pub async fn prompt_none(app: &TestApp, browser: &Browser) -> (Option<String>, Option<String>) {
     let response = browser
         .get(&app.authorize_url(&Pkce::new(), &[("prompt", "none")]))
         .await;
@@ -255,7 +255,7 @@ async fn the_sweeper_deletes_ended_sessions_only() {
             now - 3600
         ),
     );
-    let swept = provider::storage::sweep::sweep(&app.state.db, now, std::time::Duration::ZERO)
+    let swept = provider::storage::sweep::sweep(&app.state.db, now, 0, std::time::Duration::ZERO)
         .await
         .unwrap();
     assert_eq!(swept.sessions, 1);
@@ -385,7 +385,7 @@ async fn a_session_swept_at_its_end_revokes_its_grants_but_not_offline_access() 
         &app,
         &format!("UPDATE sessions SET idle_expires_at = {}", now - 3600),
     );
-    let swept = provider::storage::sweep::sweep(&app.state.db, now, std::time::Duration::ZERO)
+    let swept = provider::storage::sweep::sweep(&app.state.db, now, 0, std::time::Duration::ZERO)
         .await
         .unwrap();
     assert_eq!(swept.sessions, 1);

@@ -102,7 +102,7 @@ async fn a_sweep_keeps_used_codes_and_rotated_refresh_tokens_so_replays_still_re
         (2, 3, 3, 2)
     );
 
-    let swept = sweep::sweep(&app.state.db, now(), Duration::ZERO)
+    let swept = sweep::sweep(&app.state.db, now(), 0, Duration::ZERO)
         .await
         .unwrap();
     assert_eq!(swept, Swept::default(), "nothing has expired yet");
@@ -144,7 +144,7 @@ async fn a_rotated_refresh_token_outlives_the_sweep_of_its_grants_codes_and_acce
 
     // Later: the code and both access tokens have expired, the refresh tokens have not.
     let later = now() + 120 + EXPIRY_MARGIN_SECS + 5;
-    let swept = sweep::sweep(&app.state.db, later, Duration::ZERO)
+    let swept = sweep::sweep(&app.state.db, later, 0, Duration::ZERO)
         .await
         .unwrap();
     assert_eq!(
@@ -157,6 +157,7 @@ async fn a_rotated_refresh_token_outlives_the_sweep_of_its_grants_codes_and_acce
             sessions: 0,
             // The login's address window is still open.
             login_throttle: 0,
+            audit_events: 0,
         }
     );
     let after = rows(&app.state.db);
@@ -214,7 +215,7 @@ async fn expired_codes_tokens_and_grants_are_swept_and_consents_kept() {
 
     let past_every_expiry =
         now() + app.state.settings.refresh_token_ttl_secs + EXPIRY_MARGIN_SECS + 1;
-    let swept = sweep::sweep(&app.state.db, past_every_expiry, Duration::ZERO)
+    let swept = sweep::sweep(&app.state.db, past_every_expiry, 0, Duration::ZERO)
         .await
         .unwrap();
     assert_eq!(
@@ -228,6 +229,7 @@ async fn expired_codes_tokens_and_grants_are_swept_and_consents_kept() {
             sessions: 2,
             // Their logins' address window (both from 127.0.0.1), ended by then.
             login_throttle: 1,
+            audit_events: 0,
         }
     );
     assert_eq!(
@@ -336,8 +338,17 @@ async fn cleanup_removes_expired_rows_and_prints_how_many_of_each() {
         StatusCode::OK
     );
     expire_everything(&app.state.db);
+    // Two audit events past a retention of 30 days, one within it.
+    for age_days in [31, 400, 29] {
+        let event = provider::storage::audit::Event::new(
+            provider::storage::audit::Kind::KeyRotated,
+            provider::storage::audit::Outcome::Succeeded,
+        );
+        crate::audit::seed(&app, &event, now() - age_days * 86_400);
+    }
     let db = app.dir.path().join("provider.db");
-    let database = crate::helpers::database_env(&app.state.settings);
+    let mut database = crate::helpers::database_env(&app.state.settings);
+    database.push(("PROVIDER_AUDIT_RETENTION_DAYS", "30".to_owned()));
 
     // Next to the running server, on the same database.
     let output = {
@@ -357,7 +368,7 @@ async fn cleanup_removes_expired_rows_and_prints_how_many_of_each() {
     );
     assert_eq!(
         String::from_utf8_lossy(&output.stdout),
-        "authorization codes: 1\naccess tokens: 2\nrefresh tokens: 2\ngrants: 1\n"
+        "authorization codes: 1\naccess tokens: 2\nrefresh tokens: 2\ngrants: 1\naudit events: 2\n"
     );
     assert_eq!(
         rows(&app.state.db),
@@ -376,7 +387,7 @@ async fn cleanup_removes_expired_rows_and_prints_how_many_of_each() {
     assert!(output.status.success());
     assert_eq!(
         String::from_utf8_lossy(&output.stdout),
-        "authorization codes: 0\naccess tokens: 0\nrefresh tokens: 0\ngrants: 0\n"
+        "authorization codes: 0\naccess tokens: 0\nrefresh tokens: 0\ngrants: 0\naudit events: 0\n"
     );
 }
 

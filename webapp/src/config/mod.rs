@@ -12,8 +12,8 @@ use url::Url;
 
 pub use servicekit::settings::{SettingError, SettingsError as ConfigError};
 pub use values::{
-    AppUrl, BackchannelUrl, MIN_SESSION_SECRET_BYTES, ProviderId, RequestedScopes, SessionSecret,
-    parse_issuer,
+    AcrValues, AppUrl, BackchannelUrl, MIN_SESSION_SECRET_BYTES, ProviderId, RequestedScopes,
+    SessionSecret, parse_issuer,
 };
 
 /// NextAuth's default session lifetime: 30 days, renewed while the user keeps coming back.
@@ -49,6 +49,9 @@ pub struct Settings {
     /// `OIDC_SCOPES` (default `openid profile email offline_access`); always contains `openid`.
     /// Only those the provider lists in `scopes_supported` (when it lists any) are asked for.
     pub scopes: RequestedScopes,
+    /// `OIDC_ACR_VALUES` (optional, space-separated): sent as `acr_values` in every
+    /// authorization request; a sign-in whose ID token's `acr` is not one of them is refused.
+    pub acr_values: AcrValues,
     /// `WEBAPP_PROVIDER_LOGOUT` (default true): sign-out also ends the provider's session.
     pub provider_logout: bool,
     /// `WEBAPP_API_URL`: the protected API shown on the home page (default `{issuer}/api/profile`).
@@ -122,6 +125,7 @@ impl Settings {
             "openid profile email offline_access",
             RequestedScopes::parse,
         );
+        let acr_values = env.parse_or("OIDC_ACR_VALUES", "", AcrValues::parse);
         let provider_logout = env.flag("WEBAPP_PROVIDER_LOGOUT", true);
         let api_url = env.optional("WEBAPP_API_URL", parse::http_url);
         let session_max_age =
@@ -147,6 +151,7 @@ impl Settings {
                 provider_id: provider_id?,
                 provider_name,
                 scopes: scopes?,
+                acr_values: acr_values?,
                 provider_logout,
                 api_url,
                 session_max_age,
@@ -308,6 +313,7 @@ mod tests {
             ("OIDC_BACKCHANNEL_URL", "http://provider:8000/some/path"),
             ("OIDC_PROVIDER_ID", "bad/id"),
             ("OIDC_SCOPES", "profile email"),
+            ("OIDC_ACR_VALUES", "urn:\"quoted\""),
             ("WEBAPP_PROVIDER_LOGOUT", "maybe"),
             ("WEBAPP_API_URL", "file:///etc/passwd"),
             ("WEBAPP_SESSION_MAX_AGE_SECS", "soon"),

@@ -151,6 +151,47 @@ impl ProviderId {
     }
 }
 
+/// The authentication context classes the web app asks for (`OIDC_ACR_VALUES`, OpenID Connect
+/// Core §3.1.2.1 `acr_values`), in the configured order, each once. Empty: none asked for, and
+/// any `acr` (or none) accepted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AcrValues(Vec<String>);
+
+impl AcrValues {
+    /// Parses a space-separated list of values, each of visible ASCII characters other than
+    /// `"` and `\` (the characters of a scope token, RFC 6749 §3.3).
+    pub fn parse(value: &str) -> Result<Self, String> {
+        let mut values: Vec<String> = Vec::new();
+        for token in value.split_whitespace() {
+            let allowed = |c: char| c.is_ascii_graphic() && c != '"' && c != '\\';
+            if !token.chars().all(allowed) {
+                return Err("contains a character not allowed in an acr value".to_owned());
+            }
+            if !values.iter().any(|v| v == token) {
+                values.push(token.to_owned());
+            }
+        }
+        Ok(Self(values))
+    }
+
+    /// The values, in the configured order.
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(String::as_str)
+    }
+
+    /// Whether none are configured.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether an ID token's `acr` satisfies the request: anything when none were asked for,
+    /// else one of the values asked for (OpenID Connect Core §5.5.1.1: a provider may answer
+    /// with another class than asked for, which the relying party must then refuse itself).
+    pub fn accepts(&self, acr: Option<&str>) -> bool {
+        self.is_empty() || acr.is_some_and(|acr| self.0.iter().any(|v| v == acr))
+    }
+}
+
 /// The scopes the web app asks for (`OIDC_SCOPES`), in the configured order, each once, always
 /// with `openid`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -223,5 +264,24 @@ mod tests {
                 .names(),
             ["openid", "email"]
         );
+    }
+}
+
+#[cfg(test)]
+mod acr_tests {
+    use super::AcrValues;
+
+    #[test]
+    fn acr_values_are_parsed_once_each_and_checked() {
+        let none = AcrValues::parse("").unwrap();
+        assert!(none.is_empty());
+        assert!(none.accepts(None) && none.accepts(Some("anything")));
+        let values = AcrValues::parse(" urn:mfa  phr urn:mfa ").unwrap();
+        assert_eq!(values.iter().collect::<Vec<_>>(), ["urn:mfa", "phr"]);
+        assert!(values.accepts(Some("phr")));
+        assert!(!values.accepts(Some("urn:other")));
+        assert!(!values.accepts(None));
+        assert!(AcrValues::parse("urn:\"quoted\"").is_err());
+        assert!(AcrValues::parse("caf\u{e9}").is_err());
     }
 }

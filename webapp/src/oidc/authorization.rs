@@ -1,5 +1,5 @@
 //! The authorization request: code flow with PKCE S256, `state` and `nonce`, asking only for the
-//! scopes the provider offers.
+//! scopes the provider offers, and for the configured `acr_values`.
 
 use oidc_core::pkce::CodeVerifier;
 use oidc_core::types::{Nonce, Scope, Scopes, State};
@@ -46,6 +46,11 @@ impl Oidc {
             if scope.as_str() != Scope::OPENID {
                 request = request.add_scope(openidconnect::Scope::new(scope.as_str().to_owned()));
             }
+        }
+        for acr in self.settings.acr_values.iter() {
+            request = request.add_auth_context_value(
+                openidconnect::AuthenticationContextClass::new(acr.to_owned()),
+            );
         }
         let (url, _, _) = request.url();
         AuthorizationStart {

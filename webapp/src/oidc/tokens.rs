@@ -62,6 +62,11 @@ pub struct Tokens {
     /// The provider's session id (the ID token's `sid` claim), which back-channel logout
     /// tokens name.
     pub sid: Option<String>,
+    /// How the user authenticated (the ID token's `amr` claim, e.g. `pwd`, `otp`, `hwk`);
+    /// empty when the ID token has none.
+    pub amr: Vec<String>,
+    /// The authentication context class satisfied (the ID token's `acr` claim).
+    pub acr: Option<String>,
 }
 
 impl Oidc {
@@ -89,6 +94,13 @@ impl Oidc {
         let claims = self
             .verify_id_token(provider, id_token, response.access_token(), Some(&nonce))
             .await?;
+        let acr = claims.auth_context_ref().map(|acr| acr.as_str());
+        if !self.settings.acr_values.accepts(acr) {
+            // Asked for with acr_values, but the provider authenticated the user otherwise.
+            return Err(OidcError::InvalidToken(format!(
+                "the ID token's acr {acr:?} is not among the requested acr_values"
+            )));
+        }
         let userinfo = self
             .userinfo(provider, response.access_token(), claims.subject())
             .await?;
@@ -212,6 +224,13 @@ fn tokens_from(
             .or_else(|| previous_refresh_token.cloned()),
         id_token: response.id_token().map(|t| RawIdToken::new(t.to_string())),
         sid: response.id_token().and_then(|t| sid_claim(&t.to_string())),
+        amr: claims
+            .and_then(|c| c.auth_method_refs())
+            .map(|amr| amr.iter().map(|m| m.as_str().to_owned()).collect())
+            .unwrap_or_default(),
+        acr: claims
+            .and_then(|c| c.auth_context_ref())
+            .map(|acr| acr.as_str().to_owned()),
     }
 }
 

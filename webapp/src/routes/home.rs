@@ -103,7 +103,7 @@ async fn ensure_fresh_access_token(
                     .refresh(&provider, &refresh_token, &user.sub)
                     .await
                 {
-                    Ok(tokens) => Ok(RefreshOutcome::Refreshed(tokens)),
+                    Ok(tokens) => Ok(RefreshOutcome::Refreshed(Box::new(tokens))),
                     Err(error) => after_failed_refresh(error),
                 }
             }
@@ -117,11 +117,11 @@ async fn ensure_fresh_access_token(
             // And after: a session ended while the refresh was in flight must not get the new
             // tokens into a cookie; they are revoked instead.
             if !session_still_active(state, session, &user).await {
-                user.apply_refresh(tokens, now());
+                user.apply_refresh(*tokens, now());
                 crate::routes::auth::revoke_refresh_token(state, &user).await;
                 return TokenState::Ended;
             }
-            user.apply_refresh(tokens, now());
+            user.apply_refresh(*tokens, now());
             if let Err(error) = session::store_user(session, &user) {
                 tracing::warn!(%error, "cannot store refreshed tokens");
             }

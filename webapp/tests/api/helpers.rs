@@ -208,6 +208,9 @@ struct ProxyRules {
     frozen_jwks: Option<String>,
     /// Put into token responses instead of the ID token the provider issued.
     id_token: Option<String>,
+    /// Claims merged into the provider's ID tokens, which are then signed again with the key
+    /// (the provider's own): a provider that issues them, under the test's control.
+    extra_id_token_claims: Option<(serde_json::Value, Arc<oidc_core::jose::SigningKey>)>,
     /// The last ID token the provider issued.
     seen_id_token: Option<String>,
     /// The last refresh token the provider issued.
@@ -301,6 +304,15 @@ impl BackchannelProxy {
         self.rules.lock().unwrap().held_refreshes
     }
 
+    /// Adds `claims` to (or replaces them in) the ID tokens of token responses, signed again
+    /// with `key`; `None`: the genuine ones.
+    pub fn add_id_token_claims(
+        &self,
+        claims: Option<(serde_json::Value, Arc<oidc_core::jose::SigningKey>)>,
+    ) {
+        self.rules.lock().unwrap().extra_id_token_claims = claims;
+    }
+
     /// Replaces the ID token of token responses with `id_token` (`None`: the genuine one).
     pub fn replace_id_token(&self, id_token: Option<String>) {
         self.rules.lock().unwrap().id_token = id_token;
@@ -372,6 +384,10 @@ async fn relay(
                 if let Some(replacement) = rules.id_token.clone() {
                     json["id_token"] = serde_json::Value::String(replacement);
                     bytes = serde_json::to_vec(&json).unwrap();
+                } else if let Some((extra, key)) = &rules.extra_id_token_claims {
+                    let resigned = with_claims(issued, extra, key);
+                    json["id_token"] = serde_json::Value::String(resigned);
+                    bytes = serde_json::to_vec(&json).unwrap();
                 }
             }
         }
@@ -385,4 +401,22 @@ async fn relay(
         rules.lock().unwrap().held_refreshes -= 1;
     }
     response.body(bytes)
+}
+
+/// `id_token` with `extra` merged into its claims, signed with `key`.
+fn with_claims(
+    id_token: &str,
+    extra: &serde_json::Value,
+    key: &oidc_core::jose::SigningKey,
+) -> String {
+    use base64::Engine as _;
+    let payload = id_token.split('.').nth(1).expect("a JWT");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("base64url");
+    let mut claims: serde_json::Value = serde_json::from_slice(&bytes).expect("JSON claims");
+    for (name, value) in extra.as_object().expect("an object of claims") {
+        claims[name] = value.clone();
+    }
+    key.sign(&claims).expect("signed")
 }

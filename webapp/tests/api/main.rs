@@ -1,5 +1,6 @@
 //! The web app against the real provider, both on random loopback ports.
 
+mod amr_acr;
 mod availability;
 mod backchannel;
 mod callback;

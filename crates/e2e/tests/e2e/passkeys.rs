@@ -129,6 +129,10 @@ async fn register_and_sign_in(
         !session.text().await?.contains("never"),
         "the passkey's last use is shown"
     );
+    // Removed again, so that the next round's password login asks for no second factor.
+    session.click_button("Remove").await?;
+    session.wait_for_text("The passkey was removed.").await?;
+    session.wait_for_text("You have no passkeys yet.").await?;
     Ok(())
 }
 

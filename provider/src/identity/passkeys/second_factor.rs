@@ -7,14 +7,17 @@
 //! `start_passkey_authentication` carries every credential's public key, and ten of them would
 //! not fit in the session cookie.
 //!
-//! The factor prompt owns the pending login (`identity::factor`); these functions need only its
-//! user: [`start_for_user`] answers `POST /login/passkey/options?mode=factor` and
-//! [`finish_for_user`] checks `POST /login/passkey/finish?mode=factor` before the prompt
-//! completes the login with the returned methods.
+//! The factor prompt owns the pending login (`identity::factor`) and links to
+//! `GET /login/passkey?mode=factor`; [`start_for_user`] answers
+//! `POST /login/passkey/options?mode=factor` and [`finish_for_user`] checks
+//! `POST /login/passkey/finish?mode=factor` before `factor::finish` completes the login with
+//! the returned methods.
 
 use actix_session::Session;
-use actix_web::web;
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, ResponseError as _, web};
 use oidc_core::unix_now;
+use serde::{Deserialize, Serialize};
 use webauthn_rs::prelude::{
     DiscoverableAuthentication, DiscoverableKey, Passkey, RequestChallengeResponse,
 };
@@ -23,12 +26,94 @@ use webauthn_rs_proto::AllowCredentials;
 use super::ceremony::{self, Purpose};
 use super::sign_in::{AlreadyUsed, FinishBody, amr_for, updated_json};
 use super::{PasskeyError, credential_key, relying_party};
+use crate::identity::factor;
+use crate::identity::login::{client_address, see_other};
+use crate::pages::{csrf, render};
 use crate::state::AppState;
 use crate::storage::audit::{self, Event, Kind, Outcome};
 use crate::storage::passkeys;
 
-/// Mounts nothing yet: the routes come with the factor prompt, which owns the pending login.
-pub fn configure(_cfg: &mut web::ServiceConfig) {}
+/// Mounts `GET /login/passkey` (the page of the factor prompt's "Use a passkey").
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/login/passkey", web::get().to(page));
+}
+
+#[derive(Deserialize)]
+struct PageQuery {
+    mode: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Page<'a> {
+    csrf_token: String,
+    username: &'a str,
+}
+
+/// `GET /login/passkey?mode=factor`: the button that runs the ceremony for the pending login;
+/// without one, back to the login page.
+async fn page(
+    session: Session,
+    state: web::Data<AppState>,
+    query: web::Query<PageQuery>,
+) -> HttpResponse {
+    let pending = factor::pending(&session);
+    match (query.mode.as_deref(), pending) {
+        (Some("factor"), Some(pending)) => {
+            let page = Page {
+                csrf_token: csrf::token(&session),
+                username: &pending.username,
+            };
+            render(&state.templates, "passkey_factor.html", &page)
+        }
+        _ => see_other("/login"),
+    }
+}
+
+/// `POST /login/passkey/options?mode=factor`.
+pub(super) async fn options(
+    state: &AppState,
+    session: &Session,
+) -> Result<HttpResponse, PasskeyError> {
+    let pending = factor::pending(session).ok_or(PasskeyError::NotPending)?;
+    let options = start_for_user(state, session, &pending.user_id)
+        .await?
+        .ok_or(PasskeyError::Conflict(
+            "You have no passkey; use another way to sign in.",
+        ))?;
+    Ok(HttpResponse::Ok().json(options))
+}
+
+/// `POST /login/passkey/finish?mode=factor`: the passkey's check, then the pending login is
+/// finished by the factor prompt; its redirect is answered as JSON for the page's script.
+pub(super) async fn finish(
+    req: &HttpRequest,
+    state: &AppState,
+    session: &Session,
+    body: &FinishBody,
+) -> Result<HttpResponse, PasskeyError> {
+    let pending = factor::pending(session).ok_or(PasskeyError::NotPending)?;
+    let address = client_address(req, state.settings.trust_forwarded_for);
+    let amr = finish_for_user(
+        state,
+        session,
+        &pending.user_id,
+        &pending.username,
+        &address,
+        body,
+    )
+    .await?;
+    let done = match factor::finish(state, session, req, pending, &amr).await {
+        Ok(done) => done,
+        Err(error) => return Ok(error.error_response()),
+    };
+    let redirect = done
+        .headers()
+        .get(header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("/")
+        .to_owned();
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "redirect": redirect })))
+}
 
 /// The request options for the pending user's passkeys; `Ok(None)` when the user has none.
 pub async fn start_for_user(

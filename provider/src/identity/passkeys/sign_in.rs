@@ -11,9 +11,10 @@ use webauthn_rs::prelude::{
 };
 
 use super::ceremony::{self, Purpose};
+use super::second_factor;
 use super::{PasskeyError, check_csrf, credential_key, parse_json, relying_party, user_handle};
 use crate::identity::login::client_address;
-use crate::identity::session::{self, Origin};
+use crate::identity::session::{self, NewLogin, Origin};
 use crate::metrics::LoginOutcome;
 use crate::pages::safe_next;
 use crate::state::AppState;
@@ -42,14 +43,17 @@ struct ModeQuery {
     mode: Option<String>,
 }
 
-/// Refuses a second-factor request here: it must never become a passwordless sign-in. Only the
-/// factor prompt, which holds the pending login, answers those (see [`super::second_factor`]).
-fn passwordless_only(req: &HttpRequest) -> Result<(), PasskeyError> {
+/// Whether the request is for the second factor after a password (`mode=factor`), handled by
+/// [`super::second_factor`]; any other mode is refused.
+fn is_factor_mode(req: &HttpRequest) -> Result<bool, PasskeyError> {
     let query = web::Query::<ModeQuery>::from_query(req.query_string())
         .map_err(|_| PasskeyError::BadRequest("The address has invalid parameters."))?;
     match query.mode.as_deref() {
-        None | Some("") => Ok(()),
-        Some(_) => Err(PasskeyError::NotPending),
+        None | Some("") => Ok(false),
+        Some("factor") => Ok(true),
+        Some(_) => Err(PasskeyError::BadRequest(
+            "The address has invalid parameters.",
+        )),
     }
 }
 
@@ -61,7 +65,9 @@ async fn options(
     session: Session,
 ) -> Result<HttpResponse, PasskeyError> {
     check_csrf(&req, &session)?;
-    passwordless_only(&req)?;
+    if is_factor_mode(&req)? {
+        return second_factor::options(&state, &session).await;
+    }
     let rp = relying_party(&state.settings)?;
     let (mut options, authentication) = rp
         .start_discoverable_authentication()
@@ -111,8 +117,10 @@ async fn finish(
     body: web::Bytes,
 ) -> Result<HttpResponse, PasskeyError> {
     check_csrf(&req, &session)?;
-    passwordless_only(&req)?;
     let body: FinishBody = parse_json(&body)?;
+    if is_factor_mode(&req)? {
+        return second_factor::finish(&req, &state, &session, &body).await;
+    }
     let now = unix_now();
     let (authentication, issued_at): (DiscoverableAuthentication, i64) =
         ceremony::take(&session, &Purpose::SignIn, now)?;
@@ -182,31 +190,27 @@ async fn finish(
         .with_address(&address)
         .with_detail("passkey");
     let (passkey_id, user_id) = (row.id.clone(), user.id.clone());
-    let logged_in = session::log_in_with(
-        &state,
-        &session,
-        &user.id,
-        now,
-        Origin::of(&req, address),
-        &amr,
-        move |conn| {
-            if !passkeys::record_use(conn, &passkey_id, &passkey_json, issued_at, now)? {
-                return Err(AlreadyUsed.into());
-            }
-            attempt.succeeded(conn)?;
-            users::touch_last_login(conn, &user_id)?;
-            audit::record(conn, &sign_in)?;
-            audit::record(conn, &factor)?;
-            Ok(())
-        },
-    )
-    .await;
-    if let Err(error) = logged_in {
-        if error.is::<AlreadyUsed>() {
-            state.metrics.login(LoginOutcome::Failed);
-            return Err(PasskeyError::Refused);
+    let login = NewLogin {
+        user_id: user.id.clone(),
+        auth_time: now,
+        amr: amr.iter().map(|m| (*m).to_owned()).collect(),
+        origin: Origin::of(&req, address),
+    };
+    let logged_in = session::log_in_with(&state, &session, login, move |conn| {
+        // Declined (no session) when the passkey was used since the ceremony was issued.
+        if !passkeys::record_use(conn, &passkey_id, &passkey_json, issued_at, now)? {
+            return Ok(None);
         }
-        return Err(PasskeyError::Unexpected(error));
+        attempt.succeeded(conn)?;
+        users::touch_last_login(conn, &user_id)?;
+        audit::record(conn, &sign_in)?;
+        audit::record(conn, &factor)?;
+        Ok(Some(()))
+    })
+    .await?;
+    if logged_in.is_none() {
+        state.metrics.login(LoginOutcome::Failed);
+        return Err(PasskeyError::Refused);
     }
     state.metrics.login(LoginOutcome::Succeeded);
     tracing::info!(user = %user.username, "signed in with a passkey");

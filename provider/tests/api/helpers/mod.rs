@@ -7,6 +7,7 @@
 
 mod authenticator;
 mod browser;
+pub mod factors;
 mod pages;
 // The throwaway cluster of the test kit, included rather than depended on: the test kit
 // depends on this crate, and these tests need only this module of it.
@@ -32,7 +33,7 @@ use tempfile::TempDir;
 use url::Url;
 
 pub use authenticator::SoftAuthenticator;
-pub use browser::{Browser, Consent};
+pub use browser::{Browser, Consent, Outcome};
 pub use pages::{csrf_token, element_text, hidden_fields, input_value, page_text, without_csrf};
 
 pub const ADMIN_USERNAME: &str = "admin";

@@ -263,9 +263,10 @@ async fn a_registered_passkey_signs_in_without_a_password() {
         1,
         "{kinds:?}"
     );
+    // One for the password login before the registration, one per passkey sign-in.
     assert_eq!(
         kinds.iter().filter(|k| *k == "sign_in").count(),
-        2,
+        3,
         "{kinds:?}"
     );
     assert_eq!(

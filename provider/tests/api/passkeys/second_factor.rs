@@ -183,24 +183,80 @@ async fn a_second_factor_is_one_of_the_pending_users_passkeys_used_once() {
 }
 
 #[tokio::test]
-async fn the_passwordless_endpoints_refuse_the_second_factor_mode() {
+async fn without_a_pending_login_the_factor_mode_is_refused() {
     let app = spawn().await;
     let browser = app.user_browser().await;
     let csrf = browser.csrf_token("/login").await;
-    for path in [
-        "/login/passkey/options?mode=factor",
-        "/login/passkey/finish?mode=factor",
-    ] {
-        let response = browser
+    let response = browser
+        .client
+        .post(format!(
+            "{}/login/passkey/options?mode=factor",
+            browser.base
+        ))
+        .header("x-csrf-token", &csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    let page = browser.get("/login/passkey?mode=factor").await;
+    assert_eq!(page.status(), 303);
+    let response = browser
+        .client
+        .post(format!("{}/login/passkey/options?mode=other", browser.base))
+        .header("x-csrf-token", &csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+}
+
+#[tokio::test]
+async fn a_password_then_a_passkey_signs_in_with_both() {
+    let app = spawn().await;
+    let mut key = SoftAuthenticator::new(app.issuer());
+    register(&app.user_browser().await, &mut key).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+
+    let browser = app.new_browser();
+    let response = browser
+        .login_next("alice", "alice-password-123", Some("/done"))
+        .await;
+    assert_eq!(response.status(), 303);
+    assert_eq!(crate::helpers::location(&response), "/login/factor");
+    let (status, html) = browser.get_html("/login/passkey?mode=factor").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("data-passkey=\"factor\""), "{html}");
+    let csrf = browser.csrf_token("/login").await;
+    let post = |path: &str, body: String| {
+        browser
             .client
             .post(format!("{}{path}", browser.base))
-            .header("x-csrf-token", &csrf)
-            .body("{}")
+            .header("x-csrf-token", csrf.clone())
+            .header("content-type", "application/json")
+            .body(body)
             .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 404, "{path}");
-    }
+    };
+    let options: Value = post("/login/passkey/options?mode=factor", String::new())
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let body = finish_body(&key.assert(&options, 0), Some("cross-platform"));
+    let response = post("/login/passkey/finish?mode=factor", body)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let done: Value = response.json().await.unwrap();
+    assert_eq!(done["redirect"], "/done");
+    let alice = user_id(&app, "alice");
+    let mut conn = app.state.db.conn().unwrap();
+    let amrs: Vec<String> = provider::storage::schema::sessions::table
+        .filter(provider::storage::schema::sessions::user_id.eq(&alice))
+        .select(provider::storage::schema::sessions::amr)
+        .load(&mut *conn)
+        .unwrap();
+    assert!(amrs.contains(&"pwd hwk mfa".to_owned()), "{amrs:?}");
 }
 
 #[tokio::test]

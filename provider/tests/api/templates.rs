@@ -87,7 +87,7 @@ fn sample(name: &str) -> Option<serde_json::Value> {
             {"kid": "k3", "alg": "ES256", "status": "retired", "created": "x", "rotated": "y", "retired": "z"}
         ]}),
         "account/passkeys.html" => {
-            json!({"csrf_token": "tok", "username": "alice", "can_add": true,
+            json!({"frame": account_frame(), "can_add": true,
                 "message": "Your passkey was added.", "passkeys": [
                 {"id": "cred", "name": "Laptop", "created_at": "x", "last_used_at": null},
                 {"id": "cred2", "name": "Key", "created_at": "x", "last_used_at": "y"}

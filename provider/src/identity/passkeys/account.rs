@@ -11,6 +11,7 @@ use webauthn_rs::prelude::{
 
 use super::ceremony::{self, Purpose};
 use super::{PasskeyError, check_csrf, credential_key, parse_json, relying_party, user_handle};
+use crate::account::{Account, Frame};
 use crate::identity::login::{see_other, signed_in_user};
 use crate::pages::{csrf, error_page, render};
 use crate::state::AppState;
@@ -44,12 +45,11 @@ struct PasskeyItem {
 }
 
 #[derive(Serialize)]
-struct Page<'a> {
-    csrf_token: String,
-    username: &'a str,
+struct Page {
+    frame: Frame,
     passkeys: Vec<PasskeyItem>,
     can_add: bool,
-    message: Option<&'a str>,
+    message: Option<&'static str>,
 }
 
 fn format_time(at: i64) -> String {
@@ -73,24 +73,21 @@ struct PageQuery {
     done: Option<String>,
 }
 
-/// `GET /account/passkeys`.
+/// `GET /account/passkeys`, in the account pages' frame (signed-out visitors are sent to log
+/// in first by the `Account` extractor).
 async fn page(
     state: web::Data<AppState>,
-    session: Session,
+    account: Account,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, PasskeyError> {
-    let Some(user) = signed_in_user(&state, &session).await? else {
-        return Ok(see_other("/login?next=%2Faccount%2Fpasskeys"));
-    };
-    let user_id = user.id.clone();
+    let user_id = account.user.id.clone();
     let rows = state
         .db
         .run(move |conn| passkeys::list_for_user(conn, &user_id).map_err(PasskeyError::from))
         .await?;
     let can_add = i64::try_from(rows.len()).unwrap_or(i64::MAX) < passkeys::MAX_PER_USER;
     let page = Page {
-        csrf_token: csrf::token(&session),
-        username: &user.username,
+        frame: account.frame("passkeys"),
         passkeys: rows
             .into_iter()
             .map(|row| PasskeyItem {

@@ -1,6 +1,7 @@
 //! Passkeys in a real headless Chromium with a virtual authenticator: a user signs in with a
 //! password, registers a passkey on `/account/passkeys`, signs out, and signs in again with the
-//! passkey alone; the new session's `amr` says how. Once with a roaming security key (`hwk`)
+//! passkey alone, then with the password and the passkey as second factor; each session's
+//! `amr` says how. Once with a roaming security key (`hwk`)
 //! and once with the device's own authenticator (`swk`).
 //!
 //! WebAuthn needs a secure context and a domain name as relying-party id: the provider's issuer
@@ -48,17 +49,8 @@ async fn passkey_registration_and_passwordless_sign_in() {
     ] {
         let name = format!("passkey_{transport:?}").to_lowercase();
         let session = driver.session().await.expect("a browser session");
-        let outcome = register_and_sign_in(&driver, &session, &provider, transport).await;
-        let outcome = match outcome {
-            Ok(()) => newest_amr(&provider).await.and_then(|amr| {
-                ensure!(
-                    amr == expected_amr,
-                    "the passkey login's amr is {amr:?}, expected {expected_amr:?}"
-                );
-                Ok(())
-            }),
-            Err(error) => Err(error),
-        };
+        let outcome =
+            register_and_sign_in(&driver, &session, &provider, transport, expected_amr).await;
         if let Err(error) = outcome {
             let saved = session.save_artifacts(&artifacts_dir(), &name).await;
             failures.push(format!("{name}: {error:#}\n    artifacts: {saved:?}"));
@@ -82,6 +74,7 @@ async fn register_and_sign_in(
     session: &Session,
     provider: &TestProvider,
     transport: Transport,
+    expected_amr: &str,
 ) -> anyhow::Result<()> {
     let authenticator = VirtualAuthenticator::add(driver, session, transport).await?;
     let user = &provider.user;
@@ -121,6 +114,36 @@ async fn register_and_sign_in(
         .wait_for_text(&format!("You are signed in as {}", user.username))
         .await
         .context("signed in with the passkey")?;
+    let amr = newest_amr(provider).await?;
+    ensure!(
+        amr == expected_amr,
+        "the passkey login's amr is {amr:?}, expected {expected_amr:?}"
+    );
+
+    // With a passkey registered, a password login asks for it as the second factor.
+    session.goto(&localhost(provider, "/logout")).await?;
+    session.click_button("Sign out").await?;
+    session.wait_for_path("/login").await?;
+    session.fill("username", &user.username).await?;
+    session
+        .fill("password", &format!("{}\u{E007}", user.password))
+        .await?;
+    session.wait_for_path("/login/factor").await?;
+    session.wait_for("#use-passkey").await?.click().await?;
+    session.wait_for_path("/login/passkey").await?;
+    session.click_button("Use a passkey").await?;
+    session.wait_for_path("/").await?;
+    session
+        .wait_for_text(&format!("You are signed in as {}", user.username))
+        .await
+        .context("signed in with a password and the passkey")?;
+    let amr = newest_amr(provider).await?;
+    let both = format!("pwd {expected_amr}");
+    ensure!(
+        amr == both,
+        "the password and passkey login's amr is {amr:?}, expected {both:?}"
+    );
+
     session
         .goto(&localhost(provider, "/account/passkeys"))
         .await?;

@@ -23,11 +23,12 @@ use crate::pages::{Templates, error_page};
 use crate::state::AppState;
 use crate::storage::Db;
 
-/// The security headers every response carries (handlers may set stricter ones). No inline
-/// scripts exist, styles are inline in the layout, and no page may be framed. There is no
+/// The security headers every response carries (handlers may set stricter ones). Scripts come
+/// only from this origin (the passkey ceremonies; no inline script exists) and may only talk
+/// back to it, styles are inline in the layout, and no page may be framed. There is no
 /// `form-action`: browsers apply it to the redirect that follows a form post, which would
 /// block the consent form's redirect back to the application.
-pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; base-uri 'none'; frame-ancestors 'none'";
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; img-src 'self' data:; base-uri 'none'; frame-ancestors 'none'";
 
 /// Largest request body read. Above the forms' own limits (64 KiB for pages, 16 KiB for the
 /// OAuth endpoints), so that those keep answering their own errors; beyond it, 413.
@@ -284,6 +285,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(crate::health::healthz)
         .route("/", web::get().to(crate::pages::home::home))
         .configure(crate::identity::login::configure)
+        .configure(crate::identity::passkeys::configure)
         .configure(crate::identity::factor::configure)
         .configure(crate::identity::security::configure)
         .configure(crate::admin::configure)

@@ -14,6 +14,7 @@ pub mod grants;
 pub mod login_throttle;
 pub mod logout_deliveries;
 pub mod metrics;
+pub mod passkeys;
 pub mod postgres;
 pub mod recovery_codes;
 pub mod schema;

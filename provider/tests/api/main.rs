@@ -17,6 +17,7 @@ mod http_limits;
 mod login;
 mod login_throttle;
 mod metrics;
+mod passkeys;
 mod storage;
 mod sweep;
 mod templates;

@@ -86,6 +86,15 @@ fn sample(name: &str) -> Option<serde_json::Value> {
             {"kid": "k2", "alg": "RS256", "status": "published", "created": "x", "rotated": "y", "retired": null},
             {"kid": "k3", "alg": "ES256", "status": "retired", "created": "x", "rotated": "y", "retired": "z"}
         ]}),
+        "account/passkeys.html" => {
+            json!({"frame": account_frame(), "can_add": true,
+                "message": "Your passkey was added.", "passkeys": [
+                {"id": "cred", "name": "Laptop", "created_at": "x", "last_used_at": null},
+                {"id": "cred2", "name": "Key", "created_at": "x", "last_used_at": "y"}
+            ]})
+        }
+        "passkey_sign_in.html" => json!({"csrf_token": "tok", "next": "/"}),
+        "passkey_factor.html" => json!({"csrf_token": "tok", "username": "alice"}),
         "account/layout.html" => json!({"frame": account_frame()}),
         "account/profile.html" => {
             json!({"frame": account_frame(), "username": "alice", "email_verified": false,

@@ -3,6 +3,8 @@
 
 mod browser;
 mod http_flow;
+mod passkeys;
 mod replicas;
 mod second_factor;
+mod virtual_authenticator;
 mod webdriver;

@@ -146,6 +146,11 @@ impl Driver {
         })
     }
 
+    /// Where chromedriver listens, `http://127.0.0.1:{port}`, for commands fantoccini lacks.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
     /// Stops chromedriver (and with it any browser left over).
     pub async fn stop(mut self) {
         let _ = self.child.kill().await;

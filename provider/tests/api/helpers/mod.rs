@@ -5,6 +5,7 @@
 // Shared by every module of this binary; not each uses every helper.
 #![allow(dead_code)]
 
+mod authenticator;
 mod browser;
 pub mod factors;
 mod pages;
@@ -31,6 +32,7 @@ use sha2::Digest as _;
 use tempfile::TempDir;
 use url::Url;
 
+pub use authenticator::SoftAuthenticator;
 pub use browser::{Browser, Consent, Outcome};
 pub use pages::{csrf_token, element_text, hidden_fields, input_value, page_text, without_csrf};
 

@@ -226,6 +226,10 @@ fn start_fresh(
     session.renew();
     store_forced_logins(session, forced)?;
     session.insert(SESSION_SECRET_KEY, secret)?;
+    // The new session's CSRF token is made now, not by the first page that needs one: pages
+    // opened at once right after signing in would each make their own, and all but the last
+    // one's forms would be refused.
+    crate::pages::csrf::token(session);
     Ok(previous)
 }
 
@@ -345,6 +349,7 @@ where
         session.renew();
         store_forced_logins(session, forced)?;
         session.insert(SESSION_SECRET_KEY, secret)?;
+        crate::pages::csrf::token(session);
     }
     Ok(outcome)
 }

@@ -143,14 +143,28 @@ impl Target {
 }
 
 fn sqlite_settings(conn: &mut SqliteConnection) -> Result<(), diesel::result::Error> {
-    // busy_timeout first, so that switching to WAL also waits instead of failing.
     conn.batch_execute(&format!(
-        "PRAGMA busy_timeout = {};
-         PRAGMA journal_mode = WAL;
-         PRAGMA synchronous = NORMAL;
-         PRAGMA foreign_keys = ON;",
+        "PRAGMA busy_timeout = {};",
         BUSY_TIMEOUT.as_millis()
-    ))
+    ))?;
+    // Switching a new file to WAL can fail at once with "database is locked" while another
+    // process switches it too (SQLite does not wait on the busy handler there): retry for as
+    // long as a busy write would wait.
+    let started = std::time::Instant::now();
+    loop {
+        match conn.batch_execute("PRAGMA journal_mode = WAL;") {
+            Err(diesel::result::Error::DatabaseError(_, info))
+                if info.message().contains("locked") && started.elapsed() < BUSY_TIMEOUT =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => break other?,
+        }
+    }
+    conn.batch_execute(
+        "PRAGMA synchronous = NORMAL;
+         PRAGMA foreign_keys = ON;",
+    )
 }
 
 /// Opens [`Conn`]s of one [`Target`] for the pool; a broken connection (a PostgreSQL server

@@ -12,6 +12,7 @@ use oidc_core::unix_now;
 
 use crate::config::CookieSecret;
 use crate::state::AppState;
+use crate::storage::audit;
 use crate::storage::sessions::{self, SessionRow};
 use crate::storage::{StorageError, new_id};
 
@@ -360,9 +361,15 @@ pub async fn log_out(state: &AppState, session: &Session) -> Result<(), StorageE
         state
             .db
             .write(move |conn| {
-                sessions::end(conn, &id_hash, unix_now())
-                    .map(|_| ())
-                    .map_err(StorageError::from)
+                let at = unix_now();
+                if let Some(ended) = sessions::end(conn, &id_hash, at)? {
+                    let mut event =
+                        audit::Event::new(audit::Kind::SessionEnded, audit::Outcome::Succeeded)
+                            .with_detail("signed out");
+                    event.user_id = Some(ended.user_id.clone());
+                    audit::record_at(conn, &event, at)?;
+                }
+                Ok::<_, StorageError>(())
             })
             .await?;
     }

@@ -17,6 +17,7 @@ use oidc_core::unix_now;
 use crate::identity::factor::{self, PendingLogin};
 use crate::identity::session::{self, Login, current_login};
 use crate::state::AppState;
+use crate::storage::audit;
 use crate::storage::grants::{self, AuthorizationCodeRow, Grant};
 use crate::storage::{new_id, totp, users};
 
@@ -292,15 +293,15 @@ pub(super) async fn issue_code(
                 None => {
                     // The consent form may be posted long after it was shown: the account must
                     // still be usable, or nothing is issued or remembered.
-                    if !user.is_some_and(|u| u.is_active) {
+                    let Some(user) = user.filter(|u| u.is_active) else {
                         return Ok(Some(Issue::NoUser));
-                    }
+                    };
                     // Remember everything agreed to so far, so a narrower request asks nothing.
                     let mut agreed = scope;
                     for s in previous.iter() {
                         agreed.insert(s.clone());
                     }
-                    remember = Some(agreed);
+                    remember = Some((agreed, user.username));
                 }
             }
             // A session ended meanwhile (logout elsewhere) takes no new grant with it.
@@ -309,8 +310,14 @@ pub(super) async fn issue_code(
             {
                 return Ok(Some(Issue::NoUser));
             }
-            if let Some(agreed) = remember {
+            if let Some((agreed, username)) = remember {
                 grants::upsert_consent(conn, &grant.user_id, &grant.client_id, &agreed, at)?;
+                let event =
+                    audit::Event::new(audit::Kind::ConsentGranted, audit::Outcome::Succeeded)
+                        .with_user(&grant.user_id, &username)
+                        .with_client(&grant.client_id)
+                        .with_detail(&agreed.to_string());
+                audit::record_at(conn, &event, at)?;
             }
             grants::insert_grant_with_code(conn, grant, row)?;
             Ok(None)

@@ -385,3 +385,35 @@ async fn a_factor_reset_needs_an_admin_the_csrf_token_and_the_confirmation() {
     let (error, _) = crate::sessions::prompt_none(&app, &browser).await;
     assert!(error.is_none(), "alice is still signed in");
 }
+
+#[tokio::test]
+async fn a_consent_given_and_a_sign_out_are_recorded_for_the_user() {
+    let app = spawn_app().await;
+    let alice = user_id(&app, USER_USERNAME);
+    let browser = app.new_browser();
+    app.code_for_alice(&browser).await;
+    let granted = events(&app, Kind::ConsentGranted);
+    assert_eq!(granted.len(), 1, "{granted:?}");
+    assert_eq!(granted[0].user_id.as_deref(), Some(alice.as_str()));
+    assert_eq!(granted[0].username, USER_USERNAME);
+    assert_eq!(granted[0].client_id.as_deref(), Some(CLIENT_ID));
+    assert!(
+        granted[0].detail.contains("openid"),
+        "{}",
+        granted[0].detail
+    );
+    // A second flow with the consent remembered asks nothing and records nothing.
+    app.code_for_alice(&browser).await;
+    assert_eq!(events(&app, Kind::ConsentGranted).len(), 1);
+
+    assert!(events(&app, Kind::SessionEnded).is_empty());
+    let token = browser.csrf_token("/logout").await;
+    let response = browser
+        .post_form("/logout", &[("csrf_token", token.as_str())])
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let ended = events(&app, Kind::SessionEnded);
+    assert_eq!(ended.len(), 1, "{ended:?}");
+    assert_eq!(ended[0].user_id.as_deref(), Some(alice.as_str()));
+    assert_eq!(ended[0].detail, "signed out");
+}
